@@ -1,0 +1,180 @@
+//! One typed configuration, read once from flags and `NOVA_*` environment variables.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `NOVA_GRPC_ADDR` | `127.0.0.1:50051` | gRPC listen address |
+//! | `NOVA_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/nova` | PostgreSQL |
+//! | `NOVA_DB_POOL_SIZE` | `16` | PostgreSQL connections per process |
+//! | `NOVA_SERVICE_TOKEN` | (required) | token callers send as `authorization: Bearer …`; several may be given comma-separated, for rotation |
+//! | `NOVA_RTMP_URL` | `rtmp://127.0.0.1:1935/live` | RTMP ingest address handed to broadcasters |
+//! | `NOVA_SHUTDOWN_GRACE` | `10s` | how long in-flight calls may finish on shutdown |
+//! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
+//! | `RUST_LOG` | `info` | log filter |
+
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+
+use clap::Parser;
+
+/// Control-plane configuration; see the module docs for every variable.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "nova-control-plane", version, about = "Nova Streaming control plane (gRPC)")]
+pub struct Config {
+    /// gRPC listen address.
+    #[arg(long, env = "NOVA_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+    /// PostgreSQL connection URL.
+    #[arg(
+        long,
+        env = "NOVA_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/nova",
+        hide_env_values = true
+    )]
+    pub database_url: Secret,
+    /// PostgreSQL connections per process.
+    #[arg(long, env = "NOVA_DB_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_pool_size: u32,
+    /// Accepted service tokens, comma-separated; each at least 16 characters.
+    #[arg(long, env = "NOVA_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Secret,
+    /// RTMP ingest address given to broadcasters (the key is appended as the last segment).
+    #[arg(long, env = "NOVA_RTMP_URL", default_value = "rtmp://127.0.0.1:1935/live")]
+    pub rtmp_url: String,
+    /// Grace period for in-flight calls on shutdown, e.g. `10s`, `500ms`.
+    #[arg(long, env = "NOVA_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Log format.
+    #[arg(long, env = "NOVA_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// A string that never shows up in `Debug` output or logs.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Returns the secret value; call it only where the value is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl Config {
+    /// Reads flags and environment, then checks what clap cannot. Errors name the
+    /// variable and never echo a secret.
+    pub fn load() -> Result<Self, String> {
+        let config = Self::try_parse().map_err(|e| e.to_string())?;
+        config.service_tokens()?;
+        Ok(config)
+    }
+
+    /// Returns the accepted service tokens, or why `NOVA_SERVICE_TOKEN` is unusable.
+    pub fn service_tokens(&self) -> Result<Vec<Secret>, String> {
+        parse_tokens(self.service_token.expose())
+    }
+}
+
+/// Output format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Shortest accepted service token.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+fn parse_tokens(raw: &str) -> Result<Vec<Secret>, String> {
+    let tokens: Vec<Secret> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(Secret::from)
+        .collect();
+    if tokens.is_empty() {
+        return Err("NOVA_SERVICE_TOKEN: no token given".into());
+    }
+    if tokens.iter().any(|t| t.expose().len() < MIN_TOKEN_LEN) {
+        return Err(format!(
+            "NOVA_SERVICE_TOKEN: every token needs at least {MIN_TOKEN_LEN} characters"
+        ));
+    }
+    Ok(tokens)
+}
+
+/// Parses `250ms`, `10s`, `5m` or a bare number of seconds.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => raw.split_at(i),
+        None => (raw, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a duration like 250ms, 10s or 5m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("`{raw}`: unit must be ms, s or m")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("10h").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn short_or_missing_tokens_are_refused_without_echoing_them() {
+        let err = parse_tokens("short").unwrap_err();
+        assert!(!err.contains("short"), "error must not echo the token: {err}");
+        assert!(parse_tokens(" , ").is_err());
+        let ok = parse_tokens("aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb").unwrap();
+        assert_eq!(ok.len(), 2);
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let config = Config::try_parse_from([
+            "nova-control-plane",
+            "--service-token",
+            "super-secret-token-123",
+            "--database-url",
+            "postgres://u:pw@127.0.0.1/db",
+        ])
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("super-secret-token-123"), "{shown}");
+        assert!(!shown.contains("pw@"), "{shown}");
+    }
+}

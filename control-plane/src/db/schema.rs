@@ -1,0 +1,60 @@
+//! Diesel table definitions, kept in step with `migrations/` by hand.
+
+diesel::table! {
+    /// Broadcast slots; see `migrations/*_streams/up.sql`.
+    streams (id) {
+        /// Public id (UUIDv7).
+        id -> Uuid,
+        /// Owning principal.
+        owner -> Text,
+        /// Title.
+        title -> Text,
+        /// `pending`, `active`, `interrupted` or `completed`.
+        status -> Text,
+        /// SHA-256 of the stream key.
+        key_hash -> Bytea,
+        /// When the key was issued.
+        key_issued_at -> Timestamptz,
+        /// Creation time.
+        created_at -> Timestamptz,
+        /// Last change.
+        updated_at -> Timestamptz,
+        /// First publish.
+        started_at -> Nullable<Timestamptz>,
+        /// Completion.
+        ended_at -> Nullable<Timestamptz>,
+        /// End of the reconnect window while interrupted.
+        reconnect_deadline -> Nullable<Timestamptz>,
+        /// Ingest node holding the broadcast.
+        ingest_node -> Nullable<Text>,
+        /// Last callback from the ingest node.
+        last_ingest_at -> Nullable<Timestamptz>,
+        /// HLS media playlist URL.
+        hls_url -> Nullable<Text>,
+        /// DASH manifest URL.
+        dash_url -> Nullable<Text>,
+        /// HLS master playlist URL (ABR).
+        hls_master_url -> Nullable<Text>,
+        /// Latest ingest health as JSON.
+        ingest_health -> Nullable<Jsonb>,
+    }
+}
+
+diesel::table! {
+    /// Durable lifecycle event log.
+    stream_events (id) {
+        /// Position in the log; the resume cursor.
+        id -> Int8,
+        /// Stream the event belongs to.
+        stream_id -> Uuid,
+        /// Event kind, e.g. `stream_ended`.
+        kind -> Text,
+        /// Event fields as JSON.
+        payload -> Jsonb,
+        /// When it happened.
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(stream_events -> streams (stream_id));
+diesel::allow_tables_to_appear_in_same_query!(streams, stream_events);

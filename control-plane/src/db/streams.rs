@@ -1,0 +1,159 @@
+//! Queries on the `streams` table.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::schema::streams;
+
+/// One row of `streams`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = streams, check_for_backend(diesel::pg::Pg))]
+pub struct StreamRow {
+    /// Public id.
+    pub id: Uuid,
+    /// Owning principal.
+    pub owner: String,
+    /// Title.
+    pub title: String,
+    /// Lifecycle state as stored (`pending`, `active`, `interrupted`, `completed`).
+    pub status: String,
+    /// SHA-256 of the current stream key.
+    pub key_hash: Vec<u8>,
+    /// When the key was issued.
+    pub key_issued_at: DateTime<Utc>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// First publish.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Completion.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// End of the reconnect window.
+    pub reconnect_deadline: Option<DateTime<Utc>>,
+    /// Ingest node holding the broadcast.
+    pub ingest_node: Option<String>,
+    /// Last ingest callback.
+    pub last_ingest_at: Option<DateTime<Utc>>,
+    /// HLS media playlist URL.
+    pub hls_url: Option<String>,
+    /// DASH manifest URL.
+    pub dash_url: Option<String>,
+    /// HLS master playlist URL.
+    pub hls_master_url: Option<String>,
+    /// Latest ingest health.
+    pub ingest_health: Option<serde_json::Value>,
+}
+
+/// Fields of a stream being created.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = streams)]
+pub struct NewStream<'a> {
+    /// Public id (UUIDv7).
+    pub id: Uuid,
+    /// Owning principal.
+    pub owner: &'a str,
+    /// Title.
+    pub title: &'a str,
+    /// SHA-256 of the stream key.
+    pub key_hash: &'a [u8],
+}
+
+/// Which streams a listing returns.
+#[derive(Debug, Default)]
+pub struct ListFilter<'a> {
+    /// Stored status values to keep; empty keeps all.
+    pub statuses: Vec<&'static str>,
+    /// Owner to keep; `None` keeps all.
+    pub owner: Option<&'a str>,
+    /// Keyset cursor: only ids strictly below this one.
+    pub before_id: Option<Uuid>,
+    /// Maximum rows.
+    pub limit: i64,
+}
+
+/// Inserts a stream and returns the stored row.
+pub async fn insert(conn: &mut AsyncPgConnection, new: &NewStream<'_>) -> QueryResult<StreamRow> {
+    diesel::insert_into(streams::table)
+        .values(new)
+        .returning(StreamRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Returns the stream with this id, if any.
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<StreamRow>> {
+    streams::table
+        .find(id)
+        .select(StreamRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Returns the stream with this id and locks its row until the transaction ends.
+pub async fn find_for_update(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> QueryResult<Option<StreamRow>> {
+    streams::table
+        .find(id)
+        .select(StreamRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Returns a page of streams, newest first.
+pub async fn list(conn: &mut AsyncPgConnection, filter: &ListFilter<'_>) -> QueryResult<Vec<StreamRow>> {
+    let mut query = streams::table.select(StreamRow::as_select()).into_boxed();
+    if !filter.statuses.is_empty() {
+        query = query.filter(streams::status.eq_any(filter.statuses.clone()));
+    }
+    if let Some(owner) = filter.owner {
+        query = query.filter(streams::owner.eq(owner));
+    }
+    if let Some(before) = filter.before_id {
+        query = query.filter(streams::id.lt(before));
+    }
+    query
+        .order(streams::id.desc())
+        .limit(filter.limit)
+        .load(conn)
+        .await
+}
+
+/// Marks a stream completed now and returns the updated row.
+pub async fn complete(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<StreamRow> {
+    diesel::update(streams::table.find(id))
+        .set((
+            streams::status.eq("completed"),
+            streams::ended_at.eq(diesel::dsl::now),
+            streams::updated_at.eq(diesel::dsl::now),
+            streams::reconnect_deadline.eq(None::<DateTime<Utc>>),
+            streams::ingest_node.eq(None::<String>),
+        ))
+        .returning(StreamRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Replaces the stream key hash and returns the updated row.
+pub async fn replace_key(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    key_hash: &[u8],
+) -> QueryResult<StreamRow> {
+    diesel::update(streams::table.find(id))
+        .set((
+            streams::key_hash.eq(key_hash),
+            streams::key_issued_at.eq(diesel::dsl::now),
+            streams::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(StreamRow::as_returning())
+        .get_result(conn)
+        .await
+}

@@ -1,0 +1,60 @@
+//! Conversions from stored rows to protos.
+
+use chrono::{DateTime, Utc};
+use nova_proto::v1;
+
+use crate::{db::streams::StreamRow, grpc::name::stream_name, service::StreamStatus};
+
+/// Converts a timestamp to its proto form.
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// Converts a lifecycle state to its proto enum.
+pub fn status_to_proto(status: StreamStatus) -> v1::StreamStatus {
+    match status {
+        StreamStatus::Pending => v1::StreamStatus::Pending,
+        StreamStatus::Active => v1::StreamStatus::Active,
+        StreamStatus::Interrupted => v1::StreamStatus::Interrupted,
+        StreamStatus::Completed => v1::StreamStatus::Completed,
+    }
+}
+
+/// Converts a proto enum value to a lifecycle state; `None` for UNSPECIFIED or unknown.
+pub fn status_from_proto(raw: i32) -> Option<StreamStatus> {
+    match v1::StreamStatus::try_from(raw).ok()? {
+        v1::StreamStatus::Unspecified => None,
+        v1::StreamStatus::Pending => Some(StreamStatus::Pending),
+        v1::StreamStatus::Active => Some(StreamStatus::Active),
+        v1::StreamStatus::Interrupted => Some(StreamStatus::Interrupted),
+        v1::StreamStatus::Completed => Some(StreamStatus::Completed),
+    }
+}
+
+/// Converts a stored stream to its proto. Never carries the key or its hash.
+pub fn stream_to_proto(row: &StreamRow) -> v1::Stream {
+    let playback = row.hls_url.as_ref().map(|hls| v1::PlaybackUrls {
+        hls_url: hls.clone(),
+        dash_url: row.dash_url.clone().unwrap_or_default(),
+        hls_master_url: row.hls_master_url.clone().unwrap_or_default(),
+    });
+    v1::Stream {
+        name: stream_name(row.id),
+        stream_id: row.id.to_string(),
+        owner: row.owner.clone(),
+        title: row.title.clone(),
+        status: status_to_proto(StreamStatus::from_db(&row.status)).into(),
+        create_time: Some(timestamp(row.created_at)),
+        update_time: Some(timestamp(row.updated_at)),
+        start_time: row.started_at.map(timestamp),
+        end_time: row.ended_at.map(timestamp),
+        key_issue_time: Some(timestamp(row.key_issued_at)),
+        reconnect_deadline: row.reconnect_deadline.map(timestamp),
+        ingest_node: row.ingest_node.clone().unwrap_or_default(),
+        playback,
+        ingest_health: None,
+    }
+}

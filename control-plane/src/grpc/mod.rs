@@ -1,0 +1,72 @@
+//! Thin gRPC adapters: each turns requests into `service` calls and results into
+//! protos. `routes` assembles every service, health and reflection.
+
+pub mod convert;
+pub mod name;
+pub mod pending;
+pub mod stream_service;
+
+use nova_proto::v1::{
+    analytics_service_server::AnalyticsServiceServer, event_service_server::EventServiceServer,
+    ingest_service_server::IngestServiceServer, session_service_server::SessionServiceServer,
+    stream_service_server::StreamServiceServer,
+};
+use tonic::service::{Routes, interceptor::InterceptedService};
+use tonic_health::{
+    pb::health_server::{Health, HealthServer},
+    server::HealthReporter,
+};
+
+use crate::{auth::Authenticator, state::AppState};
+
+/// Fully-qualified names of the nova services, as health and reflection list them.
+pub const SERVICE_NAMES: [&str; 5] = [
+    "nova.streaming.v1.StreamService",
+    "nova.streaming.v1.IngestService",
+    "nova.streaming.v1.SessionService",
+    "nova.streaming.v1.AnalyticsService",
+    "nova.streaming.v1.EventService",
+];
+
+/// Builds the router: the nova services behind the token check, plus health and
+/// reflection (v1 and v1alpha, for older grpcurl) open to all.
+pub fn routes(state: &AppState, health: HealthServer<impl Health>) -> anyhow::Result<Routes> {
+    let auth = state.authenticator();
+    let mut routes = Routes::default();
+    routes = routes
+        .add_service(guarded(StreamServiceServer::new(stream_service::StreamApi::new(state)), &auth))
+        .add_service(guarded(IngestServiceServer::new(pending::Pending), &auth))
+        .add_service(guarded(SessionServiceServer::new(pending::Pending), &auth))
+        .add_service(guarded(AnalyticsServiceServer::new(pending::Pending), &auth))
+        .add_service(guarded(EventServiceServer::new(pending::Pending), &auth))
+        .add_service(health)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?);
+    Ok(routes)
+}
+
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(nova_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+fn guarded<S>(service: S, auth: &Authenticator) -> InterceptedService<S, Authenticator> {
+    InterceptedService::new(service, auth.clone())
+}
+
+/// Marks every nova service (and the server as a whole) SERVING.
+pub async fn mark_serving(reporter: &HealthReporter) {
+    reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    for name in SERVICE_NAMES {
+        reporter.set_service_status(name, tonic_health::ServingStatus::Serving).await;
+    }
+}
+
+/// Marks every nova service NOT_SERVING, first thing on shutdown.
+pub async fn mark_not_serving(reporter: &HealthReporter) {
+    reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+    for name in SERVICE_NAMES {
+        reporter.set_service_status(name, tonic_health::ServingStatus::NotServing).await;
+    }
+}

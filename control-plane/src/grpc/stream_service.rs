@@ -1,0 +1,125 @@
+//! `nova.streaming.v1.StreamService` over [`crate::service::streams`].
+
+use nova_proto::v1::{
+    self, CreateStreamRequest, CreateStreamResponse, EndStreamRequest, EndStreamResponse,
+    GetStreamRequest, GetStreamResponse, ListStreamsRequest, ListStreamsResponse,
+    RotateStreamKeyRequest, RotateStreamKeyResponse, stream_service_server::StreamService,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    auth::caller,
+    error::Error,
+    grpc::{
+        convert::{status_from_proto, stream_to_proto},
+        name::parse_stream_name,
+    },
+    service::streams::{ListQuery, Streams},
+    state::AppState,
+};
+
+/// gRPC face of the stream rules.
+pub struct StreamApi {
+    /// The rules.
+    streams: Streams,
+    /// RTMP ingest address handed out with new keys.
+    rtmp_url: String,
+}
+
+impl StreamApi {
+    /// Builds the service from the shared state.
+    pub fn new(state: &AppState) -> Self {
+        Self {
+            streams: state.streams().clone(),
+            rtmp_url: state.rtmp_url().to_owned(),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl StreamService for StreamApi {
+    async fn create_stream(
+        &self,
+        request: Request<CreateStreamRequest>,
+    ) -> Result<Response<CreateStreamResponse>, Status> {
+        let owner = caller(&request)?.principal()?;
+        let stream = request
+            .into_inner()
+            .stream
+            .ok_or_else(|| Error::invalid("stream", "is required"))?;
+        let (row, key) = self.streams.create(&owner, &stream.title).await?;
+        Ok(Response::new(CreateStreamResponse {
+            stream: Some(stream_to_proto(&row)),
+            stream_key: key.expose().to_owned(),
+            ingest_url: self.rtmp_url.clone(),
+        }))
+    }
+
+    async fn get_stream(
+        &self,
+        request: Request<GetStreamRequest>,
+    ) -> Result<Response<GetStreamResponse>, Status> {
+        let id = parse_stream_name("name", &request.get_ref().name)?;
+        let row = self.streams.get(id).await?;
+        Ok(Response::new(GetStreamResponse {
+            stream: Some(stream_to_proto(&row)),
+        }))
+    }
+
+    async fn list_streams(
+        &self,
+        request: Request<ListStreamsRequest>,
+    ) -> Result<Response<ListStreamsResponse>, Status> {
+        let req = request.into_inner();
+        let statuses = req
+            .statuses
+            .iter()
+            .map(|&raw| match v1::StreamStatus::try_from(raw) {
+                Ok(v1::StreamStatus::Unspecified) => Ok(None),
+                Ok(_) => Ok(status_from_proto(raw)),
+                Err(_) => Err(Error::invalid("statuses", format!("unknown status {raw}"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        let page = self
+            .streams
+            .list(&ListQuery {
+                statuses,
+                owner: Some(req.owner).filter(|o| !o.is_empty()),
+                page_size: req.page_size,
+                page_token: req.page_token,
+            })
+            .await?;
+        Ok(Response::new(ListStreamsResponse {
+            streams: page.streams.iter().map(stream_to_proto).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn end_stream(
+        &self,
+        request: Request<EndStreamRequest>,
+    ) -> Result<Response<EndStreamResponse>, Status> {
+        let principal = caller(&request)?.principal()?;
+        let id = parse_stream_name("name", &request.get_ref().name)?;
+        let row = self.streams.end(&principal, id).await?;
+        Ok(Response::new(EndStreamResponse {
+            stream: Some(stream_to_proto(&row)),
+        }))
+    }
+
+    async fn rotate_stream_key(
+        &self,
+        request: Request<RotateStreamKeyRequest>,
+    ) -> Result<Response<RotateStreamKeyResponse>, Status> {
+        let principal = caller(&request)?.principal()?;
+        let id = parse_stream_name("name", &request.get_ref().name)?;
+        let (row, key) = self.streams.rotate_key(&principal, id).await?;
+        Ok(Response::new(RotateStreamKeyResponse {
+            stream: Some(stream_to_proto(&row)),
+            stream_key: key.expose().to_owned(),
+        }))
+    }
+}

@@ -1,0 +1,21 @@
+//! Nova Streaming control plane: the tonic gRPC core.
+//!
+//! `grpc` adapts requests to the rules in `service`, which store state through `db`
+//! (diesel-async over PostgreSQL). `auth` checks the service token and names the
+//! calling principal; `error` maps every failure to a `tonic::Status` once. `server`
+//! wires it all and is what `main.rs` and the tests start.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod keys;
+pub mod server;
+pub mod service;
+pub mod shutdown;
+pub mod state;
+pub mod telemetry;
+
+pub use config::Config;
+pub use server::{ControlPlane, start};

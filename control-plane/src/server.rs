@@ -1,0 +1,79 @@
+//! Start-up and shutdown of the gRPC server: migrate, bind, serve, drain.
+
+use std::{net::SocketAddr, time::Duration};
+
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::{auth::Authenticator, config::Config, db, grpc, shutdown, state::AppState};
+
+/// A running control plane.
+pub struct ControlPlane {
+    /// Address the gRPC server listens on (useful when the config asked for port 0).
+    pub addr: SocketAddr,
+    /// Fires the shutdown.
+    trigger: shutdown::Trigger,
+    /// The serving task.
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Migrates the database, binds the listener and starts serving. Returns once the
+/// server accepts connections and reports SERVING.
+pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
+    let tokens = config
+        .service_tokens()
+        .map_err(|reason| anyhow::anyhow!("{reason}"))?;
+    let applied = db::migrate(config.database_url.expose()).await?;
+    tracing::info!(migrations.applied = applied, "database migrated");
+    let pool = db::connect(config.database_url.expose(), config.db_pool_size).await?;
+    let state = AppState::new(pool, Authenticator::new(&tokens), config.rtmp_url.clone());
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let routes = grpc::routes(&state, health)?;
+    let listener = TcpListener::bind(config.grpc_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (NOVA_GRPC_ADDR): {e}", config.grpc_addr))?;
+    let addr = listener.local_addr()?;
+    grpc::mark_serving(&reporter).await;
+
+    let (trigger, signal) = shutdown::channel();
+    let grace = config.shutdown_grace;
+    let task = tokio::spawn(async move {
+        let drained = signal.clone().wait();
+        let serve = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                signal.wait().await;
+                grpc::mark_not_serving(&reporter).await;
+                tracing::info!("shutting down: draining calls");
+            });
+        tokio::pin!(serve);
+        tokio::select! {
+            result = &mut serve => return result.map_err(Into::into),
+            () = drained => {}
+        }
+        match tokio::time::timeout(grace, serve).await {
+            Ok(result) => result.map_err(Into::into),
+            Err(_) => {
+                tracing::warn!(grace_s = grace.as_secs_f64(), "calls still open after the grace period; closing them");
+                Ok(())
+            }
+        }
+    });
+    tracing::info!(grpc.addr = %addr, "control plane serving");
+    Ok(ControlPlane {
+        addr,
+        trigger,
+        task,
+    })
+}
+
+impl ControlPlane {
+    /// Stops accepting calls, lets open ones finish within the grace period, and
+    /// returns the server's outcome.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.trigger.fire();
+        self.task.await?
+    }
+}

@@ -1,0 +1,55 @@
+//! The stream lifecycle states and how they are stored.
+
+/// Lifecycle state of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamStatus {
+    /// Created; nobody has published yet.
+    Pending,
+    /// A broadcaster is publishing.
+    Active,
+    /// The broadcaster left; the reconnect window is open.
+    Interrupted,
+    /// Ended for good.
+    Completed,
+}
+
+impl StreamStatus {
+    /// Every state, in lifecycle order.
+    pub const ALL: [Self; 4] = [
+        Self::Pending,
+        Self::Active,
+        Self::Interrupted,
+        Self::Completed,
+    ];
+
+    /// Returns the value stored in `streams.status`.
+    pub fn as_db(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Interrupted => "interrupted",
+            Self::Completed => "completed",
+        }
+    }
+
+    /// Parses a stored value; the table's CHECK constraint admits only these four, so
+    /// anything else is treated as `Completed` (the state that allows nothing).
+    pub fn from_db(raw: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_db() == raw)
+            .unwrap_or(Self::Completed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_values_round_trip() {
+        for status in StreamStatus::ALL {
+            assert_eq!(StreamStatus::from_db(status.as_db()), status);
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Stream rules: creation with a one-time key, reads, listing with keyset
+//! pagination, ending and key rotation by the owner only.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use diesel_async::AsyncConnection;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{
+    auth::Principal,
+    db::{
+        DbPool, events,
+        streams::{self, ListFilter, NewStream, StreamRow},
+    },
+    error::{Error, Result},
+    keys::StreamKey,
+    service::StreamStatus,
+};
+
+/// Longest accepted title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Page size when the caller gives none.
+pub const DEFAULT_PAGE_SIZE: i64 = 50;
+/// Largest page size.
+pub const MAX_PAGE_SIZE: i64 = 1000;
+
+/// What a listing asks for.
+#[derive(Debug, Default)]
+pub struct ListQuery {
+    /// States to keep; empty keeps all.
+    pub statuses: Vec<StreamStatus>,
+    /// Owner to keep.
+    pub owner: Option<String>,
+    /// Requested page size; 0 means the default.
+    pub page_size: i32,
+    /// Token from the previous page.
+    pub page_token: String,
+}
+
+/// One page of a listing.
+#[derive(Debug)]
+pub struct Page {
+    /// The streams, newest first.
+    pub streams: Vec<StreamRow>,
+    /// Token of the next page; empty on the last page.
+    pub next_page_token: String,
+}
+
+/// Stream operations over PostgreSQL.
+#[derive(Clone)]
+pub struct Streams {
+    /// Connection pool.
+    pool: DbPool,
+}
+
+impl Streams {
+    /// Builds the service over a pool.
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+
+    /// Creates a PENDING stream owned by `owner` and returns it with its new key.
+    pub async fn create(&self, owner: &Principal, title: &str) -> Result<(StreamRow, StreamKey)> {
+        let title = validate_title(title)?;
+        let key = StreamKey::generate();
+        let hash = key.hash();
+        let mut conn = self.pool.get().await?;
+        let row = streams::insert(
+            &mut conn,
+            &NewStream {
+                id: Uuid::now_v7(),
+                owner: owner.as_str(),
+                title,
+                key_hash: &hash.0,
+            },
+        )
+        .await?;
+        tracing::info!(stream.id = %row.id, stream.owner = owner.as_str(), "stream created");
+        Ok((row, key))
+    }
+
+    /// Returns one stream.
+    pub async fn get(&self, id: Uuid) -> Result<StreamRow> {
+        let mut conn = self.pool.get().await?;
+        streams::find(&mut conn, id)
+            .await?
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// Returns one page of streams, newest first.
+    pub async fn list(&self, query: &ListQuery) -> Result<Page> {
+        let limit = match i64::from(query.page_size) {
+            0 => DEFAULT_PAGE_SIZE,
+            n if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+            _ => {
+                return Err(Error::invalid(
+                    "page_size",
+                    format!("must be between 0 and {MAX_PAGE_SIZE}"),
+                ));
+            }
+        };
+        let mut statuses: Vec<&'static str> = query.statuses.iter().map(|s| s.as_db()).collect();
+        statuses.sort_unstable();
+        statuses.dedup();
+        if let Some(owner) = &query.owner {
+            Principal::parse(owner).map_err(|reason| Error::invalid("owner", reason))?;
+        }
+        let fingerprint = filter_fingerprint(&statuses, query.owner.as_deref());
+        let before_id = match query.page_token.as_str() {
+            "" => None,
+            token => Some(decode_page_token(token, fingerprint)?),
+        };
+        let filter = ListFilter {
+            statuses,
+            owner: query.owner.as_deref(),
+            before_id,
+            limit: limit + 1,
+        };
+        let mut conn = self.pool.get().await?;
+        let mut rows = streams::list(&mut conn, &filter).await?;
+        let next_page_token = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|last| encode_page_token(last.id, fingerprint))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Page {
+            streams: rows,
+            next_page_token,
+        })
+    }
+
+    /// Completes a stream on behalf of its owner; completing a completed stream is a
+    /// no-op that returns it. Writes `stream_ended` to the event log in the same
+    /// transaction.
+    pub async fn end(&self, caller: &Principal, id: Uuid) -> Result<StreamRow> {
+        let mut conn = self.pool.get().await?;
+        conn.transaction(async |conn| {
+            let row = streams::find_for_update(conn, id)
+                .await?
+                .ok_or_else(|| not_found(id))?;
+            ensure_owner(&row, caller)?;
+            if StreamStatus::from_db(&row.status) == StreamStatus::Completed {
+                return Ok(row);
+            }
+            let row = streams::complete(conn, id).await?;
+            events::append(
+                conn,
+                id,
+                "stream_ended",
+                json!({ "status": "completed", "reason": "ended_by_owner" }),
+            )
+            .await?;
+            tracing::info!(stream.id = %id, "stream ended by owner");
+            Ok(row)
+        })
+        .await
+    }
+
+    /// Issues a new key for a stream on behalf of its owner; the old key stops working
+    /// at once. Refused on completed streams.
+    pub async fn rotate_key(&self, caller: &Principal, id: Uuid) -> Result<(StreamRow, StreamKey)> {
+        let key = StreamKey::generate();
+        let hash = key.hash();
+        let mut conn = self.pool.get().await?;
+        let row = conn
+            .transaction(async |conn| {
+                let row = streams::find_for_update(conn, id)
+                    .await?
+                    .ok_or_else(|| not_found(id))?;
+                ensure_owner(&row, caller)?;
+                if StreamStatus::from_db(&row.status) == StreamStatus::Completed {
+                    return Err(Error::FailedPrecondition(
+                        "the stream is completed; create a new stream instead".into(),
+                    ));
+                }
+                Ok(streams::replace_key(conn, id, &hash.0).await?)
+            })
+            .await?;
+        tracing::info!(stream.id = %id, "stream key rotated");
+        Ok((row, key))
+    }
+}
+
+fn not_found(id: Uuid) -> Error {
+    Error::NotFound(format!("streams/{id}"))
+}
+
+fn ensure_owner(row: &StreamRow, caller: &Principal) -> Result<()> {
+    if row.owner == caller.as_str() {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied(
+            "only the owner of a stream may change it",
+        ))
+    }
+}
+
+/// Checks a title and returns it trimmed.
+pub fn validate_title(title: &str) -> Result<&str> {
+    let title = title.trim();
+    if title.is_empty() {
+        return Err(Error::invalid("stream.title", "must not be empty"));
+    }
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(Error::invalid(
+            "stream.title",
+            format!("must be at most {MAX_TITLE_CHARS} characters"),
+        ));
+    }
+    if title.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "stream.title",
+            "must not contain control characters",
+        ));
+    }
+    Ok(title)
+}
+
+/// Eight bytes identifying a filter, so a token is not reused with other filters.
+fn filter_fingerprint(statuses: &[&str], owner: Option<&str>) -> [u8; 8] {
+    let mut hasher = Sha256::new();
+    for status in statuses {
+        hasher.update(status.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.update([1]);
+    hasher.update(owner.unwrap_or_default().as_bytes());
+    let digest = hasher.finalize();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&digest[..8]);
+    out
+}
+
+fn encode_page_token(last_id: Uuid, fingerprint: [u8; 8]) -> String {
+    let mut raw = Vec::with_capacity(24);
+    raw.extend_from_slice(last_id.as_bytes());
+    raw.extend_from_slice(&fingerprint);
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_page_token(token: &str, fingerprint: [u8; 8]) -> Result<Uuid> {
+    let invalid = || Error::invalid("page_token", "not a token returned by ListStreams");
+    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+    if raw.len() != 24 {
+        return Err(invalid());
+    }
+    if raw[16..] != fingerprint {
+        return Err(Error::invalid(
+            "page_token",
+            "was issued for different filters; repeat the same statuses and owner",
+        ));
+    }
+    Uuid::from_slice(&raw[..16]).map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_trimmed_and_checked() {
+        assert_eq!(validate_title("  Morning show ").unwrap(), "Morning show");
+        assert!(validate_title("   ").is_err());
+        assert!(validate_title(&"é".repeat(200)).is_ok());
+        assert!(validate_title(&"é".repeat(201)).is_err());
+        assert!(validate_title("bell\u{7}").is_err());
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_other_filters() {
+        let id = Uuid::now_v7();
+        let fp = filter_fingerprint(&["active"], Some("alice"));
+        let token = encode_page_token(id, fp);
+        assert_eq!(decode_page_token(&token, fp).unwrap(), id);
+        let other = filter_fingerprint(&["active"], Some("bob"));
+        assert!(decode_page_token(&token, other).is_err());
+        assert!(decode_page_token("garbage!", fp).is_err());
+        assert!(decode_page_token("AAAA", fp).is_err());
+    }
+}

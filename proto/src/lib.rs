@@ -1,0 +1,17 @@
+//! Generated Rust code of the `nova.streaming.v1` gRPC API (messages, clients and
+//! servers) and its encoded file descriptor set for gRPC server reflection.
+//!
+//! The `.proto` sources live beside this crate in `nova/streaming/v1/`; their comments
+//! are the API reference.
+
+/// The `nova.streaming.v1` package.
+pub mod v1 {
+    #![allow(missing_docs, clippy::all, clippy::unwrap_used, clippy::expect_used)]
+    tonic::include_proto!("nova.streaming.v1");
+}
+
+/// Encoded `FileDescriptorSet` of every nova proto, for `tonic-reflection`.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("nova_descriptor");
+
+/// Resource name prefix of streams (`streams/{stream_id}`).
+pub const STREAM_NAME_PREFIX: &str = "streams/";

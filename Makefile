@@ -1,0 +1,38 @@
+# Nova Streaming: the two commands are `make dev` (or `make up` / `make down`) and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+STACK := target/debug/nova-stack
+TOOLS := .nova/tools
+export PATH := $(CURDIR)/$(TOOLS)/venv/bin:$(CURDIR)/$(TOOLS)/node_modules/.bin:$(PATH)
+
+.PHONY: deps build dev up down test lint unit-and-integration
+
+## deps: install system packages and tools (apt-get, pip, npm) that are missing
+deps:
+	@bash scripts/install-deps.sh
+
+## build: build every binary of the workspace
+build:
+	$(CARGO) build --workspace --bins
+
+## dev: bring the whole stack up in the foreground; Ctrl-C stops it
+dev: deps build
+	@$(STACK) dev
+
+## up: bring the whole stack up in the background; addresses go to .nova/stack.env
+up: deps build
+	@$(STACK) up
+
+## down: stop everything `make up` / `make dev` started
+down:
+	@if [ -x $(STACK) ]; then $(STACK) down; else echo "nothing to stop"; fi
+
+## lint: proto lint, formatting, clippy with warnings as errors
+lint: deps
+	buf lint
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## test: everything CI checks: lint, then unit and integration tests on real engines
+test: lint build
+	$(STACK) test-env -- $(CARGO) nextest run --workspace --no-fail-fast

@@ -1,0 +1,285 @@
+//! The whole local stack: `up` (detached or foreground), `down`, and the engines-only
+//! environment the test suite runs in.
+
+use std::{
+    env, fs,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Child,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use rand::RngCore;
+
+use crate::{
+    env_file,
+    postgres::{self, Postgres},
+    process::{self, Attach, Service},
+    redis::Redis,
+    wait,
+};
+
+/// Where the stack keeps its files: everything under `<project>/.nova/` (git-ignored).
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// `<project>/.nova`.
+    pub nova: PathBuf,
+}
+
+impl Layout {
+    /// Lays the stack out under `project/.nova`.
+    pub fn new(project: &Path) -> anyhow::Result<Self> {
+        let project = project
+            .canonicalize()
+            .with_context(|| format!("no such project folder: {}", project.display()))?;
+        Ok(Self {
+            nova: project.join(".nova"),
+        })
+    }
+
+    /// Pid files of running services.
+    pub fn run_dir(&self) -> PathBuf {
+        self.nova.join("run")
+    }
+
+    /// Service logs.
+    pub fn log_dir(&self) -> PathBuf {
+        self.nova.join("logs")
+    }
+
+    /// The addresses file, `.nova/stack.env`.
+    pub fn env_file(&self) -> PathBuf {
+        self.nova.join("stack.env")
+    }
+
+    /// Redis files.
+    fn redis_dir(&self) -> PathBuf {
+        self.nova.join("redis")
+    }
+
+    /// PostgreSQL files: `.nova/pg`, or, when the `postgres` user cannot reach the
+    /// project (a closed home folder), a folder under /var/tmp that `.nova/pg` links to.
+    fn pg_dir(&self) -> anyhow::Result<PathBuf> {
+        let local = self.nova.join("pg");
+        if local.is_symlink() {
+            return Ok(fs::read_link(&local)?);
+        }
+        if postgres::reachable_by_server_user(&self.nova) {
+            return Ok(local);
+        }
+        let mut tag = [0u8; 6];
+        rand::rng().fill_bytes(&mut tag);
+        let outside = PathBuf::from(format!("/var/tmp/nova-pg-{}", URL_SAFE_NO_PAD.encode(tag)));
+        std::os::unix::fs::symlink(&outside, &local)?;
+        Ok(outside)
+    }
+}
+
+/// Ports of the local stack, each overridable by an environment variable.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    /// PostgreSQL (`NOVA_STACK_PG_PORT`, default 55432).
+    pub postgres: u16,
+    /// Redis (`NOVA_STACK_REDIS_PORT`, default 56379).
+    pub redis: u16,
+    /// Control-plane gRPC (`NOVA_STACK_GRPC_PORT`, default 50051).
+    pub grpc: u16,
+}
+
+impl Ports {
+    /// Reads the ports from the environment, with the defaults above.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            postgres: port_var("NOVA_STACK_PG_PORT", 55432)?,
+            redis: port_var("NOVA_STACK_REDIS_PORT", 56379)?,
+            grpc: port_var("NOVA_STACK_GRPC_PORT", 50051)?,
+        })
+    }
+}
+
+fn port_var(name: &str, default: u16) -> anyhow::Result<u16> {
+    match env::var(name) {
+        Ok(raw) => raw
+            .parse()
+            .with_context(|| format!("{name}={raw:?} is not a port number")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// A started local stack.
+#[derive(Debug)]
+pub struct Running {
+    /// The addresses written to `.nova/stack.env`.
+    pub vars: Vec<(&'static str, String)>,
+    /// Service processes we started (only kept for foreground runs).
+    pub children: Vec<(&'static str, Child)>,
+}
+
+/// Starts the whole stack after stopping leftovers of an earlier run, waits until
+/// every service is ready and writes `.nova/stack.env`.
+pub fn up(layout: &Layout, ports: Ports, attach: Attach) -> anyhow::Result<Running> {
+    down(layout)?;
+    fs::create_dir_all(&layout.nova)?;
+    let grpc_addr = SocketAddr::from(([127, 0, 0, 1], ports.grpc));
+    if wait::accepts(grpc_addr) {
+        bail!("port {} is taken by another program; set NOVA_STACK_GRPC_PORT", ports.grpc);
+    }
+
+    let pg = Postgres::new(&layout.pg_dir()?, ports.postgres)?;
+    pg.start()?;
+    pg.create_database("nova")?;
+    let redis = Redis::new(&layout.redis_dir(), ports.redis);
+    redis.start()?;
+
+    let token = service_token(&layout.nova)?;
+    let vars = vec![
+        ("NOVA_GRPC_ADDR", grpc_addr.to_string()),
+        ("NOVA_SERVICE_TOKEN", token.clone()),
+        ("NOVA_DATABASE_URL", pg.url("nova")),
+        ("NOVA_REDIS_URL", redis.url()),
+    ];
+    let control_plane = Service {
+        name: "control-plane",
+        program: sibling_binary("nova-control-plane")?,
+        env: vec![
+            ("NOVA_GRPC_ADDR".into(), grpc_addr.to_string()),
+            ("NOVA_DATABASE_URL".into(), pg.url("nova")),
+            ("NOVA_SERVICE_TOKEN".into(), token),
+        ],
+    };
+    let mut children = Vec::new();
+    let mut child = process::spawn(&control_plane, &layout.run_dir(), &layout.log_dir(), attach)?;
+    let ready = wait::until(&format!("the control plane on {grpc_addr}"), Duration::from_secs(60), || {
+        wait::accepts(grpc_addr) || matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if let Ok(Some(status)) = child.try_wait() {
+        bail!("the control plane exited at start-up ({status}){}", log_hint(layout, "control-plane", attach));
+    }
+    ready.with_context(|| log_hint(layout, "control-plane", attach))?;
+    children.push(("control-plane", child));
+
+    env_file::write(&layout.env_file(), &vars)?;
+    if attach == Attach::Detached {
+        children.clear();
+    }
+    Ok(Running { vars, children })
+}
+
+/// Stops every service recorded in `.nova/run`, then Redis and PostgreSQL. Safe to
+/// run when nothing is up.
+pub fn down(layout: &Layout) -> anyhow::Result<()> {
+    if let Ok(entries) = fs::read_dir(layout.run_dir()) {
+        for entry in entries.filter_map(Result::ok) {
+            process::stop_pid_file(&entry.path(), Duration::from_secs(15))?;
+        }
+    }
+    Redis::new(&layout.redis_dir(), 0).stop()?;
+    let pg_dir = layout.nova.join("pg");
+    if pg_dir.exists() {
+        Postgres::new(&pg_dir.canonicalize()?, 0)?.stop()?;
+    }
+    let _ = fs::remove_file(layout.env_file());
+    Ok(())
+}
+
+/// Returns the stack's service token, generating and storing it (mode 0600) on the
+/// first run so it stays the same across restarts.
+fn service_token(nova: &Path) -> anyhow::Result<String> {
+    let path = nova.join("service-token");
+    if let Ok(token) = fs::read_to_string(&path) {
+        let token = token.trim().to_owned();
+        if token.len() >= 16 {
+            return Ok(token);
+        }
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = format!("nova_svc_{}", URL_SAFE_NO_PAD.encode(bytes));
+    env_file::write(&path, &[])?;
+    fs::write(&path, &token)?;
+    Ok(token)
+}
+
+/// Finds a binary built next to the running one (`target/<profile>/`).
+pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = env::current_exe()?;
+    let mut dir = exe.parent().context("executable has no folder")?;
+    // Test binaries live one level deeper, in target/<profile>/deps.
+    if dir.ends_with("deps") {
+        dir = dir.parent().context("deps has no parent")?;
+    }
+    let path = dir.join(name);
+    if !path.exists() {
+        bail!("{} is missing: build it first with `cargo build --workspace --bins`", path.display());
+    }
+    Ok(path)
+}
+
+fn log_hint(layout: &Layout, name: &str, attach: Attach) -> String {
+    match attach {
+        Attach::Foreground => String::new(),
+        Attach::Detached => {
+            let log = layout.log_dir().join(format!("{name}.log"));
+            let tail: String = fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .rev()
+                .take(15)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .map(|l| format!("\n  {l}"))
+                .collect();
+            format!("; last lines of {}:{tail}", log.display())
+        }
+    }
+}
+
+/// Engines for the test suite: a private PostgreSQL and Redis in a temporary folder,
+/// stopped and removed on drop.
+#[derive(Debug)]
+pub struct TestEngines {
+    /// The PostgreSQL server.
+    pub postgres: Postgres,
+    /// The Redis server.
+    pub redis: Redis,
+    /// Keeps the folder alive until drop.
+    _dir: tempfile::TempDir,
+}
+
+impl TestEngines {
+    /// Starts both engines on free loopback ports.
+    pub fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("nova-test-").tempdir_in("/tmp")?;
+        fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        let postgres = Postgres::new(&dir.path().join("pg"), wait::free_port()?)?;
+        postgres.start()?;
+        let redis = Redis::new(&dir.path().join("redis"), wait::free_port()?);
+        if let Err(err) = redis.start() {
+            let _ = postgres.stop();
+            return Err(err);
+        }
+        Ok(Self {
+            postgres,
+            redis,
+            _dir: dir,
+        })
+    }
+
+    /// Environment variables telling tests where the engines are.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("NOVA_TEST_DATABASE_URL", self.postgres.url("postgres")),
+            ("NOVA_TEST_REDIS_URL", self.redis.url()),
+        ]
+    }
+}
+
+impl Drop for TestEngines {
+    fn drop(&mut self) {
+        let _ = self.redis.stop();
+        let _ = self.postgres.stop();
+    }
+}

@@ -124,25 +124,40 @@ mod tests {
     use super::*;
 
     fn auth() -> Authenticator {
-        Authenticator::new(&[Secret::from("token-one-0123456789"), Secret::from("token-two-0123456789")])
+        Authenticator::new(&[
+            Secret::from("token-one-0123456789"),
+            Secret::from("token-two-0123456789"),
+        ])
     }
 
     fn request(token: Option<&str>, principal: Option<&str>) -> Request<()> {
         let mut req = Request::new(());
         if let Some(t) = token {
-            req.metadata_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+            req.metadata_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
         }
         if let Some(p) = principal {
-            req.metadata_mut().insert(PRINCIPAL_HEADER, p.parse().unwrap());
+            req.metadata_mut()
+                .insert(PRINCIPAL_HEADER, p.parse().unwrap());
         }
         req
     }
 
     #[test]
     fn accepts_every_configured_token_and_refuses_others() {
-        assert!(auth().call(request(Some("token-one-0123456789"), None)).is_ok());
-        assert!(auth().call(request(Some("token-two-0123456789"), None)).is_ok());
-        let denied = auth().call(request(Some("token-three-012345678"), None)).unwrap_err();
+        assert!(
+            auth()
+                .call(request(Some("token-one-0123456789"), None))
+                .is_ok()
+        );
+        assert!(
+            auth()
+                .call(request(Some("token-two-0123456789"), None))
+                .is_ok()
+        );
+        let denied = auth()
+            .call(request(Some("token-three-012345678"), None))
+            .unwrap_err();
         assert_eq!(denied.code(), tonic::Code::Unauthenticated);
         assert!(!denied.message().contains("token-three"));
         let missing = auth().call(request(None, None)).unwrap_err();
@@ -151,13 +166,19 @@ mod tests {
 
     #[test]
     fn principal_is_attached_and_validated() {
-        let req = auth().call(request(Some("token-one-0123456789"), Some("alice"))).unwrap();
+        let req = auth()
+            .call(request(Some("token-one-0123456789"), Some("alice")))
+            .unwrap();
         assert_eq!(caller(&req).unwrap().principal().unwrap().as_str(), "alice");
-        let req = auth().call(request(Some("token-one-0123456789"), None)).unwrap();
+        let req = auth()
+            .call(request(Some("token-one-0123456789"), None))
+            .unwrap();
         let err = caller(&req).unwrap().principal().unwrap_err();
         assert!(matches!(err, Error::Unauthenticated(_)));
         let long = "a".repeat(300);
-        let req = auth().call(request(Some("token-one-0123456789"), Some(&long))).unwrap();
+        let req = auth()
+            .call(request(Some("token-one-0123456789"), Some(&long)))
+            .unwrap();
         let err = caller(&req).unwrap().principal().unwrap_err();
         assert!(matches!(err, Error::InvalidArgument { .. }));
     }

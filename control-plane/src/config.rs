@@ -17,7 +17,11 @@ use clap::Parser;
 
 /// Control-plane configuration; see the module docs for every variable.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "nova-control-plane", version, about = "Nova Streaming control plane (gRPC)")]
+#[command(
+    name = "nova-control-plane",
+    version,
+    about = "Nova Streaming control plane (gRPC)"
+)]
 pub struct Config {
     /// gRPC listen address.
     #[arg(long, env = "NOVA_GRPC_ADDR", default_value = "127.0.0.1:50051")]
@@ -37,7 +41,11 @@ pub struct Config {
     #[arg(long, env = "NOVA_SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Secret,
     /// RTMP ingest address given to broadcasters (the key is appended as the last segment).
-    #[arg(long, env = "NOVA_RTMP_URL", default_value = "rtmp://127.0.0.1:1935/live")]
+    #[arg(
+        long,
+        env = "NOVA_RTMP_URL",
+        default_value = "rtmp://127.0.0.1:1935/live"
+    )]
     pub rtmp_url: String,
     /// Grace period for in-flight calls on shutdown, e.g. `10s`, `500ms`.
     #[arg(long, env = "NOVA_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
@@ -157,7 +165,10 @@ mod tests {
     #[test]
     fn short_or_missing_tokens_are_refused_without_echoing_them() {
         let err = parse_tokens("short").unwrap_err();
-        assert!(!err.contains("short"), "error must not echo the token: {err}");
+        assert!(
+            !err.contains("short"),
+            "error must not echo the token: {err}"
+        );
         assert!(parse_tokens(" , ").is_err());
         let ok = parse_tokens("aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb").unwrap();
         assert_eq!(ok.len(), 2);

@@ -87,7 +87,10 @@ mod tests {
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(status.message(), "stream.title: must not be empty");
         let details = status.get_error_details();
-        let violations = &details.bad_request().expect("bad request details").field_violations;
+        let violations = &details
+            .bad_request()
+            .expect("bad request details")
+            .field_violations;
         assert_eq!(violations[0].field, "stream.title");
     }
 

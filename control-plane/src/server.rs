@@ -30,9 +30,12 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
 
     let (reporter, health) = tonic_health::server::health_reporter();
     let routes = grpc::routes(&state, health)?;
-    let listener = TcpListener::bind(config.grpc_addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {} (NOVA_GRPC_ADDR): {e}", config.grpc_addr))?;
+    let listener = TcpListener::bind(config.grpc_addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {} (NOVA_GRPC_ADDR): {e}",
+            config.grpc_addr
+        )
+    })?;
     let addr = listener.local_addr()?;
     grpc::mark_serving(&reporter).await;
 
@@ -56,7 +59,10 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
         match tokio::time::timeout(grace, serve).await {
             Ok(result) => result.map_err(Into::into),
             Err(_) => {
-                tracing::warn!(grace_s = grace.as_secs_f64(), "calls still open after the grace period; closing them");
+                tracing::warn!(
+                    grace_s = grace.as_secs_f64(),
+                    "calls still open after the grace period; closing them"
+                );
                 Ok(())
             }
         }

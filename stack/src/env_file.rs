@@ -63,8 +63,14 @@ mod tests {
         ];
         write(&path, &vars).unwrap();
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("NOVA_GRPC_ADDR=127.0.0.1:50051\n"), "{text}");
+        assert!(
+            text.starts_with("NOVA_GRPC_ADDR=127.0.0.1:50051\n"),
+            "{text}"
+        );
         let back = read(&path).unwrap();
-        assert_eq!(back[1], ("ODD".to_owned(), "it's got spaces & $dollars".to_owned()));
+        assert_eq!(
+            back[1],
+            ("ODD".to_owned(), "it's got spaces & $dollars".to_owned())
+        );
     }
 }

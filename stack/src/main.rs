@@ -101,7 +101,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             drop(engines);
-            Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8))
+            Ok(ExitCode::from(
+                status.code().unwrap_or(1).clamp(0, 255) as u8
+            ))
         }
     }
 }

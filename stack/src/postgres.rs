@@ -87,7 +87,13 @@ impl Postgres {
                 "start",
             ],
         )
-        .with_context(|| format!("PostgreSQL did not start on port {}; see {}", self.port, log.display()))
+        .with_context(|| {
+            format!(
+                "PostgreSQL did not start on port {}; see {}",
+                self.port,
+                log.display()
+            )
+        })
     }
 
     /// Stops the server if it runs (fast mode: open sessions are cut).
@@ -96,20 +102,36 @@ impl Postgres {
         if !data.join("postmaster.pid").exists() {
             return Ok(());
         }
-        self.run("pg_ctl", &["-D", path_str(&data)?, "-m", "fast", "-w", "-t", "30", "stop"])
-            .or_else(|err| {
-                // A stale pid file from a crash: nothing is running.
-                if data.join("postmaster.pid").exists() && !self.running()? {
-                    return Ok(());
-                }
-                Err(err)
-            })
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&data)?,
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "30",
+                "stop",
+            ],
+        )
+        .or_else(|err| {
+            // A stale pid file from a crash: nothing is running.
+            if data.join("postmaster.pid").exists() && !self.running()? {
+                return Ok(());
+            }
+            Err(err)
+        })
     }
 
     /// Tells whether a server runs on this cluster.
     pub fn running(&self) -> anyhow::Result<bool> {
         let data = self.root.join("data");
-        Ok(self.command("pg_ctl", &["-D", path_str(&data)?, "status"])?.output()?.status.success())
+        Ok(self
+            .command("pg_ctl", &["-D", path_str(&data)?, "status"])?
+            .output()?
+            .status
+            .success())
     }
 
     /// Creates database `name` unless it exists.
@@ -118,14 +140,25 @@ impl Postgres {
         let exists = self
             .command(
                 "psql",
-                &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-tAc",
-                  &format!("SELECT 1 FROM pg_database WHERE datname = '{name}'")],
+                &[
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-U",
+                    "postgres",
+                    "-tAc",
+                    &format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
+                ],
             )?
             .output()?;
         if String::from_utf8_lossy(&exists.stdout).trim() == "1" {
             return Ok(());
         }
-        self.run("createdb", &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", name])
+        self.run(
+            "createdb",
+            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", name],
+        )
     }
 
     fn command(&self, tool: &str, args: &[&str]) -> anyhow::Result<Command> {
@@ -142,7 +175,10 @@ impl Postgres {
     }
 
     fn run(&self, tool: &str, args: &[&str]) -> anyhow::Result<()> {
-        let out = self.command(tool, args)?.output().with_context(|| format!("cannot run {tool}"))?;
+        let out = self
+            .command(tool, args)?
+            .output()
+            .with_context(|| format!("cannot run {tool}"))?;
         if !out.status.success() {
             bail!(
                 "{tool} exited with {}: {}{}",
@@ -194,7 +230,9 @@ pub fn reachable_by_server_user(dir: &Path) -> bool {
 /// Finds the newest installed PostgreSQL's binaries (`/usr/lib/postgresql/<v>/bin`).
 fn bin_dir() -> anyhow::Result<PathBuf> {
     let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-        .context("PostgreSQL is not installed (no /usr/lib/postgresql); run scripts/install-deps.sh")?
+        .context(
+            "PostgreSQL is not installed (no /usr/lib/postgresql); run scripts/install-deps.sh",
+        )?
         .filter_map(Result::ok)
         .filter_map(|e| {
             let v: u32 = e.file_name().to_str()?.parse().ok()?;
@@ -210,5 +248,6 @@ fn bin_dir() -> anyhow::Result<PathBuf> {
 }
 
 fn path_str(path: &Path) -> anyhow::Result<&str> {
-    path.to_str().with_context(|| format!("path is not UTF-8: {}", path.display()))
+    path.to_str()
+        .with_context(|| format!("path is not UTF-8: {}", path.display()))
 }

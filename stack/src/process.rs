@@ -10,10 +10,10 @@ use std::{
 };
 
 use anyhow::Context;
+pub use nix::unistd::Pid;
 use nix::{
     errno::Errno,
     sys::signal::{Signal, kill},
-    unistd::Pid,
 };
 
 /// How a service's output is handled.
@@ -40,19 +40,32 @@ pub struct Service {
 
 /// Starts `service`, writing `<run_dir>/<name>.pid` and, when detached,
 /// `<log_dir>/<name>.log`.
-pub fn spawn(service: &Service, run_dir: &Path, log_dir: &Path, attach: Attach) -> anyhow::Result<Child> {
+pub fn spawn(
+    service: &Service,
+    run_dir: &Path,
+    log_dir: &Path,
+    attach: Attach,
+) -> anyhow::Result<Child> {
     fs::create_dir_all(run_dir)?;
     fs::create_dir_all(log_dir)?;
     let mut cmd = Command::new(&service.program);
-    cmd.envs(service.env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null());
+    cmd.envs(service.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null());
     if attach == Attach::Detached {
         let log = File::create(log_dir.join(format!("{}.log", service.name)))?;
         cmd.stdout(log.try_clone()?).stderr(log).process_group(0);
     }
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {} ({})", service.name, service.program.display()))?;
-    fs::write(run_dir.join(format!("{}.pid", service.name)), child.id().to_string())?;
+    let child = cmd.spawn().with_context(|| {
+        format!(
+            "cannot start {} ({})",
+            service.name,
+            service.program.display()
+        )
+    })?;
+    fs::write(
+        run_dir.join(format!("{}.pid", service.name)),
+        child.id().to_string(),
+    )?;
     Ok(child)
 }
 
@@ -91,6 +104,13 @@ pub fn alive(pid: Pid) -> bool {
     }
     // A zombie still answers kill(0); it is dead for our purposes.
     fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .map(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
         .unwrap_or(false)
 }

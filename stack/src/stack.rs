@@ -124,7 +124,10 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach) -> anyhow::Result<Runni
     fs::create_dir_all(&layout.nova)?;
     let grpc_addr = SocketAddr::from(([127, 0, 0, 1], ports.grpc));
     if wait::accepts(grpc_addr) {
-        bail!("port {} is taken by another program; set NOVA_STACK_GRPC_PORT", ports.grpc);
+        bail!(
+            "port {} is taken by another program; set NOVA_STACK_GRPC_PORT",
+            ports.grpc
+        );
     }
 
     let pg = Postgres::new(&layout.pg_dir()?, ports.postgres)?;
@@ -151,11 +154,16 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach) -> anyhow::Result<Runni
     };
     let mut children = Vec::new();
     let mut child = process::spawn(&control_plane, &layout.run_dir(), &layout.log_dir(), attach)?;
-    let ready = wait::until(&format!("the control plane on {grpc_addr}"), Duration::from_secs(60), || {
-        wait::accepts(grpc_addr) || matches!(child.try_wait(), Ok(Some(_)))
-    });
+    let ready = wait::until(
+        &format!("the control plane on {grpc_addr}"),
+        Duration::from_secs(60),
+        || wait::accepts(grpc_addr) || matches!(child.try_wait(), Ok(Some(_))),
+    );
     if let Ok(Some(status)) = child.try_wait() {
-        bail!("the control plane exited at start-up ({status}){}", log_hint(layout, "control-plane", attach));
+        bail!(
+            "the control plane exited at start-up ({status}){}",
+            log_hint(layout, "control-plane", attach)
+        );
     }
     ready.with_context(|| log_hint(layout, "control-plane", attach))?;
     children.push(("control-plane", child));
@@ -212,7 +220,10 @@ pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     }
     let path = dir.join(name);
     if !path.exists() {
-        bail!("{} is missing: build it first with `cargo build --workspace --bins`", path.display());
+        bail!(
+            "{} is missing: build it first with `cargo build --workspace --bins`",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -252,8 +263,13 @@ pub struct TestEngines {
 impl TestEngines {
     /// Starts both engines on free loopback ports.
     pub fn start() -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("nova-test-").tempdir_in("/tmp")?;
-        fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        let dir = tempfile::Builder::new()
+            .prefix("nova-test-")
+            .tempdir_in("/tmp")?;
+        fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
         let postgres = Postgres::new(&dir.path().join("pg"), wait::free_port()?)?;
         postgres.start()?;
         let redis = Redis::new(&dir.path().join("redis"), wait::free_port()?);

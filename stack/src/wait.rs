@@ -28,5 +28,7 @@ pub fn accepts(addr: SocketAddr) -> bool {
 
 /// Returns a port that was free on 127.0.0.1 a moment ago.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

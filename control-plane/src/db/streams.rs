@@ -108,7 +108,10 @@ pub async fn find_for_update(
 }
 
 /// Returns a page of streams, newest first.
-pub async fn list(conn: &mut AsyncPgConnection, filter: &ListFilter<'_>) -> QueryResult<Vec<StreamRow>> {
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    filter: &ListFilter<'_>,
+) -> QueryResult<Vec<StreamRow>> {
     let mut query = streams::table.select(StreamRow::as_select()).into_boxed();
     if !filter.statuses.is_empty() {
         query = query.filter(streams::status.eq_any(filter.statuses.clone()));

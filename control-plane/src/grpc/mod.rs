@@ -35,10 +35,16 @@ pub fn routes(state: &AppState, health: HealthServer<impl Health>) -> anyhow::Re
     let auth = state.authenticator();
     let mut routes = Routes::default();
     routes = routes
-        .add_service(guarded(StreamServiceServer::new(stream_service::StreamApi::new(state)), &auth))
+        .add_service(guarded(
+            StreamServiceServer::new(stream_service::StreamApi::new(state)),
+            &auth,
+        ))
         .add_service(guarded(IngestServiceServer::new(pending::Pending), &auth))
         .add_service(guarded(SessionServiceServer::new(pending::Pending), &auth))
-        .add_service(guarded(AnalyticsServiceServer::new(pending::Pending), &auth))
+        .add_service(guarded(
+            AnalyticsServiceServer::new(pending::Pending),
+            &auth,
+        ))
         .add_service(guarded(EventServiceServer::new(pending::Pending), &auth))
         .add_service(health)
         .add_service(reflection().build_v1()?)
@@ -59,16 +65,24 @@ fn guarded<S>(service: S, auth: &Authenticator) -> InterceptedService<S, Authent
 
 /// Marks every nova service (and the server as a whole) SERVING.
 pub async fn mark_serving(reporter: &HealthReporter) {
-    reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
     for name in SERVICE_NAMES {
-        reporter.set_service_status(name, tonic_health::ServingStatus::Serving).await;
+        reporter
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
+            .await;
     }
 }
 
 /// Marks every nova service NOT_SERVING, first thing on shutdown.
 pub async fn mark_not_serving(reporter: &HealthReporter) {
-    reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
     for name in SERVICE_NAMES {
-        reporter.set_service_status(name, tonic_health::ServingStatus::NotServing).await;
+        reporter
+            .set_service_status(name, tonic_health::ServingStatus::NotServing)
+            .await;
     }
 }

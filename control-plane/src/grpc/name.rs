@@ -26,7 +26,13 @@ mod tests {
     fn names_round_trip_and_garbage_is_named() {
         let id = Uuid::now_v7();
         assert_eq!(parse_stream_name("name", &stream_name(id)).unwrap(), id);
-        for bad in ["", "streams/", "streams/xyz", "stream/0193", &id.to_string()] {
+        for bad in [
+            "",
+            "streams/",
+            "streams/xyz",
+            "stream/0193",
+            &id.to_string(),
+        ] {
             match parse_stream_name("name", bad) {
                 Err(Error::InvalidArgument { field, .. }) => assert_eq!(field, "name"),
                 other => panic!("{bad:?} gave {other:?}"),

@@ -1,0 +1,61 @@
+//! Authenticated gRPC clients for tests.
+
+use nova_proto::v1::stream_service_client::StreamServiceClient;
+use tonic::{
+    Request, Status,
+    metadata::MetadataValue,
+    service::interceptor::InterceptedService,
+    transport::{Channel, Endpoint},
+};
+
+/// Adds the service token and, optionally, a principal to every call.
+#[derive(Clone)]
+pub struct Credentials {
+    /// `authorization` value, if any.
+    token: Option<String>,
+    /// `x-nova-principal` value, if any.
+    principal: Option<String>,
+}
+
+impl Credentials {
+    /// Credentials with a token and a principal; either may be absent.
+    pub fn new(token: Option<&str>, principal: Option<&str>) -> Self {
+        Self {
+            token: token.map(str::to_owned),
+            principal: principal.map(str::to_owned),
+        }
+    }
+}
+
+impl tonic::service::Interceptor for Credentials {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(token) = &self.token {
+            let value = MetadataValue::try_from(format!("Bearer {token}"))
+                .map_err(|_| Status::internal("bad token"))?;
+            request.metadata_mut().insert("authorization", value);
+        }
+        if let Some(principal) = &self.principal {
+            let value = MetadataValue::try_from(principal.as_str())
+                .map_err(|_| Status::internal("bad principal"))?;
+            request.metadata_mut().insert("x-nova-principal", value);
+        }
+        Ok(request)
+    }
+}
+
+/// A StreamService client with credentials.
+pub type Streams = StreamServiceClient<InterceptedService<Channel, Credentials>>;
+
+/// Connects to `url`.
+pub async fn channel(url: &str) -> Channel {
+    Endpoint::from_shared(url.to_owned())
+        .expect("valid URL")
+        .connect()
+        .await
+        .expect("connect to the control plane")
+}
+
+/// A StreamService client for `url` acting as `principal` with `token`.
+pub async fn streams(url: &str, token: Option<&str>, principal: Option<&str>) -> Streams {
+    StreamServiceClient::with_interceptor(channel(url).await, Credentials::new(token, principal))
+}

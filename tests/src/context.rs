@@ -1,0 +1,139 @@
+//! One test's world: engines, its own database, a running control plane.
+
+use std::{net::SocketAddr, time::Duration};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use nova_control_plane::{Config, ControlPlane, config::LogFormat};
+use nova_stack::stack::TestEngines;
+use rand::RngCore;
+
+/// Where the engines of this test run are.
+pub struct Engines {
+    /// Admin URL (database `postgres`) of the PostgreSQL server.
+    pub database_admin_url: String,
+    /// Redis URL.
+    pub redis_url: String,
+    /// Engines this test started itself (when not run under `nova-stack test-env`).
+    _own: Option<TestEngines>,
+}
+
+impl Engines {
+    /// Uses the shared engines when the environment names them, else starts private ones.
+    pub fn get() -> Self {
+        match (
+            std::env::var("NOVA_TEST_DATABASE_URL"),
+            std::env::var("NOVA_TEST_REDIS_URL"),
+        ) {
+            (Ok(database_admin_url), Ok(redis_url)) => Self {
+                database_admin_url,
+                redis_url,
+                _own: None,
+            },
+            _ => {
+                let own = TestEngines::start().expect("start private PostgreSQL and Redis");
+                Self {
+                    database_admin_url: own.postgres.url("postgres"),
+                    redis_url: own.redis.url(),
+                    _own: Some(own),
+                }
+            }
+        }
+    }
+
+    /// Creates an empty database with a unique name and returns its URL.
+    pub async fn fresh_database(&self) -> String {
+        let name = format!("nova_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = AsyncPgConnection::establish(&self.database_admin_url)
+            .await
+            .expect("connect to the PostgreSQL admin database");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let base = self
+            .database_admin_url
+            .rsplit_once('/')
+            .map(|(base, _)| base)
+            .expect("admin URL ends with /<db>");
+        format!("{base}/{name}")
+    }
+}
+
+/// A random service token.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("test_svc_{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A control plane on a fresh database, stopped when the context is shut down.
+pub struct TestContext {
+    /// The engines (kept alive for the test).
+    pub engines: Engines,
+    /// URL of this test's database.
+    pub database_url: String,
+    /// The service token the control plane accepts.
+    pub token: String,
+    /// The running control plane.
+    control_plane: Option<ControlPlane>,
+}
+
+impl TestContext {
+    /// Starts engines (or uses the shared ones), a fresh database and a control plane.
+    pub async fn start() -> Self {
+        let engines = Engines::get();
+        let database_url = engines.fresh_database().await;
+        let token = random_token();
+        let control_plane = nova_control_plane::start(&config(&database_url, &token))
+            .await
+            .expect("start the control plane");
+        Self {
+            engines,
+            database_url,
+            token,
+            control_plane: Some(control_plane),
+        }
+    }
+
+    /// Returns the control plane's gRPC address.
+    pub fn addr(&self) -> SocketAddr {
+        self.control_plane
+            .as_ref()
+            .expect("control plane running")
+            .addr
+    }
+
+    /// Returns the control plane's `http://` URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    /// Opens a direct connection to this test's database.
+    pub async fn db(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.database_url)
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// Shuts the control plane down and returns its outcome.
+    pub async fn shutdown(&mut self) -> anyhow::Result<()> {
+        match self.control_plane.take() {
+            Some(cp) => cp.shutdown().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Builds a control-plane config for tests: free port, given database and token.
+pub fn config(database_url: &str, token: &str) -> Config {
+    Config {
+        grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: database_url.into(),
+        db_pool_size: 4,
+        service_token: token.into(),
+        rtmp_url: "rtmp://127.0.0.1:1935/live".into(),
+        shutdown_grace: Duration::from_secs(2),
+        log_format: LogFormat::Text,
+    }
+}

@@ -1,0 +1,14 @@
+//! Test harness: real engines, a fresh database per test, the control plane started
+//! in-process on a free port, and authenticated gRPC clients.
+//!
+//! Under `make test` the engines come from `nova-stack test-env`
+//! (`NOVA_TEST_DATABASE_URL`, `NOVA_TEST_REDIS_URL`); run alone, each test starts its
+//! own through the same `nova-stack` code.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod clients;
+pub mod context;
+pub mod tools;
+
+pub use context::TestContext;

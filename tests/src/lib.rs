@@ -9,6 +9,7 @@
 
 pub mod clients;
 pub mod context;
+pub mod rtmp;
 pub mod tools;
 
 pub use context::TestContext;

@@ -1,0 +1,1 @@
+//! A small RTMP test publisher (being written).

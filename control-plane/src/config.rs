@@ -7,6 +7,9 @@
 //! | `NOVA_DB_POOL_SIZE` | `16` | PostgreSQL connections per process |
 //! | `NOVA_SERVICE_TOKEN` | (required) | token callers send as `authorization: Bearer …`; several may be given comma-separated, for rotation |
 //! | `NOVA_RTMP_URL` | `rtmp://127.0.0.1:1935/live` | RTMP ingest address handed to broadcasters |
+//! | `NOVA_RECONNECT_WINDOW` | `30s` | how long an interrupted stream waits for its broadcaster |
+//! | `NOVA_INGEST_TIMEOUT` | `15s` | an active stream without ingest updates for this long is interrupted (3 × nginx's update interval) |
+//! | `NOVA_REAPER_INTERVAL` | `1s` | time between reaper sweeps |
 //! | `NOVA_SHUTDOWN_GRACE` | `10s` | how long in-flight calls may finish on shutdown |
 //! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `RUST_LOG` | `info` | log filter |
@@ -47,6 +50,15 @@ pub struct Config {
         default_value = "rtmp://127.0.0.1:1935/live"
     )]
     pub rtmp_url: String,
+    /// How long an interrupted stream waits for its broadcaster to come back.
+    #[arg(long, env = "NOVA_RECONNECT_WINDOW", default_value = "30s", value_parser = parse_duration)]
+    pub reconnect_window: Duration,
+    /// An active stream without ingest updates for this long is interrupted.
+    #[arg(long, env = "NOVA_INGEST_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub ingest_timeout: Duration,
+    /// Time between reaper sweeps.
+    #[arg(long, env = "NOVA_REAPER_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub reaper_interval: Duration,
     /// Grace period for in-flight calls on shutdown, e.g. `10s`, `500ms`.
     #[arg(long, env = "NOVA_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,

@@ -5,7 +5,9 @@ use std::{net::SocketAddr, time::Duration};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::{auth::Authenticator, config::Config, db, grpc, shutdown, state::AppState};
+use crate::{
+    auth::Authenticator, config::Config, db, grpc, service::reaper, shutdown, state::AppState,
+};
 
 /// A running control plane.
 pub struct ControlPlane {
@@ -26,7 +28,7 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     let applied = db::migrate(config.database_url.expose()).await?;
     tracing::info!(migrations.applied = applied, "database migrated");
     let pool = db::connect(config.database_url.expose(), config.db_pool_size).await?;
-    let state = AppState::new(pool, Authenticator::new(&tokens), config.rtmp_url.clone());
+    let state = AppState::new(pool, Authenticator::new(&tokens), config);
 
     let (reporter, health) = tonic_health::server::health_reporter();
     let routes = grpc::routes(&state, health)?;
@@ -40,6 +42,11 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     grpc::mark_serving(&reporter).await;
 
     let (trigger, signal) = shutdown::channel();
+    tokio::spawn(reaper::run(
+        state.pool().clone(),
+        state.reaper(),
+        signal.clone(),
+    ));
     let grace = config.shutdown_grace;
     let task = tokio::spawn(async move {
         let drained = signal.clone().wait();

@@ -1,6 +1,8 @@
 //! Authenticated gRPC clients for tests.
 
-use nova_proto::v1::stream_service_client::StreamServiceClient;
+use nova_proto::v1::{
+    ingest_service_client::IngestServiceClient, stream_service_client::StreamServiceClient,
+};
 use tonic::{
     Request, Status,
     metadata::MetadataValue,
@@ -58,4 +60,12 @@ pub async fn channel(url: &str) -> Channel {
 /// A StreamService client for `url` acting as `principal` with `token`.
 pub async fn streams(url: &str, token: Option<&str>, principal: Option<&str>) -> Streams {
     StreamServiceClient::with_interceptor(channel(url).await, Credentials::new(token, principal))
+}
+
+/// An IngestService client.
+pub type Ingest = IngestServiceClient<InterceptedService<Channel, Credentials>>;
+
+/// An IngestService client for `url` with `token`.
+pub async fn ingest(url: &str, token: &str) -> Ingest {
+    IngestServiceClient::with_interceptor(channel(url).await, Credentials::new(Some(token), None))
 }

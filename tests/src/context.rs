@@ -82,10 +82,17 @@ pub struct TestContext {
 impl TestContext {
     /// Starts engines (or uses the shared ones), a fresh database and a control plane.
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`TestContext::start`], with the control-plane config adjusted by `adjust`.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let engines = Engines::get();
         let database_url = engines.fresh_database().await;
         let token = random_token();
-        let control_plane = nova_control_plane::start(&config(&database_url, &token))
+        let mut config = config(&database_url, &token);
+        adjust(&mut config);
+        let control_plane = nova_control_plane::start(&config)
             .await
             .expect("start the control plane");
         Self {
@@ -133,6 +140,9 @@ pub fn config(database_url: &str, token: &str) -> Config {
         db_pool_size: 4,
         service_token: token.into(),
         rtmp_url: "rtmp://127.0.0.1:1935/live".into(),
+        reconnect_window: Duration::from_secs(30),
+        ingest_timeout: Duration::from_secs(15),
+        reaper_interval: Duration::from_millis(200),
         shutdown_grace: Duration::from_secs(2),
         log_format: LogFormat::Text,
     }

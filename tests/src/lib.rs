@@ -9,7 +9,9 @@
 
 pub mod clients;
 pub mod context;
+pub mod events;
 pub mod rtmp;
 pub mod tools;
+pub mod wait;
 
 pub use context::TestContext;

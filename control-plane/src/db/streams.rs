@@ -160,3 +160,132 @@ pub async fn replace_key(
         .get_result(conn)
         .await
 }
+
+/// Returns the stream whose key hashes to `key_hash`, locking its row.
+pub async fn find_by_key_for_update(
+    conn: &mut AsyncPgConnection,
+    key_hash: &[u8],
+) -> QueryResult<Option<StreamRow>> {
+    streams::table
+        .filter(streams::key_hash.eq(key_hash))
+        .select(StreamRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Marks a stream active on `node` with its playback URLs and returns the row.
+pub async fn activate(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    node: &str,
+    playback: &crate::service::events::Playback,
+) -> QueryResult<StreamRow> {
+    let master = Some(playback.hls_master_url.as_str()).filter(|m| !m.is_empty());
+    diesel::update(streams::table.find(id))
+        .set((
+            streams::status.eq("active"),
+            streams::started_at.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+            >("coalesce(started_at, now())")),
+            streams::updated_at.eq(diesel::dsl::now),
+            streams::reconnect_deadline.eq(None::<DateTime<Utc>>),
+            streams::ingest_node.eq(node),
+            streams::last_ingest_at.eq(diesel::dsl::now),
+            streams::hls_url.eq(&playback.hls_url),
+            streams::dash_url.eq(&playback.dash_url),
+            streams::hls_master_url.eq(master),
+        ))
+        .returning(StreamRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Marks a stream interrupted until `deadline` and returns the row.
+pub async fn interrupt(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    deadline: DateTime<Utc>,
+) -> QueryResult<StreamRow> {
+    diesel::update(streams::table.find(id))
+        .set((
+            streams::status.eq("interrupted"),
+            streams::updated_at.eq(diesel::dsl::now),
+            streams::reconnect_deadline.eq(deadline),
+            streams::ingest_node.eq(None::<String>),
+        ))
+        .returning(StreamRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Records an ingest update for an active stream; returns the row, or `None` when the
+/// key matches no active stream.
+pub async fn touch_active_by_key(
+    conn: &mut AsyncPgConnection,
+    key_hash: &[u8],
+) -> QueryResult<Option<StreamRow>> {
+    diesel::update(
+        streams::table
+            .filter(streams::key_hash.eq(key_hash))
+            .filter(streams::status.eq("active")),
+    )
+    .set(streams::last_ingest_at.eq(diesel::dsl::now))
+    .returning(StreamRow::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+/// Stores the latest ingest health of a stream.
+pub async fn set_health(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    health: serde_json::Value,
+) -> QueryResult<()> {
+    diesel::update(streams::table.find(id))
+        .set((
+            streams::ingest_health.eq(health),
+            streams::last_ingest_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Returns (and locks, skipping rows other transactions hold) the active streams whose
+/// last ingest update is older than `before`.
+pub async fn lock_ingest_lost(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<Uuid>> {
+    streams::table
+        .filter(streams::status.eq("active"))
+        .filter(streams::last_ingest_at.lt(before))
+        .select(streams::id)
+        .limit(limit)
+        .for_update()
+        .skip_locked()
+        .load(conn)
+        .await
+}
+
+/// Returns (and locks, skipping rows other transactions hold) the interrupted streams
+/// whose reconnect window closed at or before `now`.
+pub async fn lock_window_closed(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<Uuid>> {
+    streams::table
+        .filter(streams::status.eq("interrupted"))
+        .filter(streams::reconnect_deadline.le(now))
+        .select(streams::id)
+        .limit(limit)
+        .for_update()
+        .skip_locked()
+        .load(conn)
+        .await
+}

@@ -55,6 +55,10 @@ pub fn stream_to_proto(row: &StreamRow) -> v1::Stream {
         reconnect_deadline: row.reconnect_deadline.map(timestamp),
         ingest_node: row.ingest_node.clone().unwrap_or_default(),
         playback,
-        ingest_health: None,
+        ingest_health: row
+            .ingest_health
+            .as_ref()
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .map(|h| super::ingest_service::health_to_proto(&h)),
     }
 }

@@ -2,6 +2,7 @@
 //! protos. `routes` assembles every service, health and reflection.
 
 pub mod convert;
+pub mod ingest_service;
 pub mod name;
 pub mod pending;
 pub mod stream_service;
@@ -39,7 +40,10 @@ pub fn routes(state: &AppState, health: HealthServer<impl Health>) -> anyhow::Re
             StreamServiceServer::new(stream_service::StreamApi::new(state)),
             &auth,
         ))
-        .add_service(guarded(IngestServiceServer::new(pending::Pending), &auth))
+        .add_service(guarded(
+            IngestServiceServer::new(ingest_service::IngestApi::new(state)),
+            &auth,
+        ))
         .add_service(guarded(SessionServiceServer::new(pending::Pending), &auth))
         .add_service(guarded(
             AnalyticsServiceServer::new(pending::Pending),

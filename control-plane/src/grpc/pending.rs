@@ -3,15 +3,12 @@
 
 use nova_proto::v1::{
     analytics_service_server::AnalyticsService, event_service_server::EventService,
-    ingest_service_server::IngestService, session_service_server::SessionService,
+    session_service_server::SessionService,
 };
 
 /// Placeholder implementation answering UNIMPLEMENTED.
 #[derive(Debug, Clone, Copy)]
 pub struct Pending;
-
-#[tonic::async_trait]
-impl IngestService for Pending {}
 
 #[tonic::async_trait]
 impl SessionService for Pending {}

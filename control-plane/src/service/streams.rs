@@ -3,19 +3,21 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use diesel_async::AsyncConnection;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
     auth::Principal,
     db::{
-        DbPool, events,
+        DbPool,
         streams::{self, ListFilter, NewStream, StreamRow},
     },
     error::{Error, Result},
     keys::StreamKey,
-    service::StreamStatus,
+    service::{
+        StreamStatus,
+        lifecycle::{self, EndReason},
+    },
 };
 
 /// Longest accepted title, in characters.
@@ -146,16 +148,7 @@ impl Streams {
             if StreamStatus::from_db(&row.status) == StreamStatus::Completed {
                 return Ok(row);
             }
-            let row = streams::complete(conn, id).await?;
-            events::append(
-                conn,
-                id,
-                "stream_ended",
-                json!({ "status": "completed", "reason": "ended_by_owner" }),
-            )
-            .await?;
-            tracing::info!(stream.id = %id, "stream ended by owner");
-            Ok(row)
+            lifecycle::complete(conn, id, EndReason::EndedByOwner).await
         })
         .await
     }

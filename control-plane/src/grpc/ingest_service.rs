@@ -1,0 +1,175 @@
+//! `nova.streaming.v1.IngestService` over [`crate::service::ingest`].
+
+use chrono::{DateTime, Utc};
+use nova_proto::v1::{
+    self, AuthorizePublishRequest, AuthorizePublishResponse, IngestHeartbeatRequest,
+    IngestHeartbeatResponse, PublishEndedRequest, PublishEndedResponse, ReportIngestHealthRequest,
+    ReportIngestHealthResponse, ingest_service_server::IngestService,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    error::Error,
+    grpc::{convert::stream_to_proto, name::parse_stream_name},
+    service::{
+        events::Rendition,
+        ingest::{Health, Ingest, PublishAttempt, Verdict},
+    },
+    state::AppState,
+};
+
+/// gRPC face of the ingest rules.
+pub struct IngestApi {
+    /// The rules.
+    ingest: Ingest,
+}
+
+impl IngestApi {
+    /// Builds the service from the shared state.
+    pub fn new(state: &AppState) -> Self {
+        Self {
+            ingest: state.ingest().clone(),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl IngestService for IngestApi {
+    async fn authorize_publish(
+        &self,
+        request: Request<AuthorizePublishRequest>,
+    ) -> Result<Response<AuthorizePublishResponse>, Status> {
+        let req = request.into_inner();
+        let attempt = PublishAttempt {
+            node: req.ingest_node,
+            origin_url: req.origin_url,
+            abr: req.abr,
+        };
+        let (row, resumed) = self
+            .ingest
+            .authorize_publish(&req.stream_key, &attempt)
+            .await?;
+        Ok(Response::new(AuthorizePublishResponse {
+            stream: Some(stream_to_proto(&row)),
+            resumed,
+        }))
+    }
+
+    async fn publish_ended(
+        &self,
+        request: Request<PublishEndedRequest>,
+    ) -> Result<Response<PublishEndedResponse>, Status> {
+        let req = request.into_inner();
+        let row = self
+            .ingest
+            .publish_ended(&req.stream_key, &req.ingest_node)
+            .await?;
+        Ok(Response::new(PublishEndedResponse {
+            stream: Some(stream_to_proto(&row)),
+        }))
+    }
+
+    async fn ingest_heartbeat(
+        &self,
+        request: Request<IngestHeartbeatRequest>,
+    ) -> Result<Response<IngestHeartbeatResponse>, Status> {
+        let req = request.into_inner();
+        let verdict = self
+            .ingest
+            .heartbeat(&req.stream_key, &req.ingest_node)
+            .await?;
+        Ok(Response::new(match verdict {
+            Verdict::Allowed => IngestHeartbeatResponse {
+                allowed: true,
+                reason: String::new(),
+            },
+            Verdict::Denied(reason) => IngestHeartbeatResponse {
+                allowed: false,
+                reason: reason.into(),
+            },
+        }))
+    }
+
+    async fn report_ingest_health(
+        &self,
+        request: Request<ReportIngestHealthRequest>,
+    ) -> Result<Response<ReportIngestHealthResponse>, Status> {
+        let req = request.into_inner();
+        let id = parse_stream_name("name", &req.name)?;
+        let health = health_from_proto(
+            req.health
+                .ok_or_else(|| Error::invalid("health", "is required"))?,
+        )?;
+        self.ingest
+            .report_health(id, &req.ingest_node, &health)
+            .await?;
+        Ok(Response::new(ReportIngestHealthResponse {}))
+    }
+}
+
+fn health_from_proto(h: v1::IngestHealth) -> Result<Health, Error> {
+    if h.bitrate_kbps < 0 || h.width < 0 || h.height < 0 || !(0.0..=1000.0).contains(&h.frame_rate)
+    {
+        return Err(Error::invalid(
+            "health",
+            "bitrate, size and frame rate must be non-negative (frame rate at most 1000)",
+        ));
+    }
+    let report_time = h
+        .report_time
+        .and_then(|t| {
+            DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+        })
+        .unwrap_or_else(Utc::now);
+    Ok(Health {
+        bitrate_kbps: h.bitrate_kbps,
+        frame_rate: h.frame_rate,
+        width: h.width,
+        height: h.height,
+        video_codec: truncate(h.video_codec),
+        audio_codec: truncate(h.audio_codec),
+        renditions: h
+            .renditions
+            .into_iter()
+            .take(16)
+            .map(|r| Rendition {
+                name: truncate(r.name),
+                width: r.width,
+                height: r.height,
+                bitrate_kbps: r.bitrate_kbps,
+            })
+            .collect(),
+        report_time,
+    })
+}
+
+/// Caps free-text fields from the ingest node at 64 characters.
+fn truncate(mut s: String) -> String {
+    if let Some((i, _)) = s.char_indices().nth(64) {
+        s.truncate(i);
+    }
+    s
+}
+
+/// Converts stored health to its proto.
+pub fn health_to_proto(h: &Health) -> v1::IngestHealth {
+    v1::IngestHealth {
+        bitrate_kbps: h.bitrate_kbps,
+        frame_rate: h.frame_rate,
+        width: h.width,
+        height: h.height,
+        video_codec: h.video_codec.clone(),
+        audio_codec: h.audio_codec.clone(),
+        report_time: Some(super::convert::timestamp(h.report_time)),
+        renditions: h
+            .renditions
+            .iter()
+            .map(|r| v1::Rendition {
+                name: r.name.clone(),
+                width: r.width,
+                height: r.height,
+                bitrate_kbps: r.bitrate_kbps,
+            })
+            .collect(),
+    }
+}

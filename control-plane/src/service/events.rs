@@ -1,0 +1,126 @@
+//! Stream events as stored in the durable log: one typed enum, serialised to the
+//! `kind` and `payload` columns of `stream_events`.
+
+use serde::{Deserialize, Serialize};
+
+/// Playback addresses carried by `stream_started`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Playback {
+    /// HLS media playlist.
+    pub hls_url: String,
+    /// DASH manifest.
+    pub dash_url: String,
+    /// HLS master playlist; empty without ABR.
+    #[serde(default)]
+    pub hls_master_url: String,
+}
+
+/// One rendition, as carried by `quality_changed` and ingest health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rendition {
+    /// Name, e.g. `src`, `360p`.
+    pub name: String,
+    /// Width in pixels.
+    pub width: i32,
+    /// Height in pixels.
+    pub height: i32,
+    /// Bitrate in kb/s.
+    pub bitrate_kbps: i64,
+}
+
+/// What happened to a stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A broadcaster went live (first publish or resume).
+    StreamStarted {
+        /// True when an interrupted stream resumed.
+        resumed: bool,
+        /// Where to watch.
+        playback: Playback,
+    },
+    /// The broadcaster left (`interrupted`) or the stream completed (`completed`).
+    StreamEnded {
+        /// State after the event.
+        status: String,
+        /// Why: `ended_by_owner`, `publisher_disconnected`, `ingest_lost`,
+        /// `reconnect_window_closed`.
+        reason: String,
+    },
+    /// The renditions or source quality changed.
+    QualityChanged {
+        /// Renditions now produced.
+        renditions: Vec<Rendition>,
+    },
+}
+
+impl Event {
+    /// Returns the `kind` column value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::StreamStarted { .. } => "stream_started",
+            Self::StreamEnded { .. } => "stream_ended",
+            Self::QualityChanged { .. } => "quality_changed",
+        }
+    }
+
+    /// Returns the `payload` column value: the event's fields without the tag.
+    pub fn payload(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            map.remove("type");
+        }
+        value
+    }
+
+    /// Rebuilds an event from its stored columns; `None` for unknown kinds.
+    pub fn from_stored(kind: &str, payload: &serde_json::Value) -> Option<Self> {
+        let mut value = payload.clone();
+        value
+            .as_object_mut()?
+            .insert("type".into(), serde_json::Value::String(kind.into()));
+        serde_json::from_value(value).ok()
+    }
+
+    /// Builds a `stream_ended` event.
+    pub fn ended(status: super::StreamStatus, reason: &str) -> Self {
+        Self::StreamEnded {
+            status: status.as_db().to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_their_columns() {
+        let events = [
+            Event::StreamStarted {
+                resumed: true,
+                playback: Playback {
+                    hls_url: "http://o/hls/x.m3u8".into(),
+                    dash_url: "http://o/dash/x.mpd".into(),
+                    hls_master_url: String::new(),
+                },
+            },
+            Event::ended(super::super::StreamStatus::Completed, "ended_by_owner"),
+            Event::QualityChanged {
+                renditions: vec![Rendition {
+                    name: "src".into(),
+                    width: 320,
+                    height: 180,
+                    bitrate_kbps: 300,
+                }],
+            },
+        ];
+        for event in events {
+            let payload = event.payload();
+            assert!(payload.get("type").is_none());
+            assert_eq!(Event::from_stored(event.kind(), &payload), Some(event));
+        }
+        assert_eq!(Event::from_stored("nope", &serde_json::json!({})), None);
+    }
+}

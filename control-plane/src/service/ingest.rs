@@ -1,0 +1,319 @@
+//! Ingest rules: who may publish, what a disconnect or an update means, and ingest
+//! health. Called by ingest-hooks on behalf of nginx-rtmp; every transition is
+//! idempotent because nginx retries and callbacks can arrive twice.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel_async::AsyncConnection;
+use uuid::Uuid;
+
+use crate::{
+    db::{
+        DbPool,
+        streams::{self, StreamRow},
+    },
+    error::{Error, Result},
+    keys::{KeyHash, looks_like_key},
+    service::{
+        StreamStatus,
+        events::{Event, Playback, Rendition},
+        lifecycle::{self, EndReason},
+    },
+};
+
+/// What a publish attempt carries besides the key.
+#[derive(Debug, Clone)]
+pub struct PublishAttempt {
+    /// Ingest node receiving the broadcast.
+    pub node: String,
+    /// Public base URL of that node's HTTP origin.
+    pub origin_url: String,
+    /// Whether the node transcodes into renditions.
+    pub abr: bool,
+}
+
+/// Outcome of an ingest update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The broadcaster may go on.
+    Allowed,
+    /// The broadcaster must be cut off, for this reason (safe to log).
+    Denied(&'static str),
+}
+
+/// Latest health reading of an ingest.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Health {
+    /// Incoming bitrate, kb/s.
+    pub bitrate_kbps: i64,
+    /// Frames per second.
+    pub frame_rate: f64,
+    /// Width in pixels.
+    pub width: i32,
+    /// Height in pixels.
+    pub height: i32,
+    /// Video codec.
+    pub video_codec: String,
+    /// Audio codec.
+    pub audio_codec: String,
+    /// Renditions produced.
+    pub renditions: Vec<Rendition>,
+    /// When the reading was taken (RFC 3339).
+    pub report_time: chrono::DateTime<Utc>,
+}
+
+/// The refusal every bad key gets, whatever the reason, so keys cannot be probed.
+const DENIED: &str = "stream key not accepted";
+
+/// Ingest operations over PostgreSQL.
+#[derive(Clone)]
+pub struct Ingest {
+    /// Connection pool.
+    pool: DbPool,
+    /// How long an interrupted stream waits for its broadcaster.
+    reconnect_window: Duration,
+}
+
+impl Ingest {
+    /// Builds the service.
+    pub fn new(pool: DbPool, reconnect_window: Duration) -> Self {
+        Self {
+            pool,
+            reconnect_window,
+        }
+    }
+
+    /// Accepts a publish with `key` (PENDING or INTERRUPTED in its window → ACTIVE;
+    /// ACTIVE stays ACTIVE) and returns the stream and whether it resumed.
+    pub async fn authorize_publish(
+        &self,
+        key: &str,
+        attempt: &PublishAttempt,
+    ) -> Result<(StreamRow, bool)> {
+        validate_node(&attempt.node)?;
+        validate_origin(&attempt.origin_url)?;
+        if !looks_like_key(key) {
+            return Err(Error::PermissionDenied(DENIED));
+        }
+        let hash = KeyHash::of(key);
+        let mut conn = self.pool.get().await?;
+        conn.transaction(async |conn| {
+            let row = streams::find_by_key_for_update(conn, &hash.0)
+                .await?
+                .filter(|row| hash.matches(&row.key_hash))
+                .ok_or(Error::PermissionDenied(DENIED))?;
+            let playback = playback_urls(&attempt.origin_url, row.id, attempt.abr);
+            match StreamStatus::from_db(&row.status) {
+                StreamStatus::Completed => Err(Error::PermissionDenied("the stream has completed")),
+                StreamStatus::Interrupted
+                    if row.reconnect_deadline.is_some_and(|deadline| deadline <= Utc::now()) =>
+                {
+                    lifecycle::complete(conn, row.id, EndReason::ReconnectWindowClosed).await?;
+                    Err(Error::PermissionDenied("the stream has completed"))
+                }
+                StreamStatus::Active => {
+                    // A retried or duplicate on_publish: same state, fresh node and time.
+                    Ok((streams::activate(conn, row.id, &attempt.node, &playback).await?, false))
+                }
+                status @ (StreamStatus::Pending | StreamStatus::Interrupted) => {
+                    let resumed = status == StreamStatus::Interrupted;
+                    let row = lifecycle::activate(conn, &row, &attempt.node, &playback).await?;
+                    tracing::info!(stream.id = %row.id, ingest.node = %attempt.node, resumed, "stream live");
+                    Ok((row, resumed))
+                }
+            }
+        })
+        .await
+    }
+
+    /// Records that the broadcaster left: ACTIVE → INTERRUPTED with the reconnect window
+    /// open. Any other state, or a report from a node that no longer holds the stream,
+    /// changes nothing. Returns the stream.
+    pub async fn publish_ended(&self, key: &str, node: &str) -> Result<StreamRow> {
+        validate_node(node)?;
+        let hash = self.known_key(key)?;
+        let deadline = Utc::now() + self.window();
+        let mut conn = self.pool.get().await?;
+        conn.transaction(async |conn| {
+            let row = streams::find_by_key_for_update(conn, &hash.0)
+                .await?
+                .filter(|row| hash.matches(&row.key_hash))
+                .ok_or_else(|| Error::NotFound("stream for this key".into()))?;
+            let holds = row
+                .ingest_node
+                .as_deref()
+                .is_none_or(|holder| holder == node);
+            if StreamStatus::from_db(&row.status) != StreamStatus::Active || !holds {
+                return Ok(row);
+            }
+            tracing::info!(stream.id = %row.id, "broadcaster left; reconnect window open");
+            lifecycle::interrupt(conn, row.id, deadline, EndReason::PublisherDisconnected).await
+        })
+        .await
+    }
+
+    /// Records an ingest update and says whether the broadcaster may go on: only while
+    /// the key is current and the stream ACTIVE.
+    pub async fn heartbeat(&self, key: &str, node: &str) -> Result<Verdict> {
+        validate_node(node)?;
+        if !looks_like_key(key) {
+            return Ok(Verdict::Denied(DENIED));
+        }
+        let hash = KeyHash::of(key);
+        let mut conn = self.pool.get().await?;
+        if streams::touch_active_by_key(&mut conn, &hash.0)
+            .await?
+            .is_some()
+        {
+            return Ok(Verdict::Allowed);
+        }
+        // Not active: find out why, for the log line at the hook.
+        let verdict = conn
+            .transaction(async |conn| {
+                let Some(row) = streams::find_by_key_for_update(conn, &hash.0).await? else {
+                    return Ok::<_, Error>(Verdict::Denied(
+                        "the stream key was rotated or is unknown",
+                    ));
+                };
+                Ok(match StreamStatus::from_db(&row.status) {
+                    StreamStatus::Completed => Verdict::Denied("the stream has ended"),
+                    StreamStatus::Pending => {
+                        Verdict::Denied("the stream was not authorised on this node")
+                    }
+                    StreamStatus::Interrupted => {
+                        // Declared lost, yet the broadcaster is still here: it is live again.
+                        let playback = Playback {
+                            hls_url: row.hls_url.clone().unwrap_or_default(),
+                            dash_url: row.dash_url.clone().unwrap_or_default(),
+                            hls_master_url: row.hls_master_url.clone().unwrap_or_default(),
+                        };
+                        lifecycle::activate(conn, &row, node, &playback).await?;
+                        Verdict::Allowed
+                    }
+                    StreamStatus::Active => Verdict::Allowed,
+                })
+            })
+            .await?;
+        Ok(verdict)
+    }
+
+    /// Stores an ingest health reading of an ACTIVE stream; logs `quality_changed` when
+    /// the renditions or the source resolution changed.
+    pub async fn report_health(&self, id: Uuid, node: &str, health: &Health) -> Result<()> {
+        validate_node(node)?;
+        let mut conn = self.pool.get().await?;
+        conn.transaction(async |conn| {
+            let row = streams::find_for_update(conn, id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("streams/{id}")))?;
+            if StreamStatus::from_db(&row.status) != StreamStatus::Active {
+                return Err(Error::FailedPrecondition("the stream is not live".into()));
+            }
+            let previous: Option<Health> = row
+                .ingest_health
+                .as_ref()
+                .and_then(|v| serde_json::from_value(v.clone()).ok());
+            let changed = previous.is_none_or(|p| {
+                p.renditions != health.renditions
+                    || (p.width, p.height) != (health.width, health.height)
+            });
+            let value = serde_json::to_value(health)
+                .map_err(|e| Error::invalid("health", e.to_string()))?;
+            streams::set_health(conn, id, value).await?;
+            if changed {
+                let event = Event::QualityChanged {
+                    renditions: health.renditions.clone(),
+                };
+                lifecycle::append(conn, id, &event).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    fn known_key(&self, key: &str) -> Result<KeyHash> {
+        if looks_like_key(key) {
+            Ok(KeyHash::of(key))
+        } else {
+            Err(Error::invalid("stream_key", "is not a stream key"))
+        }
+    }
+
+    fn window(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.reconnect_window).unwrap_or(chrono::Duration::seconds(30))
+    }
+}
+
+/// Builds the playback URLs of a stream on an origin.
+pub fn playback_urls(origin: &str, id: Uuid, abr: bool) -> Playback {
+    let origin = origin.trim_end_matches('/');
+    Playback {
+        hls_url: format!("{origin}/hls/{id}.m3u8"),
+        dash_url: format!("{origin}/dash/{id}.mpd"),
+        hls_master_url: if abr {
+            format!("{origin}/abr/{id}.m3u8")
+        } else {
+            String::new()
+        },
+    }
+}
+
+fn validate_node(node: &str) -> Result<()> {
+    let ok = !node.is_empty()
+        && node.len() <= 128
+        && node
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "ingest_node",
+            "must be 1 to 128 characters from A-Z a-z 0-9 . _ : -",
+        ))
+    }
+}
+
+fn validate_origin(origin: &str) -> Result<()> {
+    let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
+        && origin.len() <= 512
+        && !origin.contains(|c: char| c.is_whitespace() || c.is_control() || c == '?' || c == '#');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "origin_url",
+            "must be an http:// or https:// base URL without query or fragment",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn playback_urls_follow_the_origin_layout() {
+        let id = Uuid::nil();
+        let p = playback_urls("http://127.0.0.1:8080/", id, false);
+        assert_eq!(p.hls_url, format!("http://127.0.0.1:8080/hls/{id}.m3u8"));
+        assert_eq!(p.dash_url, format!("http://127.0.0.1:8080/dash/{id}.mpd"));
+        assert_eq!(p.hls_master_url, "");
+        let p = playback_urls("https://cdn.example", id, true);
+        assert_eq!(
+            p.hls_master_url,
+            format!("https://cdn.example/abr/{id}.m3u8")
+        );
+    }
+
+    #[test]
+    fn nodes_and_origins_are_checked() {
+        assert!(validate_node("ingest-0.eu:1935").is_ok());
+        assert!(validate_node("").is_err());
+        assert!(validate_node("a b").is_err());
+        assert!(validate_origin("http://127.0.0.1:8080").is_ok());
+        assert!(validate_origin("ftp://x").is_err());
+        assert!(validate_origin("http://x/?a=b").is_err());
+    }
+}

@@ -1,0 +1,105 @@
+//! Lifecycle transitions. Each one updates the stream row and appends its event to the
+//! durable log on the same connection; callers run them inside a transaction with
+//! the row locked, so the log never disagrees with the state.
+
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncPgConnection;
+use uuid::Uuid;
+
+use crate::{
+    db::{
+        events,
+        streams::{self, StreamRow},
+    },
+    error::Result,
+    service::{
+        StreamStatus,
+        events::{Event, Playback},
+    },
+};
+
+/// Why a stream stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Its owner called EndStream.
+    EndedByOwner,
+    /// The broadcaster disconnected (on_publish_done).
+    PublisherDisconnected,
+    /// The ingest node stopped sending updates.
+    IngestLost,
+    /// The reconnect window closed without a republish.
+    ReconnectWindowClosed,
+}
+
+impl EndReason {
+    /// Returns the reason as it appears in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EndedByOwner => "ended_by_owner",
+            Self::PublisherDisconnected => "publisher_disconnected",
+            Self::IngestLost => "ingest_lost",
+            Self::ReconnectWindowClosed => "reconnect_window_closed",
+        }
+    }
+}
+
+/// Makes a stream ACTIVE on `node` (first publish or resume) and logs `stream_started`.
+pub async fn activate(
+    conn: &mut AsyncPgConnection,
+    row: &StreamRow,
+    node: &str,
+    playback: &Playback,
+) -> Result<StreamRow> {
+    let resumed = StreamStatus::from_db(&row.status) == StreamStatus::Interrupted;
+    let updated = streams::activate(conn, row.id, node, playback).await?;
+    append(
+        conn,
+        row.id,
+        &Event::StreamStarted {
+            resumed,
+            playback: playback.clone(),
+        },
+    )
+    .await?;
+    Ok(updated)
+}
+
+/// Makes a stream INTERRUPTED with its reconnect window closing at `deadline`, and logs
+/// `stream_ended` with status `interrupted`.
+pub async fn interrupt(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    deadline: DateTime<Utc>,
+    reason: EndReason,
+) -> Result<StreamRow> {
+    let updated = streams::interrupt(conn, id, deadline).await?;
+    append(
+        conn,
+        id,
+        &Event::ended(StreamStatus::Interrupted, reason.as_str()),
+    )
+    .await?;
+    Ok(updated)
+}
+
+/// Makes a stream COMPLETED and logs `stream_ended` with status `completed`.
+pub async fn complete(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    reason: EndReason,
+) -> Result<StreamRow> {
+    let updated = streams::complete(conn, id).await?;
+    append(
+        conn,
+        id,
+        &Event::ended(StreamStatus::Completed, reason.as_str()),
+    )
+    .await?;
+    tracing::info!(stream.id = %id, reason = reason.as_str(), "stream completed");
+    Ok(updated)
+}
+
+/// Appends an event to the durable log.
+pub async fn append(conn: &mut AsyncPgConnection, id: Uuid, event: &Event) -> Result<i64> {
+    Ok(events::append(conn, id, event.kind(), event.payload()).await?)
+}

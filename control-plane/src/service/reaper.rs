@@ -1,0 +1,102 @@
+//! The reaper: closes streams whose ingest went quiet and whose reconnect window
+//! closed. Every replica runs the loop; a PostgreSQL advisory lock taken per sweep
+//! (transaction-scoped, so a dead replica never holds it) lets one sweep at a time.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel::{sql_query, sql_types::Bool};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use crate::{
+    db::{DbPool, streams},
+    error::{Error, Result},
+    service::lifecycle::{self, EndReason},
+    shutdown,
+};
+
+/// Advisory lock key of the reaper ("novareap").
+const REAPER_LOCK: i64 = 0x6e6f_7661_7265_6170;
+/// Most streams handled per sweep and kind; the next sweep takes the rest.
+const BATCH: i64 = 500;
+
+/// When streams are reaped.
+#[derive(Debug, Clone, Copy)]
+pub struct ReaperSettings {
+    /// Time between sweeps.
+    pub interval: Duration,
+    /// An active stream without ingest updates for this long is INTERRUPTED.
+    pub ingest_timeout: Duration,
+    /// How long an interrupted stream waits for its broadcaster.
+    pub reconnect_window: Duration,
+}
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    /// Whether this replica held the lock (otherwise it did nothing).
+    pub led: bool,
+    /// Active streams turned INTERRUPTED because their ingest went quiet.
+    pub interrupted: usize,
+    /// Interrupted streams turned COMPLETED because their window closed.
+    pub completed: usize,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = Bool)]
+    locked: bool,
+}
+
+/// Runs one sweep if no other replica is sweeping.
+pub async fn sweep(pool: &DbPool, settings: &ReaperSettings) -> Result<Sweep> {
+    let mut conn = pool.get().await?;
+    conn.transaction(async |conn| {
+        let lock: Locked = sql_query(format!(
+            "SELECT pg_try_advisory_xact_lock({REAPER_LOCK}) AS locked"
+        ))
+        .get_result(conn)
+        .await?;
+        if !lock.locked {
+            return Ok::<_, Error>(Sweep::default());
+        }
+        let now = Utc::now();
+        let quiet_since =
+            now - chrono::Duration::from_std(settings.ingest_timeout).unwrap_or_default();
+        let deadline =
+            now + chrono::Duration::from_std(settings.reconnect_window).unwrap_or_default();
+        let mut sweep = Sweep {
+            led: true,
+            ..Sweep::default()
+        };
+        for id in streams::lock_ingest_lost(conn, quiet_since, BATCH).await? {
+            lifecycle::interrupt(conn, id, deadline, EndReason::IngestLost).await?;
+            tracing::info!(stream.id = %id, "ingest lost; reconnect window open");
+            sweep.interrupted += 1;
+        }
+        for id in streams::lock_window_closed(conn, now, BATCH).await? {
+            lifecycle::complete(conn, id, EndReason::ReconnectWindowClosed).await?;
+            sweep.completed += 1;
+        }
+        Ok(sweep)
+    })
+    .await
+}
+
+/// Sweeps every `settings.interval` until shutdown; failures are logged and retried.
+pub async fn run(pool: DbPool, settings: ReaperSettings, stop: shutdown::Signal) {
+    let mut tick = tokio::time::interval(settings.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stopped = stop.wait();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            () = &mut stopped => return,
+            _ = tick.tick() => {
+                if let Err(err) = sweep(&pool, &settings).await {
+                    tracing::warn!(error = %err, "reaper sweep failed; retrying next tick");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! IngestService and the lifecycle, called directly over gRPC (as ingest-hooks does):
+//! authorise, heartbeat, disconnect, resume, reaper, health.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+use nova_proto::v1::{
+    AuthorizePublishRequest, CreateStreamRequest, EndStreamRequest, GetStreamRequest, IngestHealth,
+    IngestHeartbeatRequest, PublishEndedRequest, Rendition, ReportIngestHealthRequest,
+    RotateStreamKeyRequest, Stream, StreamStatus,
+};
+use nova_tests::{TestContext, clients, events, wait};
+use tonic::Code;
+
+const NODE: &str = "ingest-a";
+const ORIGIN: &str = "http://127.0.0.1:8080";
+
+struct World {
+    ctx: TestContext,
+    streams: clients::Streams,
+    ingest: clients::Ingest,
+}
+
+impl World {
+    async fn start(adjust: impl FnOnce(&mut nova_control_plane::Config)) -> Self {
+        let ctx = TestContext::start_with(adjust).await;
+        let streams = clients::streams(&ctx.url(), Some(&ctx.token), Some("alice")).await;
+        let ingest = clients::ingest(&ctx.url(), &ctx.token).await;
+        Self {
+            ctx,
+            streams,
+            ingest,
+        }
+    }
+
+    async fn create(&mut self) -> (Stream, String) {
+        let created = self
+            .streams
+            .create_stream(CreateStreamRequest {
+                stream: Some(Stream {
+                    title: "live".into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        (created.stream.unwrap(), created.stream_key)
+    }
+
+    async fn authorize(&mut self, key: &str) -> Result<(Stream, bool), tonic::Status> {
+        self.ingest
+            .authorize_publish(AuthorizePublishRequest {
+                stream_key: key.into(),
+                client_addr: "127.0.0.1".into(),
+                app: "live".into(),
+                ingest_node: NODE.into(),
+                origin_url: ORIGIN.into(),
+                abr: false,
+            })
+            .await
+            .map(|r| {
+                let r = r.into_inner();
+                (r.stream.unwrap(), r.resumed)
+            })
+    }
+
+    async fn heartbeat(&mut self, key: &str) -> (bool, String) {
+        let r = self
+            .ingest
+            .ingest_heartbeat(IngestHeartbeatRequest {
+                stream_key: key.into(),
+                ingest_node: NODE.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        (r.allowed, r.reason)
+    }
+
+    async fn ended(&mut self, key: &str) -> Stream {
+        self.ingest
+            .publish_ended(PublishEndedRequest {
+                stream_key: key.into(),
+                ingest_node: NODE.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .stream
+            .unwrap()
+    }
+
+    async fn get(&mut self, name: &str) -> Stream {
+        self.streams
+            .get_stream(GetStreamRequest { name: name.into() })
+            .await
+            .unwrap()
+            .into_inner()
+            .stream
+            .unwrap()
+    }
+
+    async fn kinds(&self, stream: &Stream) -> Vec<String> {
+        let mut db = self.ctx.db().await;
+        events::of_stream(&mut db, &stream.stream_id)
+            .await
+            .into_iter()
+            .map(|e| format!("{} {}", e.kind, e.payload))
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publish_disconnect_resume_and_owner_end_write_one_event_per_transition() {
+    let mut w = World::start(|_| {}).await;
+    let (stream, key) = w.create().await;
+
+    let (live, resumed) = w.authorize(&key).await.unwrap();
+    assert_eq!(live.status(), StreamStatus::Active);
+    assert!(!resumed);
+    assert_eq!(live.ingest_node, NODE);
+    let playback = live.playback.clone().unwrap();
+    assert_eq!(
+        playback.hls_url,
+        format!("{ORIGIN}/hls/{}.m3u8", stream.stream_id)
+    );
+    assert_eq!(
+        playback.dash_url,
+        format!("{ORIGIN}/dash/{}.mpd", stream.stream_id)
+    );
+    assert!(live.start_time.is_some());
+    // nginx retries: a duplicate on_publish changes nothing.
+    let (again, resumed) = w.authorize(&key).await.unwrap();
+    assert_eq!((again.status(), resumed), (StreamStatus::Active, false));
+    assert_eq!(again.start_time, live.start_time);
+
+    assert_eq!(w.heartbeat(&key).await, (true, String::new()));
+
+    let interrupted = w.ended(&key).await;
+    assert_eq!(interrupted.status(), StreamStatus::Interrupted);
+    assert!(interrupted.reconnect_deadline.is_some());
+    assert_eq!(interrupted.ingest_node, "");
+    let twice = w.ended(&key).await;
+    assert_eq!(twice.status(), StreamStatus::Interrupted);
+
+    let (resumed_stream, resumed) = w.authorize(&key).await.unwrap();
+    assert_eq!(
+        (resumed_stream.status(), resumed),
+        (StreamStatus::Active, true)
+    );
+    assert_eq!(
+        resumed_stream.name, stream.name,
+        "resume keeps the same stream"
+    );
+    assert_eq!(resumed_stream.start_time, live.start_time);
+
+    w.streams
+        .end_stream(EndStreamRequest {
+            name: stream.name.clone(),
+        })
+        .await
+        .unwrap();
+    let (allowed, reason) = w.heartbeat(&key).await;
+    assert!(!allowed);
+    assert_eq!(reason, "the stream has ended");
+    let err = w.authorize(&key).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    // A late on_publish_done after the end changes nothing.
+    assert_eq!(w.ended(&key).await.status(), StreamStatus::Completed);
+
+    let hls = format!("{ORIGIN}/hls/{}.m3u8", stream.stream_id);
+    let dash = format!("{ORIGIN}/dash/{}.mpd", stream.stream_id);
+    let started = |resumed: bool| {
+        format!(
+            r#"stream_started {{"resumed": {resumed}, "playback": {{"hls_url": "{hls}", "dash_url": "{dash}", "hls_master_url": ""}}}}"#
+        )
+    };
+    assert_eq!(
+        w.kinds(&stream).await,
+        vec![
+            started(false),
+            r#"stream_ended {"reason": "publisher_disconnected", "status": "interrupted"}"#
+                .to_owned(),
+            started(true),
+            r#"stream_ended {"reason": "ended_by_owner", "status": "completed"}"#.to_owned(),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_malformed_and_rotated_keys_are_refused() {
+    let mut w = World::start(|_| {}).await;
+    let (stream, key) = w.create().await;
+    let wrong = format!("sk_live_{}", "A".repeat(43));
+    for bad in [wrong.as_str(), "", "sk_live_short", "not a key at all"] {
+        let err = w.authorize(bad).await.unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{bad:?}");
+        assert!(!err.message().contains("sk_live_"), "{}", err.message());
+        assert!(!w.heartbeat(bad).await.0, "{bad:?}");
+    }
+
+    w.authorize(&key).await.unwrap();
+    w.streams
+        .rotate_stream_key(RotateStreamKeyRequest {
+            name: stream.name.clone(),
+        })
+        .await
+        .unwrap();
+    let (allowed, reason) = w.heartbeat(&key).await;
+    assert!(!allowed, "the old key must be cut off");
+    assert_eq!(reason, "the stream key was rotated or is unknown");
+    assert_eq!(
+        w.authorize(&key).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+
+    let bad_node = w
+        .ingest
+        .authorize_publish(AuthorizePublishRequest {
+            stream_key: key.clone(),
+            ingest_node: "bad node!".into(),
+            origin_url: ORIGIN.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_node.code(), Code::InvalidArgument);
+    assert!(bad_node.message().starts_with("ingest_node: "));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reaper_completes_after_the_window_and_interrupts_quiet_ingests() {
+    let mut w = World::start(|c| {
+        c.reconnect_window = Duration::from_secs(1);
+        c.ingest_timeout = Duration::from_secs(1);
+    })
+    .await;
+
+    // Broadcaster left: INTERRUPTED, then COMPLETED when the window closes.
+    let (left, key) = w.create().await;
+    w.authorize(&key).await.unwrap();
+    w.ended(&key).await;
+    let name = left.name.clone();
+    wait::until(
+        "the reaper to complete the stream",
+        Duration::from_secs(10),
+        || {
+            let mut streams = w.streams.clone();
+            let name = name.clone();
+            async move {
+                let s = streams
+                    .get_stream(GetStreamRequest { name })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .stream
+                    .unwrap();
+                if s.status() == StreamStatus::Completed {
+                    Ok(s)
+                } else {
+                    Err(s.status())
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        w.authorize(&key).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let kinds = w.kinds(&left).await;
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    assert_eq!(
+        kinds[2],
+        r#"stream_ended {"reason": "reconnect_window_closed", "status": "completed"}"#
+    );
+
+    // Ingest went quiet (no updates, no publish_done): INTERRUPTED with ingest_lost.
+    let (quiet, key) = w.create().await;
+    w.authorize(&key).await.unwrap();
+    let name = quiet.name.clone();
+    wait::until(
+        "the reaper to notice the quiet ingest",
+        Duration::from_secs(10),
+        || {
+            let mut streams = w.streams.clone();
+            let name = name.clone();
+            async move {
+                let s = streams
+                    .get_stream(GetStreamRequest { name })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .stream
+                    .unwrap();
+                if s.status() != StreamStatus::Active {
+                    Ok(s)
+                } else {
+                    Err(s.status())
+                }
+            }
+        },
+    )
+    .await;
+    let kinds = w.kinds(&quiet).await;
+    assert_eq!(
+        kinds[1],
+        r#"stream_ended {"reason": "ingest_lost", "status": "interrupted"}"#
+    );
+    let current = w.get(&quiet.name).await;
+    assert!(matches!(
+        current.status(),
+        StreamStatus::Interrupted | StreamStatus::Completed
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_health_is_stored_and_quality_changes_are_logged_once() {
+    let mut w = World::start(|_| {}).await;
+    let (stream, key) = w.create().await;
+    let health = |height: i32| IngestHealth {
+        bitrate_kbps: 350,
+        frame_rate: 25.0,
+        width: 320,
+        height,
+        video_codec: "H264".into(),
+        audio_codec: "AAC".into(),
+        report_time: None,
+        renditions: vec![Rendition {
+            name: "src".into(),
+            width: 320,
+            height,
+            bitrate_kbps: 350,
+        }],
+    };
+    let report = |h: IngestHealth| ReportIngestHealthRequest {
+        name: stream.name.clone(),
+        ingest_node: NODE.into(),
+        health: Some(h),
+    };
+    let err = w
+        .ingest
+        .report_ingest_health(report(health(180)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "not live yet");
+
+    w.authorize(&key).await.unwrap();
+    w.ingest
+        .report_ingest_health(report(health(180)))
+        .await
+        .unwrap();
+    w.ingest
+        .report_ingest_health(report(health(180)))
+        .await
+        .unwrap();
+    w.ingest
+        .report_ingest_health(report(health(240)))
+        .await
+        .unwrap();
+    let stored = w.get(&stream.name).await.ingest_health.unwrap();
+    assert_eq!(
+        (stored.width, stored.height, stored.bitrate_kbps),
+        (320, 240, 350)
+    );
+    assert_eq!(stored.video_codec, "H264");
+    assert!(stored.report_time.is_some());
+    let quality: Vec<_> = w
+        .kinds(&stream)
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with("quality_changed"))
+        .collect();
+    assert_eq!(quality.len(), 2, "{quality:?}");
+
+    let mut bad = health(180);
+    bad.frame_rate = -1.0;
+    let err = w
+        .ingest
+        .report_ingest_health(report(bad))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+}

@@ -14,9 +14,10 @@
 //! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `RUST_LOG` | `info` | log filter |
 
-use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
+pub use nova_runtime::{LogFormat, Secret, parse_duration};
 
 /// Control-plane configuration; see the module docs for every variable.
 #[derive(Debug, Clone, Parser)]
@@ -67,36 +68,6 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-/// A string that never shows up in `Debug` output or logs.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Returns the secret value; call it only where the value is used.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Self {
-        Self(s.to_owned())
-    }
-}
-
 impl Config {
     /// Reads flags and environment, then checks what clap cannot. Errors name the
     /// variable and never echo a secret.
@@ -110,15 +81,6 @@ impl Config {
     pub fn service_tokens(&self) -> Result<Vec<Secret>, String> {
         parse_tokens(self.service_token.expose())
     }
-}
-
-/// Output format of log lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// Shortest accepted service token.
@@ -142,37 +104,9 @@ fn parse_tokens(raw: &str) -> Result<Vec<Secret>, String> {
     Ok(tokens)
 }
 
-/// Parses `250ms`, `10s`, `5m` or a bare number of seconds.
-pub fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let raw = raw.trim();
-    let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => raw.split_at(i),
-        None => (raw, "s"),
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{raw}` is not a duration like 250ms, 10s or 5m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("`{raw}`: unit must be ms, s or m")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("10h").is_err());
-        assert!(parse_duration("soon").is_err());
-    }
 
     #[test]
     fn short_or_missing_tokens_are_refused_without_echoing_them() {

@@ -13,9 +13,8 @@ pub mod grpc;
 pub mod keys;
 pub mod server;
 pub mod service;
-pub mod shutdown;
 pub mod state;
-pub mod telemetry;
 
 pub use config::Config;
+pub use nova_runtime::{shutdown, telemetry};
 pub use server::{ControlPlane, start};

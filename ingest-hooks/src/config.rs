@@ -1,0 +1,114 @@
+//! One typed configuration, read once from flags and `NOVA_*` environment variables.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `NOVA_HOOKS_ADDR` | `127.0.0.1:8090` | where nginx sends its callbacks |
+//! | `NOVA_HOOKS_SECRET` | (none) | shared secret nginx passes as `?secret=`; without one, only loopback callers are accepted |
+//! | `NOVA_CONTROL_PLANE_URL` | `http://127.0.0.1:50051` | control-plane gRPC |
+//! | `NOVA_SERVICE_TOKEN` | (required) | token for the control plane |
+//! | `NOVA_INGEST_NODE` | `ingest-local` | this ingest node's identifier |
+//! | `NOVA_ORIGIN_URL` | `http://127.0.0.1:8080` | public base URL of this node's HLS/DASH origin |
+//! | `NOVA_RELAY_URL` | `rtmp://127.0.0.1:1935/stream` | internal RTMP application accepted publishes are relayed into |
+//! | `NOVA_INGEST_APP` | `live` | RTMP application broadcasters publish to |
+//! | `NOVA_ABR` | `false` | whether nginx transcodes into renditions |
+//! | `NOVA_STAT_URL` | `http://127.0.0.1:8081/stat` | nginx `rtmp_stat` page; empty turns the poller off |
+//! | `NOVA_STAT_INTERVAL` | `5s` | time between /stat polls |
+//! | `NOVA_UPSTREAM_TIMEOUT` | `2s` | deadline of each control-plane call (keep it under nginx's `netcall_timeout`) |
+//! | `NOVA_FAIL_OPEN_UPDATES` | `false` | keep broadcasters on air when the control plane cannot be reached during on_update |
+//! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::Parser;
+pub use nova_runtime::{LogFormat, Secret, parse_duration};
+
+/// Ingest-hooks configuration; see the module docs for every variable.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "nova-ingest-hooks",
+    version,
+    about = "nginx-rtmp callbacks → Nova control plane"
+)]
+pub struct Config {
+    /// Callback listen address.
+    #[arg(long, env = "NOVA_HOOKS_ADDR", default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
+    /// Shared secret nginx passes as `?secret=`.
+    #[arg(long, env = "NOVA_HOOKS_SECRET", hide_env_values = true)]
+    pub secret: Option<Secret>,
+    /// Control-plane gRPC URL.
+    #[arg(
+        long,
+        env = "NOVA_CONTROL_PLANE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub control_plane_url: String,
+    /// Service token for the control plane.
+    #[arg(long, env = "NOVA_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Secret,
+    /// This ingest node's identifier.
+    #[arg(long, env = "NOVA_INGEST_NODE", default_value = "ingest-local")]
+    pub ingest_node: String,
+    /// Public base URL of this node's HLS/DASH origin.
+    #[arg(long, env = "NOVA_ORIGIN_URL", default_value = "http://127.0.0.1:8080")]
+    pub origin_url: String,
+    /// Internal RTMP application accepted publishes are relayed into.
+    #[arg(
+        long,
+        env = "NOVA_RELAY_URL",
+        default_value = "rtmp://127.0.0.1:1935/stream"
+    )]
+    pub relay_url: String,
+    /// RTMP application broadcasters publish to.
+    #[arg(long, env = "NOVA_INGEST_APP", default_value = "live")]
+    pub ingest_app: String,
+    /// Whether nginx transcodes into renditions (adaptive bitrate).
+    #[arg(long, env = "NOVA_ABR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub abr: bool,
+    /// nginx `rtmp_stat` URL; empty turns the poller off.
+    #[arg(
+        long,
+        env = "NOVA_STAT_URL",
+        default_value = "http://127.0.0.1:8081/stat"
+    )]
+    pub stat_url: String,
+    /// Time between /stat polls.
+    #[arg(long, env = "NOVA_STAT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub stat_interval: Duration,
+    /// Deadline of each control-plane call.
+    #[arg(long, env = "NOVA_UPSTREAM_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub upstream_timeout: Duration,
+    /// Keep broadcasters on air when the control plane is unreachable during on_update.
+    #[arg(long, env = "NOVA_FAIL_OPEN_UPDATES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub fail_open_updates: bool,
+    /// Log format.
+    #[arg(long, env = "NOVA_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads flags and environment, then checks what clap cannot. Errors name the
+    /// variable and never echo a secret.
+    pub fn load() -> Result<Self, String> {
+        let config = Self::try_parse().map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values clap cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.service_token.expose().len() < 16 {
+            return Err("NOVA_SERVICE_TOKEN: needs at least 16 characters".into());
+        }
+        if self.secret.as_ref().is_some_and(|s| s.expose().len() < 16) {
+            return Err("NOVA_HOOKS_SECRET: needs at least 16 characters".into());
+        }
+        if !self.relay_url.starts_with("rtmp://") {
+            return Err("NOVA_RELAY_URL: must be an rtmp:// URL".into());
+        }
+        if !(self.origin_url.starts_with("http://") || self.origin_url.starts_with("https://")) {
+            return Err("NOVA_ORIGIN_URL: must be an http:// or https:// URL".into());
+        }
+        Ok(())
+    }
+}

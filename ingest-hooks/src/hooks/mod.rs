@@ -1,0 +1,35 @@
+//! One handler per kind of callback; `handle` dispatches the typed callback.
+
+mod play;
+mod publish;
+mod publish_done;
+mod update;
+
+use axum::{http::StatusCode, response::Response};
+
+use crate::{callback::Callback, error::HookError, state::AppState};
+
+/// Answers one callback.
+pub async fn handle(state: &AppState, callback: Callback) -> Result<Response, HookError> {
+    match callback {
+        Callback::Publish { origin, key } => publish::handle(state, &origin, &key).await,
+        Callback::PublishDone { origin, key } => publish_done::handle(state, &origin, &key).await,
+        Callback::UpdatePublish { origin, key } => update::handle(state, &origin, &key).await,
+        Callback::Play {
+            origin,
+            name,
+            relay,
+        } => play::start(state, &origin, &name, relay),
+        Callback::PlayDone {
+            origin,
+            name,
+            relay,
+        } => play::stop(state, &origin, &name, relay),
+        Callback::UpdatePlay { .. } | Callback::Done { .. } | Callback::Other { .. } => Ok(ok()),
+    }
+}
+
+/// An empty 200: nginx goes on.
+fn ok() -> Response {
+    axum::response::IntoResponse::into_response(StatusCode::OK)
+}

@@ -1,0 +1,39 @@
+//! `on_publish`: ask the control plane; on yes, redirect the broadcast into the
+//! internal application under the stream's public id, so no playlist, segment, stat
+//! entry or log line carries the key.
+
+use axum::{
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+use crate::{
+    callback::{Origin, StreamKey},
+    error::HookError,
+    state::AppState,
+};
+
+pub(super) async fn handle(
+    state: &AppState,
+    origin: &Origin,
+    key: &StreamKey,
+) -> Result<Response, HookError> {
+    if origin.app != state.config().ingest_app {
+        return Err(HookError::Refused(format!(
+            "publishing is only allowed on the `{}` application",
+            state.config().ingest_app
+        )));
+    }
+    // Fails closed: an unreachable control plane is a refusal (HookError::Upstream → 503).
+    let stream = state
+        .upstream()
+        .authorize(key, &origin.addr, &origin.app)
+        .await?;
+    tracing::info!(stream.id = %stream.stream_id, client.addr = %origin.addr, "publish accepted");
+    let location = format!(
+        "{}/{}",
+        state.config().relay_url.trim_end_matches('/'),
+        stream.stream_id
+    );
+    Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
+}

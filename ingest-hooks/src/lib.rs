@@ -1,0 +1,20 @@
+//! Nova Streaming ingest-hooks: nginx-rtmp's HTTP callbacks in, control-plane gRPC out.
+//!
+//! `routes` takes every callback on `POST /rtmp`, checks the shared secret and parses
+//! the form into one typed [`callback::Callback`]; `hooks` answers each kind, calling
+//! the control plane through `upstream`; `stat` polls nginx `/stat` for ingest
+//! health. `error` maps every failure to the HTTP status nginx acts on.
+
+pub mod callback;
+pub mod config;
+pub mod error;
+pub mod hooks;
+pub mod routes;
+pub mod server;
+pub mod stat;
+pub mod state;
+pub mod upstream;
+
+pub use config::Config;
+pub use nova_runtime::{shutdown, telemetry};
+pub use server::{IngestHooks, start};

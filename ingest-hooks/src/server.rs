@@ -1,0 +1,79 @@
+//! Start-up and shutdown of the hooks service.
+
+use std::net::SocketAddr;
+
+use tokio::{net::TcpListener, task::JoinHandle};
+
+use crate::{
+    config::Config,
+    routes, shutdown, stat,
+    state::AppState,
+    upstream::{Node, Upstream},
+};
+
+/// A running hooks service.
+pub struct IngestHooks {
+    /// Address nginx should call.
+    pub addr: SocketAddr,
+    /// Fires the shutdown.
+    trigger: shutdown::Trigger,
+    /// The serving task.
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Binds the listener, starts the /stat poller and serves callbacks.
+pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
+    config.validate().map_err(|e| anyhow::anyhow!(e))?;
+    let upstream = Upstream::new(
+        &config.control_plane_url,
+        config.service_token.expose(),
+        config.upstream_timeout,
+        Node {
+            id: config.ingest_node.clone(),
+            origin_url: config.origin_url.clone(),
+            abr: config.abr,
+        },
+    )?;
+    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {} (NOVA_HOOKS_ADDR): {e}", config.listen)
+    })?;
+    let addr = listener.local_addr()?;
+    let (trigger, signal) = shutdown::channel();
+    if !config.stat_url.is_empty() {
+        let public_app = config
+            .relay_url
+            .rsplit('/')
+            .next()
+            .unwrap_or("stream")
+            .to_owned();
+        tokio::spawn(stat::run(
+            config.stat_url.clone(),
+            config.stat_interval,
+            (public_app, "abr".to_owned()),
+            upstream.clone(),
+            signal.clone(),
+        ));
+    }
+    let app = routes::router(AppState::new(config.clone(), upstream))
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(signal.wait())
+            .await
+            .map_err(Into::into)
+    });
+    tracing::info!(hooks.addr = %addr, ingest.node = %config.ingest_node, "ingest hooks serving");
+    Ok(IngestHooks {
+        addr,
+        trigger,
+        task,
+    })
+}
+
+impl IngestHooks {
+    /// Stops serving and waits for in-flight callbacks.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.trigger.fire();
+        self.task.await?
+    }
+}

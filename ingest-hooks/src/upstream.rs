@@ -1,0 +1,155 @@
+//! The control plane as the hooks see it: IngestService calls with the service
+//! token, each bounded by the upstream timeout, refusals told apart from outages.
+
+use std::time::Duration;
+
+use nova_proto::v1::{
+    AuthorizePublishRequest, IngestHealth, IngestHeartbeatRequest, PublishEndedRequest,
+    ReportIngestHealthRequest, Stream, ingest_service_client::IngestServiceClient,
+};
+use tonic::{
+    Code, Request, Status,
+    metadata::MetadataValue,
+    service::interceptor::InterceptedService,
+    transport::{Channel, Endpoint},
+};
+
+use crate::{callback::StreamKey, error::HookError};
+
+/// Adds the service token to every call.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// Who this ingest node is, sent along with publish decisions.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Identifier of the node.
+    pub id: String,
+    /// Public base URL of its origin.
+    pub origin_url: String,
+    /// Whether it transcodes into renditions.
+    pub abr: bool,
+}
+
+/// IngestService client.
+#[derive(Clone)]
+pub struct Upstream {
+    /// The gRPC client; the channel connects lazily and reconnects by itself.
+    client: IngestServiceClient<InterceptedService<Channel, Bearer>>,
+    /// This node.
+    node: Node,
+}
+
+impl Upstream {
+    /// Builds a client for `url`; no connection is made until the first call.
+    pub fn new(url: &str, token: &str, timeout: Duration, node: Node) -> anyhow::Result<Self> {
+        let channel = Endpoint::from_shared(url.to_owned())?
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .connect_lazy();
+        let bearer = Bearer(
+            format!("Bearer {token}")
+                .parse()
+                .map_err(|_| anyhow::anyhow!("NOVA_SERVICE_TOKEN: not valid in a header"))?,
+        );
+        Ok(Self {
+            client: IngestServiceClient::with_interceptor(channel, bearer),
+            node,
+        })
+    }
+
+    /// Returns this node.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Asks whether `key` may publish; returns the stream (ACTIVE) when it may.
+    pub async fn authorize(
+        &self,
+        key: &StreamKey,
+        client_addr: &str,
+        app: &str,
+    ) -> Result<Stream, HookError> {
+        let response = self
+            .client
+            .clone()
+            .authorize_publish(AuthorizePublishRequest {
+                stream_key: key.expose().to_owned(),
+                client_addr: client_addr.to_owned(),
+                app: app.to_owned(),
+                ingest_node: self.node.id.clone(),
+                origin_url: self.node.origin_url.clone(),
+                abr: self.node.abr,
+            })
+            .await
+            .map_err(classify)?;
+        response
+            .into_inner()
+            .stream
+            .ok_or_else(|| HookError::Upstream(Status::internal("answer without a stream")))
+    }
+
+    /// Reports that the broadcaster using `key` left.
+    pub async fn publish_ended(&self, key: &StreamKey) -> Result<Option<Stream>, HookError> {
+        let response = self
+            .client
+            .clone()
+            .publish_ended(PublishEndedRequest {
+                stream_key: key.expose().to_owned(),
+                ingest_node: self.node.id.clone(),
+            })
+            .await
+            .map_err(classify)?;
+        Ok(response.into_inner().stream)
+    }
+
+    /// Reports that the broadcaster using `key` is still here; `Ok(None)` means it may
+    /// go on, `Ok(Some(reason))` that it must be cut off.
+    pub async fn heartbeat(&self, key: &StreamKey) -> Result<Option<String>, HookError> {
+        let answer = self
+            .client
+            .clone()
+            .ingest_heartbeat(IngestHeartbeatRequest {
+                stream_key: key.expose().to_owned(),
+                ingest_node: self.node.id.clone(),
+            })
+            .await
+            .map_err(classify)?
+            .into_inner();
+        Ok((!answer.allowed).then_some(answer.reason))
+    }
+
+    /// Sends an ingest health reading of stream `name`.
+    pub async fn report_health(&self, name: String, health: IngestHealth) -> Result<(), HookError> {
+        self.client
+            .clone()
+            .report_ingest_health(ReportIngestHealthRequest {
+                name,
+                ingest_node: self.node.id.clone(),
+                health: Some(health),
+            })
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+/// Tells refusals (the answer is "no") from outages (no answer).
+fn classify(status: Status) -> HookError {
+    match status.code() {
+        Code::PermissionDenied
+        | Code::NotFound
+        | Code::InvalidArgument
+        | Code::FailedPrecondition => HookError::Refused(status.message().to_owned()),
+        _ => HookError::Upstream(status),
+    }
+}

@@ -1,0 +1,9 @@
+//! What every Nova Streaming binary shares: `shutdown` (one signal fanned out to
+//! every task), `telemetry` (tracing set-up), and `config` value types (secrets that
+//! never print, durations like `250ms`).
+
+pub mod config;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::{LogFormat, Secret, parse_duration};

@@ -34,7 +34,7 @@ impl AppState {
         Self(Arc::new(Inner {
             authenticator,
             streams: Streams::new(pool.clone()),
-            ingest: Ingest::new(pool.clone(), config.reconnect_window),
+            ingest: Ingest::new(pool.clone(), config.reconnect_window, config.ingest_timeout),
             reaper: ReaperSettings {
                 interval: config.reaper_interval,
                 ingest_timeout: config.ingest_timeout,

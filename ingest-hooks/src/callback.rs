@@ -29,7 +29,7 @@ impl fmt::Debug for StreamKey {
 /// Fields every callback carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
-    /// RTMP application, e.g. `live`.
+    /// RTMP application, e.g. `live`; empty for nginx's local relay.
     pub app: String,
     /// nginx's connection id.
     pub client_id: String,
@@ -61,13 +61,13 @@ pub enum Callback {
         /// The stream name, i.e. the key on the ingest application.
         key: StreamKey,
     },
-    /// `on_play`: a player (or nginx's own relay) starts playing `name`.
+    /// `on_play`: a player (or nginx's own relay, or our transcoder) starts playing `name`.
     Play {
         /// Common fields.
         origin: Origin,
         /// Stream name played.
         name: String,
-        /// Whether this is nginx's local relay rather than a real player.
+        /// Whether this is nginx's local relay or our ABR transcoder, not a viewer.
         relay: bool,
     },
     /// `on_play_done`: a player stopped.
@@ -100,6 +100,9 @@ pub enum Callback {
 
 /// `flashver` nginx gives its own relay connections.
 const RELAY_FLASHVER: &str = "ngx-local-relay";
+/// RTMP URL argument our ABR transcoder adds when it pulls a stream
+/// (`?internal=transcoder`, see deploy/nginx/abr-on.conf.template).
+const INTERNAL_ARG: (&str, &str) = ("internal", "transcoder");
 
 impl Callback {
     /// Parses the callback form. Missing or empty required fields are a
@@ -112,14 +115,18 @@ impl Callback {
                 .ok_or(HookError::Malformed(name))
         };
         let call = field("call")?;
+        // nginx's local relay sends its callbacks without `app`.
         let origin = || -> Result<Origin, HookError> {
             Ok(Origin {
-                app: field("app")?,
+                app: form.get("app").cloned().unwrap_or_default(),
                 client_id: form.get("clientid").cloned().unwrap_or_default(),
                 addr: form.get("addr").cloned().unwrap_or_default(),
             })
         };
-        let relay = form.get("flashver").is_some_and(|f| f == RELAY_FLASHVER);
+        let relay = form.get("flashver").is_some_and(|f| f == RELAY_FLASHVER)
+            || form
+                .get(INTERNAL_ARG.0)
+                .is_some_and(|v| v == INTERNAL_ARG.1);
         let key = || field("name").map(StreamKey);
         Ok(match call.as_str() {
             "publish" => Self::Publish {
@@ -227,6 +234,14 @@ mod tests {
         ]))
         .unwrap();
         assert!(matches!(cb, Callback::Play { relay: true, .. }));
+        let cb = Callback::parse(&form(&[
+            ("call", "play"),
+            ("app", "stream"),
+            ("name", "a1b2c3"),
+            ("internal", "transcoder"),
+        ]))
+        .unwrap();
+        assert!(matches!(cb, Callback::Play { relay: true, .. }));
     }
 
     #[test]
@@ -235,7 +250,7 @@ mod tests {
         assert!(matches!(err, HookError::Malformed("call")));
         let err = Callback::parse(&form(&[("call", "publish"), ("app", "live")])).unwrap_err();
         assert!(matches!(err, HookError::Malformed("name")));
-        let err = Callback::parse(&form(&[("call", "publish"), ("name", "k")])).unwrap_err();
-        assert!(matches!(err, HookError::Malformed("app")));
+        let relay = Callback::parse(&form(&[("call", "play"), ("name", "k")])).unwrap();
+        assert!(matches!(relay, Callback::Play { ref origin, .. } if origin.app.is_empty()));
     }
 }

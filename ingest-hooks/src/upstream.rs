@@ -14,7 +14,10 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
-use crate::{callback::StreamKey, error::HookError};
+use crate::{
+    callback::{Origin, StreamKey},
+    error::HookError,
+};
 
 /// Adds the service token to every call.
 #[derive(Clone)]
@@ -73,22 +76,18 @@ impl Upstream {
     }
 
     /// Asks whether `key` may publish; returns the stream (ACTIVE) when it may.
-    pub async fn authorize(
-        &self,
-        key: &StreamKey,
-        client_addr: &str,
-        app: &str,
-    ) -> Result<Stream, HookError> {
+    pub async fn authorize(&self, key: &StreamKey, origin: &Origin) -> Result<Stream, HookError> {
         let response = self
             .client
             .clone()
             .authorize_publish(AuthorizePublishRequest {
                 stream_key: key.expose().to_owned(),
-                client_addr: client_addr.to_owned(),
-                app: app.to_owned(),
+                client_addr: origin.addr.clone(),
+                app: origin.app.clone(),
                 ingest_node: self.node.id.clone(),
                 origin_url: self.node.origin_url.clone(),
                 abr: self.node.abr,
+                client_id: origin.client_id.clone(),
             })
             .await
             .map_err(classify)?;
@@ -99,13 +98,18 @@ impl Upstream {
     }
 
     /// Reports that the broadcaster using `key` left.
-    pub async fn publish_ended(&self, key: &StreamKey) -> Result<Option<Stream>, HookError> {
+    pub async fn publish_ended(
+        &self,
+        key: &StreamKey,
+        origin: &Origin,
+    ) -> Result<Option<Stream>, HookError> {
         let response = self
             .client
             .clone()
             .publish_ended(PublishEndedRequest {
                 stream_key: key.expose().to_owned(),
                 ingest_node: self.node.id.clone(),
+                client_id: origin.client_id.clone(),
             })
             .await
             .map_err(classify)?;
@@ -114,13 +118,18 @@ impl Upstream {
 
     /// Reports that the broadcaster using `key` is still here; `Ok(None)` means it may
     /// go on, `Ok(Some(reason))` that it must be cut off.
-    pub async fn heartbeat(&self, key: &StreamKey) -> Result<Option<String>, HookError> {
+    pub async fn heartbeat(
+        &self,
+        key: &StreamKey,
+        origin: &Origin,
+    ) -> Result<Option<String>, HookError> {
         let answer = self
             .client
             .clone()
             .ingest_heartbeat(IngestHeartbeatRequest {
                 stream_key: key.expose().to_owned(),
                 ingest_node: self.node.id.clone(),
+                client_id: origin.client_id.clone(),
             })
             .await
             .map_err(classify)?

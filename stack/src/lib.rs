@@ -7,7 +7,9 @@
 //! (behind `make dev/up/down`). The test harness starts the engines through the
 //! same `postgres` and `redis` modules.
 
+pub mod demo;
 pub mod env_file;
+pub mod nginx;
 pub mod postgres;
 pub mod process;
 pub mod redis;

@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use nova_stack::{
-    env_file,
+    demo, env_file,
     process::Attach,
     stack::{self, Layout, Ports, TestEngines},
 };
@@ -25,9 +25,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Starts everything in the foreground; Ctrl-C stops everything.
-    Dev,
+    Dev {
+        /// Transcode every broadcast into renditions (also NOVA_STACK_ABR=1).
+        #[arg(long, env = "NOVA_STACK_ABR", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+        abr: bool,
+    },
     /// Starts everything in the background.
-    Up,
+    Up {
+        /// Transcode every broadcast into renditions (also NOVA_STACK_ABR=1).
+        #[arg(long, env = "NOVA_STACK_ABR", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+        abr: bool,
+    },
     /// Stops everything `up` or `dev` started.
     Down,
     /// Starts private PostgreSQL and Redis, runs a command with their addresses in
@@ -53,17 +61,17 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Cmd::Up => {
+        Cmd::Up { abr } => {
             let layout = Layout::new(&cli.root)?;
-            let running = stack::up(&layout, Ports::from_env()?, Attach::Detached)?;
-            announce(&layout, &running.vars);
+            let running = stack::up(&layout, Ports::from_env()?, Attach::Detached, abr)?;
+            announce(&layout, &running.vars).await;
             say("Stop it with `make down`. Logs: .nova/logs/");
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Dev => {
+        Cmd::Dev { abr } => {
             let layout = Layout::new(&cli.root)?;
-            let mut running = stack::up(&layout, Ports::from_env()?, Attach::Foreground)?;
-            announce(&layout, &running.vars);
+            let mut running = stack::up(&layout, Ports::from_env()?, Attach::Foreground, abr)?;
+            announce(&layout, &running.vars).await;
             say("Press Ctrl-C to stop everything.");
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
@@ -108,14 +116,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn announce(layout: &Layout, vars: &[(&'static str, String)]) {
+async fn announce(layout: &Layout, vars: &[(&'static str, String)]) {
+    let var = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     say(&format!(
         "Nova Streaming is up. Addresses (also in {}):\n\n{}",
         layout.env_file().display(),
         env_file::render(vars)
     ));
+    match demo::create(&var("NOVA_GRPC_ADDR"), &var("NOVA_SERVICE_TOKEN")).await {
+        Ok(demo) => say(&demo::instructions(
+            &demo,
+            &var("NOVA_RTMP_URL"),
+            &var("NOVA_HLS_URL"),
+        )),
+        Err(err) => say(&format!("(could not create the demo stream: {err})")),
+    }
     say(
-        "Try it:\n  source .nova/stack.env\n  grpcurl -plaintext $NOVA_GRPC_ADDR list\n  \
+        "Call the API:\n  source .nova/stack.env; export PATH=$PWD/.nova/tools/venv/bin:$PATH\n  \
+         grpcurl -plaintext $NOVA_GRPC_ADDR list\n  \
          grpcurl -plaintext -H \"authorization: Bearer $NOVA_SERVICE_TOKEN\" -H 'x-nova-principal: alice' \\\n    \
          -d '{\"stream\": {\"title\": \"My first stream\"}}' $NOVA_GRPC_ADDR nova.streaming.v1.StreamService/CreateStream\n",
     );

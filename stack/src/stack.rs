@@ -15,6 +15,7 @@ use rand::RngCore;
 
 use crate::{
     env_file,
+    nginx::{Nginx, NginxSettings},
     postgres::{self, Postgres},
     process::{self, Attach, Service},
     redis::Redis,
@@ -86,6 +87,14 @@ pub struct Ports {
     pub redis: u16,
     /// Control-plane gRPC (`NOVA_STACK_GRPC_PORT`, default 50051).
     pub grpc: u16,
+    /// RTMP ingest (`NOVA_STACK_RTMP_PORT`, default 1935).
+    pub rtmp: u16,
+    /// HLS/DASH origin (`NOVA_STACK_HLS_PORT`, default 8088).
+    pub http: u16,
+    /// Private nginx /stat (`NOVA_STACK_STAT_PORT`, default 8089).
+    pub stat: u16,
+    /// ingest-hooks (`NOVA_STACK_HOOKS_PORT`, default 8090).
+    pub hooks: u16,
 }
 
 impl Ports {
@@ -95,6 +104,10 @@ impl Ports {
             postgres: port_var("NOVA_STACK_PG_PORT", 55432)?,
             redis: port_var("NOVA_STACK_REDIS_PORT", 56379)?,
             grpc: port_var("NOVA_STACK_GRPC_PORT", 50051)?,
+            rtmp: port_var("NOVA_STACK_RTMP_PORT", 1935)?,
+            http: port_var("NOVA_STACK_HLS_PORT", 8088)?,
+            stat: port_var("NOVA_STACK_STAT_PORT", 8089)?,
+            hooks: port_var("NOVA_STACK_HOOKS_PORT", 8090)?,
         })
     }
 }
@@ -118,16 +131,22 @@ pub struct Running {
 }
 
 /// Starts the whole stack after stopping leftovers of an earlier run, waits until
-/// every service is ready and writes `.nova/stack.env`.
-pub fn up(layout: &Layout, ports: Ports, attach: Attach) -> anyhow::Result<Running> {
+/// every service is ready and writes `.nova/stack.env`. With `abr`, nginx transcodes
+/// every broadcast into renditions.
+pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::Result<Running> {
     down(layout)?;
     fs::create_dir_all(&layout.nova)?;
-    let grpc_addr = SocketAddr::from(([127, 0, 0, 1], ports.grpc));
-    if wait::accepts(grpc_addr) {
-        bail!(
-            "port {} is taken by another program; set NOVA_STACK_GRPC_PORT",
-            ports.grpc
-        );
+    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    for (port, var) in [
+        (ports.grpc, "NOVA_STACK_GRPC_PORT"),
+        (ports.rtmp, "NOVA_STACK_RTMP_PORT"),
+        (ports.http, "NOVA_STACK_HLS_PORT"),
+        (ports.stat, "NOVA_STACK_STAT_PORT"),
+        (ports.hooks, "NOVA_STACK_HOOKS_PORT"),
+    ] {
+        if wait::accepts(loopback(port)) {
+            bail!("port {port} is taken by another program; set {var}");
+        }
     }
 
     let pg = Postgres::new(&layout.pg_dir()?, ports.postgres)?;
@@ -136,38 +155,76 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach) -> anyhow::Result<Runni
     let redis = Redis::new(&layout.redis_dir(), ports.redis);
     redis.start()?;
 
-    let token = service_token(&layout.nova)?;
+    let token = stored_secret(&layout.nova, "service-token", "nova_svc_")?;
+    let hooks_secret = stored_secret(&layout.nova, "hooks-secret", "nova_hook_")?;
+    let nginx = Nginx::new(
+        &layout.nova.join("nginx"),
+        &layout.nova.join("media"),
+        NginxSettings {
+            rtmp_port: ports.rtmp,
+            http_port: ports.http,
+            stat_port: ports.stat,
+            hooks_url: format!(
+                "http://127.0.0.1:{}/rtmp?secret={hooks_secret}",
+                ports.hooks
+            ),
+            update_interval: "2s".into(),
+            abr,
+        },
+    );
+    let grpc_addr = loopback(ports.grpc);
+    let services = [
+        (
+            Service {
+                name: "control-plane",
+                program: sibling_binary("nova-control-plane")?,
+                env: vec![
+                    ("NOVA_GRPC_ADDR".into(), grpc_addr.to_string()),
+                    ("NOVA_DATABASE_URL".into(), pg.url("nova")),
+                    ("NOVA_SERVICE_TOKEN".into(), token.clone()),
+                    ("NOVA_RTMP_URL".into(), nginx.rtmp_url()),
+                    // nginx sends on_update every 2 s: three missed updates mean gone.
+                    ("NOVA_INGEST_TIMEOUT".into(), "6s".into()),
+                ],
+            },
+            grpc_addr,
+        ),
+        (
+            Service {
+                name: "ingest-hooks",
+                program: sibling_binary("nova-ingest-hooks")?,
+                env: vec![
+                    ("NOVA_HOOKS_ADDR".into(), loopback(ports.hooks).to_string()),
+                    ("NOVA_HOOKS_SECRET".into(), hooks_secret),
+                    (
+                        "NOVA_CONTROL_PLANE_URL".into(),
+                        format!("http://{grpc_addr}"),
+                    ),
+                    ("NOVA_SERVICE_TOKEN".into(), token.clone()),
+                    ("NOVA_ORIGIN_URL".into(), nginx.origin_url()),
+                    ("NOVA_RELAY_URL".into(), nginx.relay_url()),
+                    ("NOVA_STAT_URL".into(), nginx.stat_url()),
+                    ("NOVA_ABR".into(), abr.to_string()),
+                ],
+            },
+            loopback(ports.hooks),
+        ),
+    ];
+    let mut children = Vec::new();
+    for (service, addr) in &services {
+        children.push((service.name, start_service(layout, service, *addr, attach)?));
+    }
+    nginx.start()?;
+
     let vars = vec![
         ("NOVA_GRPC_ADDR", grpc_addr.to_string()),
-        ("NOVA_SERVICE_TOKEN", token.clone()),
+        ("NOVA_SERVICE_TOKEN", token),
+        ("NOVA_RTMP_URL", nginx.rtmp_url()),
+        ("NOVA_HLS_URL", format!("{}/hls", nginx.origin_url())),
+        ("NOVA_DASH_URL", format!("{}/dash", nginx.origin_url())),
         ("NOVA_DATABASE_URL", pg.url("nova")),
         ("NOVA_REDIS_URL", redis.url()),
     ];
-    let control_plane = Service {
-        name: "control-plane",
-        program: sibling_binary("nova-control-plane")?,
-        env: vec![
-            ("NOVA_GRPC_ADDR".into(), grpc_addr.to_string()),
-            ("NOVA_DATABASE_URL".into(), pg.url("nova")),
-            ("NOVA_SERVICE_TOKEN".into(), token),
-        ],
-    };
-    let mut children = Vec::new();
-    let mut child = process::spawn(&control_plane, &layout.run_dir(), &layout.log_dir(), attach)?;
-    let ready = wait::until(
-        &format!("the control plane on {grpc_addr}"),
-        Duration::from_secs(60),
-        || wait::accepts(grpc_addr) || matches!(child.try_wait(), Ok(Some(_))),
-    );
-    if let Ok(Some(status)) = child.try_wait() {
-        bail!(
-            "the control plane exited at start-up ({status}){}",
-            log_hint(layout, "control-plane", attach)
-        );
-    }
-    ready.with_context(|| log_hint(layout, "control-plane", attach))?;
-    children.push(("control-plane", child));
-
     env_file::write(&layout.env_file(), &vars)?;
     if attach == Attach::Detached {
         children.clear();
@@ -175,12 +232,40 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach) -> anyhow::Result<Runni
     Ok(Running { vars, children })
 }
 
+/// Spawns a service and waits (at most 60 s) until it accepts connections on `addr`.
+fn start_service(
+    layout: &Layout,
+    service: &Service,
+    addr: SocketAddr,
+    attach: Attach,
+) -> anyhow::Result<Child> {
+    let mut child = process::spawn(service, &layout.run_dir(), &layout.log_dir(), attach)?;
+    let ready = wait::until(
+        &format!("{} on {addr}", service.name),
+        Duration::from_secs(60),
+        || wait::accepts(addr) || matches!(child.try_wait(), Ok(Some(_))),
+    );
+    if let Ok(Some(status)) = child.try_wait() {
+        bail!(
+            "{} exited at start-up ({status}){}",
+            service.name,
+            log_hint(layout, service.name, attach)
+        );
+    }
+    ready.with_context(|| log_hint(layout, service.name, attach))?;
+    Ok(child)
+}
+
 /// Stops every service recorded in `.nova/run`, then Redis and PostgreSQL. Safe to
 /// run when nothing is up.
 pub fn down(layout: &Layout) -> anyhow::Result<()> {
+    let nginx_pid = layout.nova.join("nginx/nginx.pid");
+    process::stop_pid_file(&nginx_pid, Duration::from_secs(10))?;
     if let Ok(entries) = fs::read_dir(layout.run_dir()) {
         for entry in entries.filter_map(Result::ok) {
-            process::stop_pid_file(&entry.path(), Duration::from_secs(15))?;
+            if entry.path().extension().is_some_and(|e| e == "pid") {
+                process::stop_pid_file(&entry.path(), Duration::from_secs(15))?;
+            }
         }
     }
     Redis::new(&layout.redis_dir(), 0).stop()?;
@@ -192,10 +277,10 @@ pub fn down(layout: &Layout) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Returns the stack's service token, generating and storing it (mode 0600) on the
-/// first run so it stays the same across restarts.
-fn service_token(nova: &Path) -> anyhow::Result<String> {
-    let path = nova.join("service-token");
+/// Returns the secret stored in `.nova/<name>`, generating it (`prefix` + 256 random
+/// bits, mode 0600) on the first run so it stays the same across restarts.
+fn stored_secret(nova: &Path, name: &str, prefix: &str) -> anyhow::Result<String> {
+    let path = nova.join(name);
     if let Ok(token) = fs::read_to_string(&path) {
         let token = token.trim().to_owned();
         if token.len() >= 16 {
@@ -204,7 +289,7 @@ fn service_token(nova: &Path) -> anyhow::Result<String> {
     }
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    let token = format!("nova_svc_{}", URL_SAFE_NO_PAD.encode(bytes));
+    let token = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes));
     env_file::write(&path, &[])?;
     fs::write(&path, &token)?;
     Ok(token)

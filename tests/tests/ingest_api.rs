@@ -15,6 +15,7 @@ use tonic::Code;
 
 const NODE: &str = "ingest-a";
 const ORIGIN: &str = "http://127.0.0.1:8080";
+const CLIENT: &str = "17";
 
 struct World {
     ctx: TestContext,
@@ -50,6 +51,14 @@ impl World {
     }
 
     async fn authorize(&mut self, key: &str) -> Result<(Stream, bool), tonic::Status> {
+        self.authorize_as(key, CLIENT).await
+    }
+
+    async fn authorize_as(
+        &mut self,
+        key: &str,
+        client: &str,
+    ) -> Result<(Stream, bool), tonic::Status> {
         self.ingest
             .authorize_publish(AuthorizePublishRequest {
                 stream_key: key.into(),
@@ -58,6 +67,7 @@ impl World {
                 ingest_node: NODE.into(),
                 origin_url: ORIGIN.into(),
                 abr: false,
+                client_id: client.into(),
             })
             .await
             .map(|r| {
@@ -67,11 +77,16 @@ impl World {
     }
 
     async fn heartbeat(&mut self, key: &str) -> (bool, String) {
+        self.heartbeat_as(key, CLIENT).await
+    }
+
+    async fn heartbeat_as(&mut self, key: &str, client: &str) -> (bool, String) {
         let r = self
             .ingest
             .ingest_heartbeat(IngestHeartbeatRequest {
                 stream_key: key.into(),
                 ingest_node: NODE.into(),
+                client_id: client.into(),
             })
             .await
             .unwrap()
@@ -80,10 +95,15 @@ impl World {
     }
 
     async fn ended(&mut self, key: &str) -> Stream {
+        self.ended_as(key, CLIENT).await
+    }
+
+    async fn ended_as(&mut self, key: &str, client: &str) -> Stream {
         self.ingest
             .publish_ended(PublishEndedRequest {
                 stream_key: key.into(),
                 ingest_node: NODE.into(),
+                client_id: client.into(),
             })
             .await
             .unwrap()
@@ -221,6 +241,7 @@ async fn wrong_malformed_and_rotated_keys_are_refused() {
         .authorize_publish(AuthorizePublishRequest {
             stream_key: key.clone(),
             ingest_node: "bad node!".into(),
+            client_id: CLIENT.into(),
             origin_url: ORIGIN.into(),
             ..Default::default()
         })
@@ -383,4 +404,40 @@ async fn ingest_health_is_stored_and_quality_changes_are_logged_once() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_connection_with_the_same_key_can_neither_publish_nor_end_the_stream() {
+    let mut w = World::start(|_| {}).await;
+    let (stream, key) = w.create().await;
+    w.authorize_as(&key, "1").await.unwrap();
+
+    let err = w.authorize_as(&key, "2").await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(
+        err.message(),
+        "the stream is already live from another connection"
+    );
+    // nginx still sends publish_done and updates for the refused connection.
+    assert_eq!(w.ended_as(&key, "2").await.status(), StreamStatus::Active);
+    assert_eq!(
+        w.heartbeat_as(&key, "2").await,
+        (false, "another connection holds the stream".to_owned())
+    );
+    assert_eq!(w.heartbeat_as(&key, "1").await, (true, String::new()));
+    let current = w.get(&stream.name).await;
+    assert_eq!(current.status(), StreamStatus::Active);
+    assert_eq!(
+        w.kinds(&stream).await.len(),
+        1,
+        "only the first stream_started"
+    );
+
+    // The holder leaves; now the other connection may resume.
+    w.ended_as(&key, "1").await;
+    let (resumed, was_resumed) = w.authorize_as(&key, "2").await.unwrap();
+    assert_eq!(
+        (resumed.status(), was_resumed),
+        (StreamStatus::Active, true)
+    );
 }

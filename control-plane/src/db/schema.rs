@@ -37,6 +37,8 @@ diesel::table! {
         hls_master_url -> Nullable<Text>,
         /// Latest ingest health as JSON.
         ingest_health -> Nullable<Jsonb>,
+        /// The broadcaster's connection id on the ingest node.
+        ingest_client -> Nullable<Text>,
     }
 }
 

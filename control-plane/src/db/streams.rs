@@ -45,6 +45,8 @@ pub struct StreamRow {
     pub hls_master_url: Option<String>,
     /// Latest ingest health.
     pub ingest_health: Option<serde_json::Value>,
+    /// The broadcaster's connection id on the ingest node.
+    pub ingest_client: Option<String>,
 }
 
 /// Fields of a stream being created.
@@ -138,6 +140,7 @@ pub async fn complete(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Str
             streams::updated_at.eq(diesel::dsl::now),
             streams::reconnect_deadline.eq(None::<DateTime<Utc>>),
             streams::ingest_node.eq(None::<String>),
+            streams::ingest_client.eq(None::<String>),
         ))
         .returning(StreamRow::as_returning())
         .get_result(conn)
@@ -175,11 +178,28 @@ pub async fn find_by_key_for_update(
         .optional()
 }
 
-/// Marks a stream active on `node` with its playback URLs and returns the row.
+/// The connection publishing a stream: ingest node and nginx client id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holder<'a> {
+    /// Ingest node.
+    pub node: &'a str,
+    /// Connection id on that node.
+    pub client: &'a str,
+}
+
+impl StreamRow {
+    /// Tells whether `holder` is the connection publishing this stream.
+    pub fn held_by(&self, holder: Holder<'_>) -> bool {
+        self.ingest_node.as_deref() == Some(holder.node)
+            && self.ingest_client.as_deref() == Some(holder.client)
+    }
+}
+
+/// Marks a stream active on `holder` with its playback URLs and returns the row.
 pub async fn activate(
     conn: &mut AsyncPgConnection,
     id: Uuid,
-    node: &str,
+    holder: Holder<'_>,
     playback: &crate::service::events::Playback,
 ) -> QueryResult<StreamRow> {
     let master = Some(playback.hls_master_url.as_str()).filter(|m| !m.is_empty());
@@ -191,7 +211,8 @@ pub async fn activate(
             >("coalesce(started_at, now())")),
             streams::updated_at.eq(diesel::dsl::now),
             streams::reconnect_deadline.eq(None::<DateTime<Utc>>),
-            streams::ingest_node.eq(node),
+            streams::ingest_node.eq(holder.node),
+            streams::ingest_client.eq(holder.client),
             streams::last_ingest_at.eq(diesel::dsl::now),
             streams::hls_url.eq(&playback.hls_url),
             streams::dash_url.eq(&playback.dash_url),
@@ -214,22 +235,26 @@ pub async fn interrupt(
             streams::updated_at.eq(diesel::dsl::now),
             streams::reconnect_deadline.eq(deadline),
             streams::ingest_node.eq(None::<String>),
+            streams::ingest_client.eq(None::<String>),
         ))
         .returning(StreamRow::as_returning())
         .get_result(conn)
         .await
 }
 
-/// Records an ingest update for an active stream; returns the row, or `None` when the
-/// key matches no active stream.
+/// Records an ingest update for an active stream held by `holder`; returns the row,
+/// or `None` when the key matches no such stream.
 pub async fn touch_active_by_key(
     conn: &mut AsyncPgConnection,
     key_hash: &[u8],
+    holder: Holder<'_>,
 ) -> QueryResult<Option<StreamRow>> {
     diesel::update(
         streams::table
             .filter(streams::key_hash.eq(key_hash))
-            .filter(streams::status.eq("active")),
+            .filter(streams::status.eq("active"))
+            .filter(streams::ingest_node.eq(holder.node))
+            .filter(streams::ingest_client.eq(holder.client)),
     )
     .set(streams::last_ingest_at.eq(diesel::dsl::now))
     .returning(StreamRow::as_returning())

@@ -42,6 +42,7 @@ impl IngestService for IngestApi {
         let req = request.into_inner();
         let attempt = PublishAttempt {
             node: req.ingest_node,
+            client: req.client_id,
             origin_url: req.origin_url,
             abr: req.abr,
         };
@@ -62,7 +63,7 @@ impl IngestService for IngestApi {
         let req = request.into_inner();
         let row = self
             .ingest
-            .publish_ended(&req.stream_key, &req.ingest_node)
+            .publish_ended(&req.stream_key, &req.ingest_node, &req.client_id)
             .await?;
         Ok(Response::new(PublishEndedResponse {
             stream: Some(stream_to_proto(&row)),
@@ -76,7 +77,7 @@ impl IngestService for IngestApi {
         let req = request.into_inner();
         let verdict = self
             .ingest
-            .heartbeat(&req.stream_key, &req.ingest_node)
+            .heartbeat(&req.stream_key, &req.ingest_node, &req.client_id)
             .await?;
         Ok(Response::new(match verdict {
             Verdict::Allowed => IngestHeartbeatResponse {

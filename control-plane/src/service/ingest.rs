@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{
     db::{
         DbPool,
-        streams::{self, StreamRow},
+        streams::{self, Holder, StreamRow},
     },
     error::{Error, Result},
     keys::{KeyHash, looks_like_key},
@@ -27,6 +27,8 @@ use crate::{
 pub struct PublishAttempt {
     /// Ingest node receiving the broadcast.
     pub node: String,
+    /// The broadcaster's connection id on that node.
+    pub client: String,
     /// Public base URL of that node's HTTP origin.
     pub origin_url: String,
     /// Whether the node transcodes into renditions.
@@ -73,14 +75,17 @@ pub struct Ingest {
     pool: DbPool,
     /// How long an interrupted stream waits for its broadcaster.
     reconnect_window: Duration,
+    /// A live stream whose holder sent nothing for this long may be taken over.
+    ingest_timeout: Duration,
 }
 
 impl Ingest {
     /// Builds the service.
-    pub fn new(pool: DbPool, reconnect_window: Duration) -> Self {
+    pub fn new(pool: DbPool, reconnect_window: Duration, ingest_timeout: Duration) -> Self {
         Self {
             pool,
             reconnect_window,
+            ingest_timeout,
         }
     }
 
@@ -91,8 +96,9 @@ impl Ingest {
         key: &str,
         attempt: &PublishAttempt,
     ) -> Result<(StreamRow, bool)> {
-        validate_node(&attempt.node)?;
+        let holder = holder(&attempt.node, &attempt.client)?;
         validate_origin(&attempt.origin_url)?;
+        let stale_before = Utc::now() - to_chrono(self.ingest_timeout);
         if !looks_like_key(key) {
             return Err(Error::PermissionDenied(DENIED));
         }
@@ -112,13 +118,18 @@ impl Ingest {
                     lifecycle::complete(conn, row.id, EndReason::ReconnectWindowClosed).await?;
                     Err(Error::PermissionDenied("the stream has completed"))
                 }
+                StreamStatus::Active
+                    if !row.held_by(holder) && row.last_ingest_at.is_some_and(|at| at > stale_before) =>
+                {
+                    Err(Error::PermissionDenied("the stream is already live from another connection"))
+                }
                 StreamStatus::Active => {
-                    // A retried or duplicate on_publish: same state, fresh node and time.
-                    Ok((streams::activate(conn, row.id, &attempt.node, &playback).await?, false))
+                    // nginx retried, or the previous holder went silent: same state, this holder.
+                    Ok((streams::activate(conn, row.id, holder, &playback).await?, false))
                 }
                 status @ (StreamStatus::Pending | StreamStatus::Interrupted) => {
                     let resumed = status == StreamStatus::Interrupted;
-                    let row = lifecycle::activate(conn, &row, &attempt.node, &playback).await?;
+                    let row = lifecycle::activate(conn, &row, holder, &playback).await?;
                     tracing::info!(stream.id = %row.id, ingest.node = %attempt.node, resumed, "stream live");
                     Ok((row, resumed))
                 }
@@ -128,10 +139,10 @@ impl Ingest {
     }
 
     /// Records that the broadcaster left: ACTIVE → INTERRUPTED with the reconnect window
-    /// open. Any other state, or a report from a node that no longer holds the stream,
-    /// changes nothing. Returns the stream.
-    pub async fn publish_ended(&self, key: &str, node: &str) -> Result<StreamRow> {
-        validate_node(node)?;
+    /// open. Any other state, or a report from a connection that does not hold the
+    /// stream, changes nothing. Returns the stream.
+    pub async fn publish_ended(&self, key: &str, node: &str, client: &str) -> Result<StreamRow> {
+        let holder = holder(node, client)?;
         let hash = self.known_key(key)?;
         let deadline = Utc::now() + self.window();
         let mut conn = self.pool.get().await?;
@@ -140,11 +151,7 @@ impl Ingest {
                 .await?
                 .filter(|row| hash.matches(&row.key_hash))
                 .ok_or_else(|| Error::NotFound("stream for this key".into()))?;
-            let holds = row
-                .ingest_node
-                .as_deref()
-                .is_none_or(|holder| holder == node);
-            if StreamStatus::from_db(&row.status) != StreamStatus::Active || !holds {
+            if StreamStatus::from_db(&row.status) != StreamStatus::Active || !row.held_by(holder) {
                 return Ok(row);
             }
             tracing::info!(stream.id = %row.id, "broadcaster left; reconnect window open");
@@ -154,15 +161,15 @@ impl Ingest {
     }
 
     /// Records an ingest update and says whether the broadcaster may go on: only while
-    /// the key is current and the stream ACTIVE.
-    pub async fn heartbeat(&self, key: &str, node: &str) -> Result<Verdict> {
-        validate_node(node)?;
+    /// the key is current and the stream ACTIVE on this connection.
+    pub async fn heartbeat(&self, key: &str, node: &str, client: &str) -> Result<Verdict> {
+        let holder = holder(node, client)?;
         if !looks_like_key(key) {
             return Ok(Verdict::Denied(DENIED));
         }
         let hash = KeyHash::of(key);
         let mut conn = self.pool.get().await?;
-        if streams::touch_active_by_key(&mut conn, &hash.0)
+        if streams::touch_active_by_key(&mut conn, &hash.0, holder)
             .await?
             .is_some()
         {
@@ -188,10 +195,10 @@ impl Ingest {
                             dash_url: row.dash_url.clone().unwrap_or_default(),
                             hls_master_url: row.hls_master_url.clone().unwrap_or_default(),
                         };
-                        lifecycle::activate(conn, &row, node, &playback).await?;
+                        lifecycle::activate(conn, &row, holder, &playback).await?;
                         Verdict::Allowed
                     }
-                    StreamStatus::Active => Verdict::Allowed,
+                    StreamStatus::Active => Verdict::Denied("another connection holds the stream"),
                 })
             })
             .await?;
@@ -241,8 +248,24 @@ impl Ingest {
     }
 
     fn window(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.reconnect_window).unwrap_or(chrono::Duration::seconds(30))
+        to_chrono(self.reconnect_window)
     }
+}
+
+fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Checks and pairs a node and a connection id.
+fn holder<'a>(node: &'a str, client: &'a str) -> Result<Holder<'a>> {
+    validate_node(node)?;
+    if client.is_empty() || client.len() > 64 || !client.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid(
+            "client_id",
+            "must be 1 to 64 printable characters",
+        ));
+    }
+    Ok(Holder { node, client })
 }
 
 /// Builds the playback URLs of a stream on an origin.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::{
     db::{
         events,
-        streams::{self, StreamRow},
+        streams::{self, Holder, StreamRow},
     },
     error::Result,
     service::{
@@ -43,15 +43,15 @@ impl EndReason {
     }
 }
 
-/// Makes a stream ACTIVE on `node` (first publish or resume) and logs `stream_started`.
+/// Makes a stream ACTIVE on `holder` (first publish or resume) and logs `stream_started`.
 pub async fn activate(
     conn: &mut AsyncPgConnection,
     row: &StreamRow,
-    node: &str,
+    holder: Holder<'_>,
     playback: &Playback,
 ) -> Result<StreamRow> {
     let resumed = StreamStatus::from_db(&row.status) == StreamStatus::Interrupted;
-    let updated = streams::activate(conn, row.id, node, playback).await?;
+    let updated = streams::activate(conn, row.id, holder, playback).await?;
     append(
         conn,
         row.id,

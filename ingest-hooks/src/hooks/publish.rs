@@ -25,10 +25,7 @@ pub(super) async fn handle(
         )));
     }
     // Fails closed: an unreachable control plane is a refusal (HookError::Upstream → 503).
-    let stream = state
-        .upstream()
-        .authorize(key, &origin.addr, &origin.app)
-        .await?;
+    let stream = state.upstream().authorize(key, origin).await?;
     tracing::info!(stream.id = %stream.stream_id, client.addr = %origin.addr, "publish accepted");
     let location = format!(
         "{}/{}",

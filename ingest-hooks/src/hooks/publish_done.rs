@@ -17,7 +17,7 @@ pub(super) async fn handle(
     if origin.app != state.config().ingest_app {
         return Ok(super::ok());
     }
-    match state.upstream().publish_ended(key).await {
+    match state.upstream().publish_ended(key, origin).await {
         Ok(Some(stream)) => {
             tracing::info!(stream.id = %stream.stream_id, stream.status = stream.status().as_str_name(), "broadcaster left");
         }

@@ -17,7 +17,7 @@ pub(super) async fn handle(
     if origin.app != state.config().ingest_app {
         return Ok(super::ok());
     }
-    match state.upstream().heartbeat(key).await {
+    match state.upstream().heartbeat(key, origin).await {
         Ok(None) => Ok(super::ok()),
         Ok(Some(reason)) => {
             tracing::info!(client.id = %origin.client_id, %reason, "cutting the broadcaster off");

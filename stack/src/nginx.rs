@@ -1,0 +1,249 @@
+//! A private nginx + nginx-rtmp ingest node rendered from `deploy/nginx/`.
+
+use std::{
+    fs,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use nix::unistd::{Uid, User};
+
+use crate::{process, wait};
+
+/// The template, shared with Kubernetes (deploy/k8s).
+pub const TEMPLATE: &str = include_str!("../../deploy/nginx/nginx.conf.template");
+/// ABR transcoder block, included when ABR is on.
+pub const ABR_ON: &str = include_str!("../../deploy/nginx/abr-on.conf.template");
+/// Empty ABR block.
+pub const ABR_OFF: &str = include_str!("../../deploy/nginx/abr-off.conf");
+/// Where Debian's libnginx-mod-rtmp puts the module.
+pub const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+
+/// Addresses and settings of one ingest node.
+#[derive(Debug, Clone)]
+pub struct NginxSettings {
+    /// RTMP port on 127.0.0.1.
+    pub rtmp_port: u16,
+    /// HLS/DASH origin port on 127.0.0.1.
+    pub http_port: u16,
+    /// Private /stat port on 127.0.0.1.
+    pub stat_port: u16,
+    /// ingest-hooks callback URL, secret included.
+    pub hooks_url: String,
+    /// on_update period, e.g. `2s`.
+    pub update_interval: String,
+    /// Whether to transcode into renditions.
+    pub abr: bool,
+}
+
+/// A private nginx.
+#[derive(Debug)]
+pub struct Nginx {
+    /// Folder with nginx.conf, pid, logs, temp.
+    prefix: PathBuf,
+    /// Folder with hls/, dash/, abr/.
+    media: PathBuf,
+    /// What it serves.
+    settings: NginxSettings,
+}
+
+impl Nginx {
+    /// Describes an nginx with its files under `prefix` and output under `media`.
+    pub fn new(prefix: &Path, media: &Path, settings: NginxSettings) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            media: media.to_owned(),
+            settings,
+        }
+    }
+
+    /// Returns the settings.
+    pub fn settings(&self) -> &NginxSettings {
+        &self.settings
+    }
+
+    /// Returns the media folder (hls/, dash/, abr/).
+    pub fn media(&self) -> &Path {
+        &self.media
+    }
+
+    /// Returns the RTMP ingest URL broadcasters publish to (append `/<key>`).
+    pub fn rtmp_url(&self) -> String {
+        format!("rtmp://127.0.0.1:{}/live", self.settings.rtmp_port)
+    }
+
+    /// Returns the origin's base URL.
+    pub fn origin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.settings.http_port)
+    }
+
+    /// Returns the internal relay URL ingest-hooks redirects accepted publishes to.
+    pub fn relay_url(&self) -> String {
+        format!("rtmp://127.0.0.1:{}/stream", self.settings.rtmp_port)
+    }
+
+    /// Returns the private /stat URL.
+    pub fn stat_url(&self) -> String {
+        format!("http://127.0.0.1:{}/stat", self.settings.stat_port)
+    }
+
+    /// Renders the template for this node.
+    pub fn render(&self) -> anyhow::Result<String> {
+        let user = User::from_uid(Uid::effective())?
+            .map(|u| u.name)
+            .unwrap_or_else(|| "nobody".into());
+        let abr_include = self.prefix.join(if self.settings.abr {
+            "abr-on.conf"
+        } else {
+            "abr-off.conf"
+        });
+        let rtmp_port = self.settings.rtmp_port.to_string();
+        let vars: [(&str, String); 11] = [
+            ("RTMP_MODULE", RTMP_MODULE.into()),
+            ("USER", user),
+            ("PREFIX", path(&self.prefix)?),
+            ("MEDIA", path(&self.media)?),
+            ("RTMP_LISTEN", format!("127.0.0.1:{rtmp_port}")),
+            ("RTMP_PORT", rtmp_port),
+            (
+                "HTTP_LISTEN",
+                format!("127.0.0.1:{}", self.settings.http_port),
+            ),
+            (
+                "STAT_LISTEN",
+                format!("127.0.0.1:{}", self.settings.stat_port),
+            ),
+            ("HOOKS_URL", self.settings.hooks_url.clone()),
+            ("UPDATE_INTERVAL", self.settings.update_interval.clone()),
+            ("ABR_INCLUDE", path(&abr_include)?),
+        ];
+        render(TEMPLATE, &vars)
+    }
+
+    /// Writes the config, checks it with `nginx -t`, starts nginx and waits (at most
+    /// 20 s) until RTMP and HTTP accept connections.
+    pub fn start(&self) -> anyhow::Result<()> {
+        if !Path::new(RTMP_MODULE).exists() {
+            bail!("{RTMP_MODULE} is missing: install libnginx-mod-rtmp (scripts/install-deps.sh)");
+        }
+        for dir in ["logs", "tmp"] {
+            fs::create_dir_all(self.prefix.join(dir))?;
+        }
+        for dir in ["hls", "dash", "abr"] {
+            fs::create_dir_all(self.media.join(dir))?;
+        }
+        let port = self.settings.rtmp_port.to_string();
+        fs::write(
+            self.prefix.join("abr-on.conf"),
+            render(ABR_ON, &[("RTMP_PORT", port)])?,
+        )?;
+        fs::write(self.prefix.join("abr-off.conf"), ABR_OFF)?;
+        let conf = self.prefix.join("nginx.conf");
+        fs::write(&conf, self.render()?)?;
+        let check = self
+            .command(&conf)
+            .arg("-t")
+            .output()
+            .context("cannot run nginx")?;
+        if !check.status.success() {
+            bail!(
+                "nginx rejected {}: {}",
+                conf.display(),
+                String::from_utf8_lossy(&check.stderr).trim()
+            );
+        }
+        let started = self.command(&conf).output()?;
+        if !started.status.success() {
+            bail!(
+                "nginx did not start: {}",
+                String::from_utf8_lossy(&started.stderr).trim()
+            );
+        }
+        for port in [
+            self.settings.rtmp_port,
+            self.settings.http_port,
+            self.settings.stat_port,
+        ] {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            wait::until(
+                &format!(
+                    "nginx on {addr} (log: {})",
+                    self.prefix.join("logs/error.log").display()
+                ),
+                Duration::from_secs(20),
+                || wait::accepts(addr),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Stops nginx if its pid file names a live process.
+    pub fn stop(&self) -> anyhow::Result<()> {
+        process::stop_pid_file(&self.prefix.join("nginx.pid"), Duration::from_secs(10))
+    }
+
+    fn command(&self, conf: &Path) -> Command {
+        let mut cmd = Command::new("nginx");
+        cmd.arg("-p").arg(&self.prefix).arg("-c").arg(conf);
+        cmd
+    }
+}
+
+/// Replaces every `{{NAME}}` in `template`; fails on a placeholder left unfilled.
+pub fn render(template: &str, vars: &[(&str, String)]) -> anyhow::Result<String> {
+    let mut out = template.to_owned();
+    for (name, value) in vars {
+        out = out.replace(&format!("{{{{{name}}}}}"), value);
+    }
+    let body: String = out
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    if let Some(start) = body.find("{{") {
+        let rest = &body[start..];
+        let end = rest.find("}}").map_or(rest.len(), |e| e + 2);
+        bail!("template placeholder {} has no value", &rest[..end]);
+    }
+    Ok(out)
+}
+
+fn path(p: &Path) -> anyhow::Result<String> {
+    p.to_str()
+        .map(str::to_owned)
+        .with_context(|| format!("path is not UTF-8: {}", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendering_fills_every_placeholder_or_names_the_missing_one() {
+        assert_eq!(render("a {{X}} b", &[("X", "1".into())]).unwrap(), "a 1 b");
+        let err = render("a {{X}} {{Y}}", &[("X", "1".into())]).unwrap_err();
+        assert!(err.to_string().contains("{{Y}}"), "{err}");
+    }
+
+    #[test]
+    fn the_template_renders_completely() {
+        let nginx = Nginx::new(
+            Path::new("/tmp/p"),
+            Path::new("/tmp/m"),
+            NginxSettings {
+                rtmp_port: 1935,
+                http_port: 8088,
+                stat_port: 8089,
+                hooks_url: "http://127.0.0.1:8090/rtmp?secret=s".into(),
+                update_interval: "2s".into(),
+                abr: true,
+            },
+        );
+        let conf = nginx.render().unwrap();
+        assert!(conf.contains("on_publish http://127.0.0.1:8090/rtmp?secret=s;"));
+        assert!(conf.contains("include /tmp/p/abr-on.conf;"));
+        render(ABR_ON, &[("RTMP_PORT", "1935".into())]).unwrap();
+    }
+}

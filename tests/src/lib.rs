@@ -10,6 +10,10 @@
 pub mod clients;
 pub mod context;
 pub mod events;
+pub mod ffmpeg;
+pub mod hls;
+pub mod http;
+pub mod live;
 pub mod rtmp;
 pub mod tools;
 pub mod wait;

@@ -1,0 +1,193 @@
+//! A live ingest path for scenario tests: the control plane, ingest-hooks and a
+//! private nginx-rtmp rendered from `deploy/nginx/` (the same template as the local
+//! stack), all on free loopback ports.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use nova_ingest_hooks::IngestHooks;
+use nova_proto::v1::{CreateStreamRequest, GetStreamRequest, Stream, StreamStatus};
+use nova_stack::{
+    nginx::{Nginx, NginxSettings},
+    wait::free_port,
+};
+
+use crate::{TestContext, clients, context::random_token, wait};
+
+/// Knobs of a live stack.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Transcode into renditions.
+    pub abr: bool,
+    /// Reconnect window of interrupted streams.
+    pub reconnect_window: Duration,
+    /// nginx's on_update period.
+    pub update_interval: Duration,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        Self {
+            abr: false,
+            reconnect_window: Duration::from_secs(30),
+            update_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The running ingest path.
+pub struct LiveStack {
+    /// Control plane and engines.
+    pub ctx: TestContext,
+    /// The hooks service.
+    hooks: Option<IngestHooks>,
+    /// The nginx ingest node.
+    pub nginx: Nginx,
+    /// Owner-side StreamService client (principal `alice`).
+    pub streams: clients::Streams,
+    /// Keeps nginx's folders alive.
+    _dir: tempfile::TempDir,
+}
+
+impl LiveStack {
+    /// Starts everything.
+    pub async fn start(options: LiveOptions) -> Self {
+        let ctx = TestContext::start_with(|c| {
+            c.reconnect_window = options.reconnect_window;
+            c.ingest_timeout = options.update_interval * 3;
+        })
+        .await;
+        let dir = tempfile::Builder::new()
+            .prefix("nova-live-")
+            .tempdir()
+            .expect("temp dir");
+        let (rtmp_port, http_port, stat_port) = (
+            free_port().unwrap(),
+            free_port().unwrap(),
+            free_port().unwrap(),
+        );
+        let secret = random_token();
+        let rtmp_url = format!("rtmp://127.0.0.1:{rtmp_port}");
+        let hooks_config = nova_ingest_hooks::Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            secret: Some(secret.as_str().into()),
+            control_plane_url: ctx.url(),
+            service_token: ctx.token.as_str().into(),
+            ingest_node: "ingest-test".into(),
+            origin_url: format!("http://127.0.0.1:{http_port}"),
+            relay_url: format!("{rtmp_url}/stream"),
+            ingest_app: "live".into(),
+            abr: options.abr,
+            stat_url: format!("http://127.0.0.1:{stat_port}/stat"),
+            stat_interval: Duration::from_secs(1),
+            upstream_timeout: Duration::from_secs(2),
+            fail_open_updates: false,
+            log_format: nova_ingest_hooks::config::LogFormat::Text,
+        };
+        let hooks = nova_ingest_hooks::start(&hooks_config)
+            .await
+            .expect("start ingest-hooks");
+        let nginx = Nginx::new(
+            &dir.path().join("nginx"),
+            &dir.path().join("media"),
+            NginxSettings {
+                rtmp_port,
+                http_port,
+                stat_port,
+                hooks_url: format!("http://{}/rtmp?secret={secret}", hooks.addr),
+                update_interval: format!("{}ms", options.update_interval.as_millis()),
+                abr: options.abr,
+            },
+        );
+        nginx.start().expect("start nginx");
+        let streams = clients::streams(&ctx.url(), Some(&ctx.token), Some("alice")).await;
+        Self {
+            ctx,
+            hooks: Some(hooks),
+            nginx,
+            streams,
+            _dir: dir,
+        }
+    }
+
+    /// Creates a stream owned by `alice`; returns it and its key.
+    pub async fn create_stream(&mut self, title: &str) -> (Stream, String) {
+        let created = self
+            .streams
+            .create_stream(CreateStreamRequest {
+                stream: Some(Stream {
+                    title: title.into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("create a stream")
+            .into_inner();
+        (created.stream.expect("stream"), created.stream_key)
+    }
+
+    /// Returns the RTMP URL to publish `key` to.
+    pub fn publish_url(&self, key: &str) -> String {
+        format!("{}/{key}", self.nginx.rtmp_url())
+    }
+
+    /// Returns the media folder (hls/, dash/, abr/).
+    pub fn media(&self) -> PathBuf {
+        self.nginx.media().to_owned()
+    }
+
+    /// Returns the stream now.
+    pub async fn get(&self, name: &str) -> Stream {
+        self.streams
+            .clone()
+            .get_stream(GetStreamRequest { name: name.into() })
+            .await
+            .expect("get the stream")
+            .into_inner()
+            .stream
+            .expect("stream")
+    }
+
+    /// Waits (at most `timeout`) until the stream reaches `status`; returns it.
+    pub async fn wait_for_status(
+        &self,
+        name: &str,
+        status: StreamStatus,
+        timeout: Duration,
+    ) -> Stream {
+        wait::until(&format!("{name} to become {status:?}"), timeout, || async {
+            let stream = self.get(name).await;
+            if stream.status() == status {
+                Ok(stream)
+            } else {
+                Err(stream.status())
+            }
+        })
+        .await
+    }
+
+    /// Waits (at most `timeout`) until `url` answers 200; returns the body.
+    pub async fn wait_for_url(&self, url: &str, timeout: Duration) -> crate::http::Answer {
+        wait::until(&format!("{url} to be served"), timeout, || async {
+            match crate::http::get(url).await {
+                Ok(answer) if answer.status == 200 => Ok(answer),
+                Ok(answer) => Err(format!("HTTP {}", answer.status)),
+                Err(err) => Err(err.to_string()),
+            }
+        })
+        .await
+    }
+
+    /// Stops hooks and nginx (the control plane stops with the context).
+    pub async fn shutdown(&mut self) {
+        let _ = self.nginx.stop();
+        if let Some(hooks) = self.hooks.take() {
+            let _ = hooks.shutdown().await;
+        }
+    }
+}
+
+impl Drop for LiveStack {
+    fn drop(&mut self) {
+        let _ = self.nginx.stop();
+    }
+}

@@ -6,6 +6,11 @@
 //! | `NOVA_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/nova` | PostgreSQL |
 //! | `NOVA_DB_POOL_SIZE` | `16` | PostgreSQL connections per process |
 //! | `NOVA_SERVICE_TOKEN` | (required) | token callers send as `authorization: Bearer …`; several may be given comma-separated, for rotation |
+//! | `NOVA_REDIS_URL` | `redis://127.0.0.1:6379/` | Redis |
+//! | `NOVA_REDIS_PREFIX` | `nova` | prefix of every Redis key and channel |
+//! | `NOVA_SESSION_TTL` | `30s` | a viewer session without a heartbeat for this long expires |
+//! | `NOVA_SAMPLE_INTERVAL` | `5s` | time between metric samples of live streams |
+//! | `NOVA_COUNT_WINDOW` | `250ms` | `viewer_count_changed` is sent at most once per window per stream |
 //! | `NOVA_RTMP_URL` | `rtmp://127.0.0.1:1935/live` | RTMP ingest address handed to broadcasters |
 //! | `NOVA_RECONNECT_WINDOW` | `30s` | how long an interrupted stream waits for its broadcaster |
 //! | `NOVA_INGEST_TIMEOUT` | `15s` | an active stream without ingest updates for this long is interrupted (3 × nginx's update interval) |
@@ -41,6 +46,26 @@ pub struct Config {
     /// PostgreSQL connections per process.
     #[arg(long, env = "NOVA_DB_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_pool_size: u32,
+    /// Redis connection URL.
+    #[arg(
+        long,
+        env = "NOVA_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/",
+        hide_env_values = true
+    )]
+    pub redis_url: Secret,
+    /// Prefix of every Redis key and channel.
+    #[arg(long, env = "NOVA_REDIS_PREFIX", default_value = "nova")]
+    pub redis_prefix: String,
+    /// A viewer session without a heartbeat for this long expires.
+    #[arg(long, env = "NOVA_SESSION_TTL", default_value = "30s", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+    /// Time between metric samples of live streams.
+    #[arg(long, env = "NOVA_SAMPLE_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub sample_interval: Duration,
+    /// `viewer_count_changed` is sent at most once per window per stream.
+    #[arg(long, env = "NOVA_COUNT_WINDOW", default_value = "250ms", value_parser = parse_duration)]
+    pub count_window: Duration,
     /// Accepted service tokens, comma-separated; each at least 16 characters.
     #[arg(long, env = "NOVA_SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Secret,

@@ -32,6 +32,9 @@ pub enum Error {
     /// No PostgreSQL connection could be had in time.
     #[error("database unavailable: {0}")]
     DatabaseUnavailable(String),
+    /// Redis failed or could not be reached.
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 impl Error {
@@ -69,6 +72,10 @@ impl From<Error> for Status {
             Error::DatabaseUnavailable(source) => {
                 tracing::error!(error = %source, "database unavailable");
                 Status::unavailable("database unavailable, retry later")
+            }
+            Error::Redis(source) => {
+                tracing::error!(error = %source, "redis failed");
+                Status::unavailable("session store unavailable, retry later")
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Nova Streaming control plane: the tonic gRPC core.
 //!
 //! `grpc` adapts requests to the rules in `service`, which store state through `db`
-//! (diesel-async over PostgreSQL). `auth` checks the service token and names the
+//! (diesel-async over PostgreSQL) and keep what is live in `redis` (sessions,
+//! counters, pub/sub fan-out between replicas). `auth` checks the service token and names the
 //! calling principal; `error` maps every failure to a `tonic::Status` once. `server`
 //! wires it all and is what `main.rs` and the tests start.
 
@@ -11,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod keys;
+pub mod redis;
 pub mod server;
 pub mod service;
 pub mod state;

@@ -6,7 +6,12 @@ use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::{
-    auth::Authenticator, config::Config, db, grpc, service::reaper, shutdown, state::AppState,
+    auth::Authenticator,
+    config::Config,
+    db, grpc, redis,
+    service::{analytics, reaper},
+    shutdown,
+    state::AppState,
 };
 
 /// A running control plane.
@@ -28,10 +33,20 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     let applied = db::migrate(config.database_url.expose()).await?;
     tracing::info!(migrations.applied = applied, "database migrated");
     let pool = db::connect(config.database_url.expose(), config.db_pool_size).await?;
-    let state = AppState::new(pool, Authenticator::new(&tokens), config);
+    let redis = redis::connect(config.redis_url.expose(), config.db_pool_size)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach Redis (NOVA_REDIS_URL): {e}"))?;
+    let (trigger, signal) = shutdown::channel();
+    let state = AppState::new(
+        pool,
+        redis,
+        Authenticator::new(&tokens),
+        config,
+        signal.clone(),
+    );
 
     let (reporter, health) = tonic_health::server::health_reporter();
-    let routes = grpc::routes(&state, health)?;
+    let routes = grpc::routes(&state, health, signal.clone())?;
     let listener = TcpListener::bind(config.grpc_addr).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot listen on {} (NOVA_GRPC_ADDR): {e}",
@@ -41,10 +56,15 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     let addr = listener.local_addr()?;
     grpc::mark_serving(&reporter).await;
 
-    let (trigger, signal) = shutdown::channel();
     tokio::spawn(reaper::run(
         state.pool().clone(),
+        state.publisher().clone(),
         state.reaper(),
+        signal.clone(),
+    ));
+    tokio::spawn(analytics::run(
+        state.analytics().clone(),
+        config.sample_interval,
         signal.clone(),
     ));
     let grace = config.shutdown_grace;

@@ -6,7 +6,12 @@ use crate::{
     auth::Authenticator,
     config::Config,
     db::DbPool,
-    service::{ingest::Ingest, reaper::ReaperSettings, streams::Streams},
+    redis::{Keys, RedisPool, fanout::Publisher, sessions::SessionStore},
+    service::{
+        analytics::Analytics, ingest::Ingest, live::Hub, reaper::ReaperSettings,
+        sessions::Sessions, streams::Streams,
+    },
+    shutdown,
 };
 
 /// Everything the services share.
@@ -24,25 +29,79 @@ struct Inner {
     ingest: Ingest,
     /// Reaper timing.
     reaper: ReaperSettings,
+    /// Publishes committed events.
+    publisher: Publisher,
+    /// Viewer sessions.
+    sessions: Sessions,
+    /// Sampler and metric queries.
+    analytics: Analytics,
+    /// Live events of this replica.
+    hub: Hub,
     /// RTMP ingest address handed to broadcasters.
     rtmp_url: String,
 }
 
 impl AppState {
-    /// Assembles the state.
-    pub fn new(pool: DbPool, authenticator: Authenticator, config: &Config) -> Self {
+    /// Assembles the state and starts the live hub (Redis subscription), which runs
+    /// until `stop`.
+    pub fn new(
+        pool: DbPool,
+        redis: RedisPool,
+        authenticator: Authenticator,
+        config: &Config,
+        stop: shutdown::Signal,
+    ) -> Self {
+        let keys = Keys::new(&config.redis_prefix);
+        let publisher = Publisher::new(redis.clone(), keys.clone());
+        let ttl_ms = i64::try_from(config.session_ttl.as_millis()).unwrap_or(i64::MAX);
+        let store = SessionStore::new(redis, keys.clone(), ttl_ms);
+        let hub = Hub::start(
+            config.redis_url.expose().to_owned(),
+            keys,
+            config.count_window,
+            stop,
+        );
         Self(Arc::new(Inner {
             authenticator,
-            streams: Streams::new(pool.clone()),
-            ingest: Ingest::new(pool.clone(), config.reconnect_window, config.ingest_timeout),
+            streams: Streams::new(pool.clone(), publisher.clone()),
+            ingest: Ingest::new(
+                pool.clone(),
+                publisher.clone(),
+                config.reconnect_window,
+                config.ingest_timeout,
+            ),
             reaper: ReaperSettings {
                 interval: config.reaper_interval,
                 ingest_timeout: config.ingest_timeout,
                 reconnect_window: config.reconnect_window,
             },
+            sessions: Sessions::new(pool.clone(), store.clone()),
+            analytics: Analytics::new(pool.clone(), store),
+            publisher,
+            hub,
             pool,
             rtmp_url: config.rtmp_url.clone(),
         }))
+    }
+
+    /// Returns the event publisher.
+    pub fn publisher(&self) -> &Publisher {
+        &self.0.publisher
+    }
+
+    /// Returns the session rules.
+    pub fn sessions(&self) -> &Sessions {
+        &self.0.sessions
+    }
+
+    /// Returns the analytics.
+    pub fn analytics(&self) -> &Analytics {
+        &self.0.analytics
+    }
+
+    /// Returns the live hub.
+    pub fn hub(&self) -> &Hub {
+        &self.0.hub
     }
 
     /// Returns the connection pool.

@@ -181,6 +181,7 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
                 env: vec![
                     ("NOVA_GRPC_ADDR".into(), grpc_addr.to_string()),
                     ("NOVA_DATABASE_URL".into(), pg.url("nova")),
+                    ("NOVA_REDIS_URL".into(), redis.url()),
                     ("NOVA_SERVICE_TOKEN".into(), token.clone()),
                     ("NOVA_RTMP_URL".into(), nginx.rtmp_url()),
                     // nginx sends on_update every 2 s: three missed updates mean gone.

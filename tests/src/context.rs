@@ -90,7 +90,7 @@ impl TestContext {
         let engines = Engines::get();
         let database_url = engines.fresh_database().await;
         let token = random_token();
-        let mut config = config(&database_url, &token);
+        let mut config = engines.config(&database_url, &token);
         adjust(&mut config);
         let control_plane = nova_control_plane::start(&config)
             .await
@@ -132,12 +132,24 @@ impl TestContext {
     }
 }
 
-/// Builds a control-plane config for tests: free port, given database and token.
-pub fn config(database_url: &str, token: &str) -> Config {
+impl Engines {
+    /// Builds a control-plane config for tests: free port, the given database and
+    /// token, these engines' Redis under a prefix of its own.
+    pub fn config(&self, database_url: &str, token: &str) -> Config {
+        config(database_url, &self.redis_url, token)
+    }
+}
+
+fn config(database_url: &str, redis_url: &str, token: &str) -> Config {
     Config {
         grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         database_url: database_url.into(),
         db_pool_size: 4,
+        redis_url: redis_url.into(),
+        redis_prefix: format!("test{}", uuid::Uuid::new_v4().simple()),
+        session_ttl: Duration::from_secs(30),
+        sample_interval: Duration::from_secs(5),
+        count_window: Duration::from_millis(250),
         service_token: token.into(),
         rtmp_url: "rtmp://127.0.0.1:1935/live".into(),
         reconnect_window: Duration::from_secs(30),

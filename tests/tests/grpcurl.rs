@@ -68,6 +68,7 @@ async fn grpcurl_drives_the_real_binary_and_the_log_never_shows_a_key() {
     let mut child = Command::new(sibling_binary("nova-control-plane").unwrap())
         .env("NOVA_GRPC_ADDR", addr.to_string())
         .env("NOVA_DATABASE_URL", &database_url)
+        .env("NOVA_REDIS_URL", &engines.redis_url)
         .env("NOVA_SERVICE_TOKEN", &token)
         .env("RUST_LOG", "debug")
         .stdout(Stdio::null())

@@ -60,7 +60,7 @@ async fn replicas_starting_together_migrate_once() {
     let engines = context::Engines::get();
     let url = engines.fresh_database().await;
     let token = context::random_token();
-    let config = context::config(&url, &token);
+    let config = engines.config(&url, &token);
     let (a, b, c) = tokio::join!(
         nova_control_plane::start(&config),
         nova_control_plane::start(&config),

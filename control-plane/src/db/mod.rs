@@ -2,6 +2,7 @@
 //! queries per table.
 
 pub mod events;
+pub mod metrics;
 pub mod schema;
 pub mod streams;
 

@@ -58,5 +58,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Sampled time series of live streams.
+    stream_metrics (stream_id, at) {
+        /// Stream.
+        stream_id -> Uuid,
+        /// Sample time.
+        at -> Timestamptz,
+        /// Live viewers.
+        viewers -> Int4,
+        /// Ingest bitrate, kb/s.
+        ingest_bitrate_kbps -> Int4,
+    }
+}
+
 diesel::joinable!(stream_events -> streams (stream_id));
-diesel::allow_tables_to_appear_in_same_query!(streams, stream_events);
+diesel::joinable!(stream_metrics -> streams (stream_id));
+diesel::allow_tables_to_appear_in_same_query!(streams, stream_events, stream_metrics);

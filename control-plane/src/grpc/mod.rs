@@ -1,10 +1,12 @@
 //! Thin gRPC adapters: each turns requests into `service` calls and results into
 //! protos. `routes` assembles every service, health and reflection.
 
+pub mod analytics_service;
 pub mod convert;
+pub mod event_service;
 pub mod ingest_service;
 pub mod name;
-pub mod pending;
+pub mod session_service;
 pub mod stream_service;
 
 use nova_proto::v1::{
@@ -32,7 +34,11 @@ pub const SERVICE_NAMES: [&str; 5] = [
 /// Builds the router: the nova services behind the token check, plus health and
 /// reflection (v1 and v1alpha, for older grpcurl) open to all. Reflection also knows
 /// `google.rpc.*`, so clients can decode the error details we send.
-pub fn routes(state: &AppState, health: HealthServer<impl Health>) -> anyhow::Result<Routes> {
+pub fn routes(
+    state: &AppState,
+    health: HealthServer<impl Health>,
+    stop: crate::shutdown::Signal,
+) -> anyhow::Result<Routes> {
     let auth = state.authenticator();
     let mut routes = Routes::default();
     routes = routes
@@ -44,12 +50,18 @@ pub fn routes(state: &AppState, health: HealthServer<impl Health>) -> anyhow::Re
             IngestServiceServer::new(ingest_service::IngestApi::new(state)),
             &auth,
         ))
-        .add_service(guarded(SessionServiceServer::new(pending::Pending), &auth))
         .add_service(guarded(
-            AnalyticsServiceServer::new(pending::Pending),
+            SessionServiceServer::new(session_service::SessionApi::new(state)),
             &auth,
         ))
-        .add_service(guarded(EventServiceServer::new(pending::Pending), &auth))
+        .add_service(guarded(
+            AnalyticsServiceServer::new(analytics_service::AnalyticsApi::new(state)),
+            &auth,
+        ))
+        .add_service(guarded(
+            EventServiceServer::new(event_service::EventApi::new(state, stop)),
+            &auth,
+        ))
         .add_service(health)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);

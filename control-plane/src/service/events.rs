@@ -124,3 +124,19 @@ mod tests {
         assert_eq!(Event::from_stored("nope", &serde_json::json!({})), None);
     }
 }
+
+/// An event as written to the log: its position, stream and time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Position in the log (the resume cursor).
+    pub cursor: i64,
+    /// Stream it belongs to.
+    pub stream_id: uuid::Uuid,
+    /// When it was written.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// What happened.
+    pub event: Event,
+}
+
+/// Events written inside a transaction, published once it commits.
+pub type Outbox = Vec<StoredEvent>;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use diesel_async::AsyncConnection;
+use diesel_async::AsyncConnection as _;
 use uuid::Uuid;
 
 use crate::{
@@ -15,9 +15,10 @@ use crate::{
     },
     error::{Error, Result},
     keys::{KeyHash, looks_like_key},
+    redis::fanout::Publisher,
     service::{
         StreamStatus,
-        events::{Event, Playback, Rendition},
+        events::{Event, Outbox, Playback, Rendition},
         lifecycle::{self, EndReason},
     },
 };
@@ -73,6 +74,8 @@ const DENIED: &str = "stream key not accepted";
 pub struct Ingest {
     /// Connection pool.
     pool: DbPool,
+    /// Publishes committed events to other replicas.
+    publisher: Publisher,
     /// How long an interrupted stream waits for its broadcaster.
     reconnect_window: Duration,
     /// A live stream whose holder sent nothing for this long may be taken over.
@@ -81,9 +84,15 @@ pub struct Ingest {
 
 impl Ingest {
     /// Builds the service.
-    pub fn new(pool: DbPool, reconnect_window: Duration, ingest_timeout: Duration) -> Self {
+    pub fn new(
+        pool: DbPool,
+        publisher: Publisher,
+        reconnect_window: Duration,
+        ingest_timeout: Duration,
+    ) -> Self {
         Self {
             pool,
+            publisher,
             reconnect_window,
             ingest_timeout,
         }
@@ -104,7 +113,8 @@ impl Ingest {
         }
         let hash = KeyHash::of(key);
         let mut conn = self.pool.get().await?;
-        conn.transaction(async |conn| {
+        let mut out = Outbox::new();
+        let result = conn.transaction(async |conn| {
             let row = streams::find_by_key_for_update(conn, &hash.0)
                 .await?
                 .filter(|row| hash.matches(&row.key_hash))
@@ -115,7 +125,7 @@ impl Ingest {
                 StreamStatus::Interrupted
                     if row.reconnect_deadline.is_some_and(|deadline| deadline <= Utc::now()) =>
                 {
-                    lifecycle::complete(conn, row.id, EndReason::ReconnectWindowClosed).await?;
+                    lifecycle::complete(conn, &mut out, row.id, EndReason::ReconnectWindowClosed).await?;
                     Err(Error::PermissionDenied("the stream has completed"))
                 }
                 StreamStatus::Active
@@ -129,13 +139,15 @@ impl Ingest {
                 }
                 status @ (StreamStatus::Pending | StreamStatus::Interrupted) => {
                     let resumed = status == StreamStatus::Interrupted;
-                    let row = lifecycle::activate(conn, &row, holder, &playback).await?;
+                    let row = lifecycle::activate(conn, &mut out, &row, holder, &playback).await?;
                     tracing::info!(stream.id = %row.id, ingest.node = %attempt.node, resumed, "stream live");
                     Ok((row, resumed))
                 }
             }
         })
-        .await
+        .await?;
+        self.publisher.publish(&out).await;
+        Ok(result)
     }
 
     /// Records that the broadcaster left: ACTIVE → INTERRUPTED with the reconnect window
@@ -146,18 +158,31 @@ impl Ingest {
         let hash = self.known_key(key)?;
         let deadline = Utc::now() + self.window();
         let mut conn = self.pool.get().await?;
-        conn.transaction(async |conn| {
-            let row = streams::find_by_key_for_update(conn, &hash.0)
-                .await?
-                .filter(|row| hash.matches(&row.key_hash))
-                .ok_or_else(|| Error::NotFound("stream for this key".into()))?;
-            if StreamStatus::from_db(&row.status) != StreamStatus::Active || !row.held_by(holder) {
-                return Ok(row);
-            }
-            tracing::info!(stream.id = %row.id, "broadcaster left; reconnect window open");
-            lifecycle::interrupt(conn, row.id, deadline, EndReason::PublisherDisconnected).await
-        })
-        .await
+        let mut out = Outbox::new();
+        let result = conn
+            .transaction(async |conn| {
+                let row = streams::find_by_key_for_update(conn, &hash.0)
+                    .await?
+                    .filter(|row| hash.matches(&row.key_hash))
+                    .ok_or_else(|| Error::NotFound("stream for this key".into()))?;
+                if StreamStatus::from_db(&row.status) != StreamStatus::Active
+                    || !row.held_by(holder)
+                {
+                    return Ok(row);
+                }
+                tracing::info!(stream.id = %row.id, "broadcaster left; reconnect window open");
+                lifecycle::interrupt(
+                    conn,
+                    &mut out,
+                    row.id,
+                    deadline,
+                    EndReason::PublisherDisconnected,
+                )
+                .await
+            })
+            .await?;
+        self.publisher.publish(&out).await;
+        Ok(result)
     }
 
     /// Records an ingest update and says whether the broadcaster may go on: only while
@@ -176,6 +201,7 @@ impl Ingest {
             return Ok(Verdict::Allowed);
         }
         // Not active: find out why, for the log line at the hook.
+        let mut out = Outbox::new();
         let verdict = conn
             .transaction(async |conn| {
                 let Some(row) = streams::find_by_key_for_update(conn, &hash.0).await? else {
@@ -195,13 +221,14 @@ impl Ingest {
                             dash_url: row.dash_url.clone().unwrap_or_default(),
                             hls_master_url: row.hls_master_url.clone().unwrap_or_default(),
                         };
-                        lifecycle::activate(conn, &row, holder, &playback).await?;
+                        lifecycle::activate(conn, &mut out, &row, holder, &playback).await?;
                         Verdict::Allowed
                     }
                     StreamStatus::Active => Verdict::Denied("another connection holds the stream"),
                 })
             })
             .await?;
+        self.publisher.publish(&out).await;
         Ok(verdict)
     }
 
@@ -210,6 +237,7 @@ impl Ingest {
     pub async fn report_health(&self, id: Uuid, node: &str, health: &Health) -> Result<()> {
         validate_node(node)?;
         let mut conn = self.pool.get().await?;
+        let mut out = Outbox::new();
         conn.transaction(async |conn| {
             let row = streams::find_for_update(conn, id)
                 .await?
@@ -232,11 +260,13 @@ impl Ingest {
                 let event = Event::QualityChanged {
                     renditions: health.renditions.clone(),
                 };
-                lifecycle::append(conn, id, &event).await?;
+                lifecycle::append(conn, &mut out, id, event).await?;
             }
             Ok(())
         })
-        .await
+        .await?;
+        self.publisher.publish(&out).await;
+        Ok(())
     }
 
     fn known_key(&self, key: &str) -> Result<KeyHash> {

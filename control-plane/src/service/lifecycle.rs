@@ -14,7 +14,7 @@ use crate::{
     error::Result,
     service::{
         StreamStatus,
-        events::{Event, Playback},
+        events::{Event, Outbox, Playback, StoredEvent},
     },
 };
 
@@ -46,6 +46,7 @@ impl EndReason {
 /// Makes a stream ACTIVE on `holder` (first publish or resume) and logs `stream_started`.
 pub async fn activate(
     conn: &mut AsyncPgConnection,
+    out: &mut Outbox,
     row: &StreamRow,
     holder: Holder<'_>,
     playback: &Playback,
@@ -54,8 +55,9 @@ pub async fn activate(
     let updated = streams::activate(conn, row.id, holder, playback).await?;
     append(
         conn,
+        out,
         row.id,
-        &Event::StreamStarted {
+        Event::StreamStarted {
             resumed,
             playback: playback.clone(),
         },
@@ -68,38 +70,44 @@ pub async fn activate(
 /// `stream_ended` with status `interrupted`.
 pub async fn interrupt(
     conn: &mut AsyncPgConnection,
+    out: &mut Outbox,
     id: Uuid,
     deadline: DateTime<Utc>,
     reason: EndReason,
 ) -> Result<StreamRow> {
     let updated = streams::interrupt(conn, id, deadline).await?;
-    append(
-        conn,
-        id,
-        &Event::ended(StreamStatus::Interrupted, reason.as_str()),
-    )
-    .await?;
+    let event = Event::ended(StreamStatus::Interrupted, reason.as_str());
+    append(conn, out, id, event).await?;
     Ok(updated)
 }
 
 /// Makes a stream COMPLETED and logs `stream_ended` with status `completed`.
 pub async fn complete(
     conn: &mut AsyncPgConnection,
+    out: &mut Outbox,
     id: Uuid,
     reason: EndReason,
 ) -> Result<StreamRow> {
     let updated = streams::complete(conn, id).await?;
-    append(
-        conn,
-        id,
-        &Event::ended(StreamStatus::Completed, reason.as_str()),
-    )
-    .await?;
+    let event = Event::ended(StreamStatus::Completed, reason.as_str());
+    append(conn, out, id, event).await?;
     tracing::info!(stream.id = %id, reason = reason.as_str(), "stream completed");
     Ok(updated)
 }
 
-/// Appends an event to the durable log.
-pub async fn append(conn: &mut AsyncPgConnection, id: Uuid, event: &Event) -> Result<i64> {
-    Ok(events::append(conn, id, event.kind(), event.payload()).await?)
+/// Appends an event to the durable log and to `out`, for publishing after commit.
+pub async fn append(
+    conn: &mut AsyncPgConnection,
+    out: &mut Outbox,
+    id: Uuid,
+    event: Event,
+) -> Result<()> {
+    let (cursor, at) = events::append(conn, id, event.kind(), event.payload()).await?;
+    out.push(StoredEvent {
+        cursor,
+        stream_id: id,
+        at,
+        event,
+    });
+    Ok(())
 }

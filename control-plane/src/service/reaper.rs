@@ -11,6 +11,8 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use crate::{
     db::{DbPool, streams},
     error::{Error, Result},
+    redis::fanout::Publisher,
+    service::events::Outbox,
     service::lifecycle::{self, EndReason},
     shutdown,
 };
@@ -49,42 +51,55 @@ struct Locked {
 }
 
 /// Runs one sweep if no other replica is sweeping.
-pub async fn sweep(pool: &DbPool, settings: &ReaperSettings) -> Result<Sweep> {
+pub async fn sweep(
+    pool: &DbPool,
+    publisher: &Publisher,
+    settings: &ReaperSettings,
+) -> Result<Sweep> {
     let mut conn = pool.get().await?;
-    conn.transaction(async |conn| {
-        let lock: Locked = sql_query(format!(
-            "SELECT pg_try_advisory_xact_lock({REAPER_LOCK}) AS locked"
-        ))
-        .get_result(conn)
+    let mut out = Outbox::new();
+    let result = conn
+        .transaction(async |conn| {
+            let lock: Locked = sql_query(format!(
+                "SELECT pg_try_advisory_xact_lock({REAPER_LOCK}) AS locked"
+            ))
+            .get_result(conn)
+            .await?;
+            if !lock.locked {
+                return Ok::<_, Error>(Sweep::default());
+            }
+            let now = Utc::now();
+            let quiet_since =
+                now - chrono::Duration::from_std(settings.ingest_timeout).unwrap_or_default();
+            let deadline =
+                now + chrono::Duration::from_std(settings.reconnect_window).unwrap_or_default();
+            let mut sweep = Sweep {
+                led: true,
+                ..Sweep::default()
+            };
+            for id in streams::lock_ingest_lost(conn, quiet_since, BATCH).await? {
+                lifecycle::interrupt(conn, &mut out, id, deadline, EndReason::IngestLost).await?;
+                tracing::info!(stream.id = %id, "ingest lost; reconnect window open");
+                sweep.interrupted += 1;
+            }
+            for id in streams::lock_window_closed(conn, now, BATCH).await? {
+                lifecycle::complete(conn, &mut out, id, EndReason::ReconnectWindowClosed).await?;
+                sweep.completed += 1;
+            }
+            Ok(sweep)
+        })
         .await?;
-        if !lock.locked {
-            return Ok::<_, Error>(Sweep::default());
-        }
-        let now = Utc::now();
-        let quiet_since =
-            now - chrono::Duration::from_std(settings.ingest_timeout).unwrap_or_default();
-        let deadline =
-            now + chrono::Duration::from_std(settings.reconnect_window).unwrap_or_default();
-        let mut sweep = Sweep {
-            led: true,
-            ..Sweep::default()
-        };
-        for id in streams::lock_ingest_lost(conn, quiet_since, BATCH).await? {
-            lifecycle::interrupt(conn, id, deadline, EndReason::IngestLost).await?;
-            tracing::info!(stream.id = %id, "ingest lost; reconnect window open");
-            sweep.interrupted += 1;
-        }
-        for id in streams::lock_window_closed(conn, now, BATCH).await? {
-            lifecycle::complete(conn, id, EndReason::ReconnectWindowClosed).await?;
-            sweep.completed += 1;
-        }
-        Ok(sweep)
-    })
-    .await
+    publisher.publish(&out).await;
+    Ok(result)
 }
 
 /// Sweeps every `settings.interval` until shutdown; failures are logged and retried.
-pub async fn run(pool: DbPool, settings: ReaperSettings, stop: shutdown::Signal) {
+pub async fn run(
+    pool: DbPool,
+    publisher: Publisher,
+    settings: ReaperSettings,
+    stop: shutdown::Signal,
+) {
     let mut tick = tokio::time::interval(settings.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stopped = stop.wait();
@@ -93,7 +108,7 @@ pub async fn run(pool: DbPool, settings: ReaperSettings, stop: shutdown::Signal)
         tokio::select! {
             () = &mut stopped => return,
             _ = tick.tick() => {
-                if let Err(err) = sweep(&pool, &settings).await {
+                if let Err(err) = sweep(&pool, &publisher, &settings).await {
                     tracing::warn!(error = %err, "reaper sweep failed; retrying next tick");
                 }
             }

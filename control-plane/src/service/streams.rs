@@ -14,6 +14,8 @@ use crate::{
     },
     error::{Error, Result},
     keys::StreamKey,
+    redis::fanout::Publisher,
+    service::events::Outbox,
     service::{
         StreamStatus,
         lifecycle::{self, EndReason},
@@ -54,12 +56,14 @@ pub struct Page {
 pub struct Streams {
     /// Connection pool.
     pool: DbPool,
+    /// Publishes committed events to other replicas.
+    publisher: Publisher,
 }
 
 impl Streams {
     /// Builds the service over a pool.
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
+    pub fn new(pool: DbPool, publisher: Publisher) -> Self {
+        Self { pool, publisher }
     }
 
     /// Creates a PENDING stream owned by `owner` and returns it with its new key.
@@ -140,17 +144,21 @@ impl Streams {
     /// transaction.
     pub async fn end(&self, caller: &Principal, id: Uuid) -> Result<StreamRow> {
         let mut conn = self.pool.get().await?;
-        conn.transaction(async |conn| {
-            let row = streams::find_for_update(conn, id)
-                .await?
-                .ok_or_else(|| not_found(id))?;
-            ensure_owner(&row, caller)?;
-            if StreamStatus::from_db(&row.status) == StreamStatus::Completed {
-                return Ok(row);
-            }
-            lifecycle::complete(conn, id, EndReason::EndedByOwner).await
-        })
-        .await
+        let mut out = Outbox::new();
+        let result = conn
+            .transaction(async |conn| {
+                let row = streams::find_for_update(conn, id)
+                    .await?
+                    .ok_or_else(|| not_found(id))?;
+                ensure_owner(&row, caller)?;
+                if StreamStatus::from_db(&row.status) == StreamStatus::Completed {
+                    return Ok(row);
+                }
+                lifecycle::complete(conn, &mut out, id, EndReason::EndedByOwner).await
+            })
+            .await?;
+        self.publisher.publish(&out).await;
+        Ok(result)
     }
 
     /// Issues a new key for a stream on behalf of its owner; the old key stops working

@@ -1,0 +1,145 @@
+//! `nova.streaming.v1.EventService` over [`crate::service::watch`].
+
+use std::pin::Pin;
+
+use futures::Stream;
+use nova_proto::v1::{
+    self, QualityChanged, StreamEnded, StreamEvent, StreamStarted, ViewerCountChanged,
+    WatchEventsRequest, WatchEventsResponse, event_service_server::EventService,
+    stream_event::Kind,
+};
+use tokio::sync::mpsc;
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    db::DbPool,
+    error::Error,
+    grpc::{
+        convert::timestamp,
+        name::{parse_stream_name, stream_name},
+    },
+    service::{
+        StreamStatus,
+        events::Event,
+        live::{Hub, LiveEvent},
+        watch::{self, WatchRequest},
+    },
+    shutdown,
+    state::AppState,
+};
+
+/// Events buffered per watcher between the watch task and gRPC.
+const WATCHER_BUFFER: usize = 256;
+
+/// gRPC face of event watching.
+pub struct EventApi {
+    /// The durable log.
+    pool: DbPool,
+    /// Live events of this replica.
+    hub: Hub,
+    /// Ends watches on shutdown.
+    stop: shutdown::Signal,
+}
+
+impl EventApi {
+    /// Builds the service from the shared state.
+    pub fn new(state: &AppState, stop: shutdown::Signal) -> Self {
+        Self {
+            pool: state.pool().clone(),
+            hub: state.hub().clone(),
+            stop,
+        }
+    }
+}
+
+/// The response stream of WatchEvents.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<WatchEventsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl EventService for EventApi {
+    async fn watch_events(
+        &self,
+        request: Request<WatchEventsRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let req = request.into_inner();
+        let stream = match req.name.as_str() {
+            "" => None,
+            name => Some(parse_stream_name("name", name)?),
+        };
+        let after = match req.after_cursor.as_str() {
+            "" => None,
+            raw => Some(raw.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(|| {
+                Error::invalid(
+                    "after_cursor",
+                    "must be a cursor from an earlier event, or 0",
+                )
+            })?),
+        };
+        let (tx, rx) = mpsc::channel(WATCHER_BUFFER);
+        tokio::spawn(watch::run(
+            self.pool.clone(),
+            self.hub.clone(),
+            WatchRequest { stream, after },
+            tx,
+            self.stop.clone(),
+        ));
+        let out = ReceiverStream::new(rx).map(|item| {
+            item.map(|event| WatchEventsResponse {
+                event: Some(event_to_proto(&event)),
+            })
+            .map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(out)))
+    }
+}
+
+/// Converts a live event to its proto.
+pub fn event_to_proto(event: &LiveEvent) -> StreamEvent {
+    match event {
+        LiveEvent::Count {
+            stream_id,
+            count,
+            peak,
+            at,
+        } => StreamEvent {
+            cursor: String::new(),
+            name: stream_name(*stream_id),
+            event_time: Some(timestamp(*at)),
+            kind: Some(Kind::ViewerCountChanged(ViewerCountChanged {
+                viewer_count: *count,
+                peak_viewers: *peak,
+            })),
+        },
+        LiveEvent::Lifecycle(stored) => StreamEvent {
+            cursor: stored.cursor.to_string(),
+            name: stream_name(stored.stream_id),
+            event_time: Some(timestamp(stored.at)),
+            kind: Some(match &stored.event {
+                Event::StreamStarted { resumed, playback } => Kind::StreamStarted(StreamStarted {
+                    resumed: *resumed,
+                    playback: Some(v1::PlaybackUrls {
+                        hls_url: playback.hls_url.clone(),
+                        dash_url: playback.dash_url.clone(),
+                        hls_master_url: playback.hls_master_url.clone(),
+                    }),
+                }),
+                Event::StreamEnded { status, reason } => Kind::StreamEnded(StreamEnded {
+                    status: super::convert::status_to_proto(StreamStatus::from_db(status)).into(),
+                    reason: reason.clone(),
+                }),
+                Event::QualityChanged { renditions } => Kind::QualityChanged(QualityChanged {
+                    renditions: renditions
+                        .iter()
+                        .map(|r| v1::Rendition {
+                            name: r.name.clone(),
+                            width: r.width,
+                            height: r.height,
+                            bitrate_kbps: r.bitrate_kbps,
+                        })
+                        .collect(),
+                }),
+            }),
+        },
+    }
+}

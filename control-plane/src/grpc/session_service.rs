@@ -1,0 +1,99 @@
+//! `nova.streaming.v1.SessionService` over [`crate::service::sessions`].
+
+use nova_proto::v1::{
+    GetViewerCountRequest, GetViewerCountResponse, HeartbeatRequest, HeartbeatResponse,
+    JoinSessionRequest, JoinSessionResponse, LeaveSessionRequest, LeaveSessionResponse,
+    ViewerKind as ProtoKind, session_service_server::SessionService,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    grpc::{convert::timestamp, name::parse_stream_name},
+    service::sessions::{Sessions, ViewerKind},
+    state::AppState,
+};
+
+/// gRPC face of the session rules.
+pub struct SessionApi {
+    /// The rules.
+    sessions: Sessions,
+}
+
+impl SessionApi {
+    /// Builds the service from the shared state.
+    pub fn new(state: &AppState) -> Self {
+        Self {
+            sessions: state.sessions().clone(),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl SessionService for SessionApi {
+    async fn join_session(
+        &self,
+        request: Request<JoinSessionRequest>,
+    ) -> Result<Response<JoinSessionResponse>, Status> {
+        let req = request.into_inner();
+        let stream = parse_stream_name("name", &req.name)?;
+        let kind = match ProtoKind::try_from(req.kind).unwrap_or(ProtoKind::Unspecified) {
+            ProtoKind::Rtmp => ViewerKind::Rtmp,
+            ProtoKind::Web | ProtoKind::Unspecified => ViewerKind::Web,
+        };
+        let joined = self
+            .sessions
+            .join(stream, &req.viewer_id, kind, &req.node)
+            .await?;
+        Ok(Response::new(JoinSessionResponse {
+            session_id: joined.session_id,
+            expire_time: Some(timestamp(joined.expire_at)),
+            viewer_count: joined.count,
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        let (expired, expire_at) = self
+            .sessions
+            .heartbeat(&request.get_ref().session_ids)
+            .await?;
+        Ok(Response::new(HeartbeatResponse {
+            expired_session_ids: expired,
+            expire_time: Some(timestamp(expire_at)),
+        }))
+    }
+
+    async fn leave_session(
+        &self,
+        request: Request<LeaveSessionRequest>,
+    ) -> Result<Response<LeaveSessionResponse>, Status> {
+        let count = self.sessions.leave(&request.get_ref().session_id).await?;
+        Ok(Response::new(LeaveSessionResponse {
+            viewer_count: count,
+        }))
+    }
+
+    async fn get_viewer_count(
+        &self,
+        request: Request<GetViewerCountRequest>,
+    ) -> Result<Response<GetViewerCountResponse>, Status> {
+        let stream = parse_stream_name("name", &request.get_ref().name)?;
+        let figures = self.sessions.figures(stream).await?;
+        Ok(Response::new(GetViewerCountResponse {
+            viewer_count: figures.count,
+            peak_viewers: figures.peak,
+            unique_viewers: figures.uniques,
+            total_watch_time: Some(duration_ms(figures.watch_ms)),
+        }))
+    }
+}
+
+/// Converts milliseconds to a proto Duration.
+pub fn duration_ms(ms: i64) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: ms / 1000,
+        nanos: i32::try_from((ms % 1000) * 1_000_000).unwrap_or(0),
+    }
+}

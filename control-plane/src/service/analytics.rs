@@ -1,0 +1,182 @@
+//! Analytics: the sampler that writes viewers and ingest bitrate of live streams to
+//! PostgreSQL (one replica at a time, under an advisory lock), and the window queries
+//! behind GetStreamMetrics.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::{sql_query, sql_types::Bool};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::{
+    db::{
+        DbPool,
+        metrics::{self, Point, Sample},
+        streams,
+    },
+    error::{Error, Result},
+    redis::sessions::SessionStore,
+    shutdown,
+};
+
+/// Advisory lock key of the sampler ("novasamp").
+const SAMPLER_LOCK: i64 = 0x6e6f_7661_7361_6d70;
+/// Most points a window may have.
+pub const MAX_POINTS: i64 = 10_000;
+/// Points of a window when the caller gives no step.
+const DEFAULT_POINTS: i64 = 300;
+
+/// A stream's metrics over a window.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The series.
+    pub points: Vec<Point>,
+    /// Highest concurrent viewers ever.
+    pub peak_viewers: i64,
+    /// Approximate distinct viewers.
+    pub unique_viewers: i64,
+    /// Total watch time.
+    pub watch_time: Duration,
+    /// Time live, first publish to completion (or now).
+    pub duration: Duration,
+}
+
+/// Analytics over PostgreSQL and Redis.
+#[derive(Clone)]
+pub struct Analytics {
+    /// PostgreSQL.
+    pool: DbPool,
+    /// Live figures.
+    store: SessionStore,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = Bool)]
+    locked: bool,
+}
+
+impl Analytics {
+    /// Builds the service.
+    pub fn new(pool: DbPool, store: SessionStore) -> Self {
+        Self { pool, store }
+    }
+
+    /// Takes one sample of every live stream if no other replica is sampling;
+    /// returns how many samples were written.
+    pub async fn sample(&self) -> Result<usize> {
+        let mut conn = self.pool.get().await?;
+        let store = self.store.clone();
+        conn.transaction(async |conn| {
+            let lock: Locked = sql_query(format!(
+                "SELECT pg_try_advisory_xact_lock({SAMPLER_LOCK}) AS locked"
+            ))
+            .get_result(conn)
+            .await?;
+            if !lock.locked {
+                return Ok::<_, Error>(0);
+            }
+            let at = Utc::now();
+            let mut samples = Vec::new();
+            for (stream_id, health) in metrics::active_streams(conn).await? {
+                let figures = store.figures(&stream_id.to_string()).await?;
+                let bitrate = health
+                    .as_ref()
+                    .and_then(|h| h.get("bitrate_kbps"))
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(0);
+                samples.push(Sample {
+                    stream_id,
+                    at,
+                    viewers: i32::try_from(figures.count).unwrap_or(i32::MAX),
+                    ingest_bitrate_kbps: i32::try_from(bitrate).unwrap_or(i32::MAX),
+                });
+            }
+            if samples.is_empty() {
+                return Ok(0);
+            }
+            Ok(metrics::insert(conn, &samples).await?)
+        })
+        .await
+    }
+
+    /// Returns the series of a stream over `[start, end)` with `step`, defaults
+    /// filled in (stream creation, now, about 300 points), and its summary.
+    pub async fn report(
+        &self,
+        stream_id: Uuid,
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+        step: Option<Duration>,
+    ) -> Result<Report> {
+        let mut conn = self.pool.get().await?;
+        let row = streams::find(&mut conn, stream_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("streams/{stream_id}")))?;
+        let now = Utc::now();
+        let start = start.unwrap_or(row.created_at);
+        let end = end.unwrap_or(now);
+        if end <= start {
+            return Err(Error::invalid("end_time", "must be after start_time"));
+        }
+        let span_s = (end - start).num_milliseconds() as f64 / 1000.0;
+        let step_s = match step {
+            Some(step) if step < Duration::from_secs(1) => {
+                return Err(Error::invalid("step", "must be at least 1 s"));
+            }
+            Some(step) => step.as_secs_f64(),
+            None => (span_s / DEFAULT_POINTS as f64).ceil().max(1.0),
+        };
+        if span_s / step_s > MAX_POINTS as f64 {
+            return Err(Error::invalid(
+                "step",
+                format!("the window would have more than {MAX_POINTS} points; use a larger step"),
+            ));
+        }
+        let points = metrics::series(&mut conn, stream_id, start, end, step_s).await?;
+        let sampled_peak = metrics::peak(&mut conn, stream_id).await?.unwrap_or(0);
+        drop(conn);
+        let figures = self.store.figures(&stream_id.to_string()).await?;
+        let duration = row
+            .started_at
+            .map(|started| {
+                (row.ended_at.unwrap_or(now) - started)
+                    .to_std()
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        Ok(Report {
+            points,
+            peak_viewers: figures.peak.max(i64::from(sampled_peak)),
+            unique_viewers: figures.uniques,
+            watch_time: Duration::from_millis(u64::try_from(figures.watch_ms).unwrap_or(0)),
+            duration,
+        })
+    }
+}
+
+/// Samples every `interval` and sweeps expired sessions every second until shutdown.
+pub async fn run(analytics: Analytics, interval: Duration, stop: shutdown::Signal) {
+    let mut sample = tokio::time::interval(interval);
+    sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sweep = tokio::time::interval(Duration::from_secs(1));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stopped = stop.wait();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            () = &mut stopped => return,
+            _ = sample.tick() => {
+                if let Err(err) = analytics.sample().await {
+                    tracing::warn!(error = %err, "metrics sample failed; retrying next tick");
+                }
+            }
+            _ = sweep.tick() => {
+                if let Err(err) = analytics.store.sweep().await {
+                    tracing::warn!(error = %err, "session sweep failed; retrying next tick");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The live hub of one replica: what arrives over Redis pub/sub, with viewer counts
+//! coalesced per stream (the first change goes out at once, later ones at most once
+//! per window with the latest value), broadcast to every WatchEvents call.
+
+use std::{collections::HashMap, time::Duration};
+
+use chrono::{DateTime, Utc};
+use tokio::{
+    sync::{broadcast, mpsc},
+    time::Instant,
+};
+use uuid::Uuid;
+
+use crate::{
+    redis::{Keys, fanout},
+    service::events::StoredEvent,
+    shutdown,
+};
+
+/// Something a watcher should see.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LiveEvent {
+    /// A durable lifecycle event.
+    Lifecycle(StoredEvent),
+    /// A (coalesced) viewer-count change.
+    Count {
+        /// Stream id.
+        stream_id: Uuid,
+        /// Live viewers.
+        count: i64,
+        /// Peak so far.
+        peak: i64,
+        /// When it was sent.
+        at: DateTime<Utc>,
+    },
+}
+
+impl LiveEvent {
+    /// Returns the stream the event is about.
+    pub fn stream_id(&self) -> Uuid {
+        match self {
+            Self::Lifecycle(e) => e.stream_id,
+            Self::Count { stream_id, .. } => *stream_id,
+        }
+    }
+}
+
+/// Hands live events to watchers of this replica.
+#[derive(Clone)]
+pub struct Hub {
+    /// Fan-out to every watcher; slow watchers lag and resume from the log.
+    tx: broadcast::Sender<LiveEvent>,
+}
+
+/// Capacity of the per-replica broadcast buffer.
+const HUB_CAPACITY: usize = 4096;
+
+impl Hub {
+    /// Subscribes to Redis and starts coalescing; runs until shutdown.
+    pub fn start(redis_url: String, keys: Keys, window: Duration, stop: shutdown::Signal) -> Self {
+        let (tx, _) = broadcast::channel(HUB_CAPACITY);
+        let (raw_tx, raw_rx) = mpsc::channel(HUB_CAPACITY);
+        tokio::spawn(fanout::subscribe(redis_url, keys, raw_tx, stop));
+        tokio::spawn(coalesce(raw_rx, tx.clone(), window));
+        Self { tx }
+    }
+
+    /// Returns a receiver of every live event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        self.tx.subscribe()
+    }
+}
+
+/// Per-stream coalescing state.
+struct Window {
+    /// When a count last went out.
+    last_sent: Instant,
+    /// The latest count held back, if any.
+    pending: Option<(i64, i64)>,
+}
+
+async fn coalesce(
+    mut rx: mpsc::Receiver<fanout::Wire>,
+    tx: broadcast::Sender<LiveEvent>,
+    window: Duration,
+) {
+    let mut windows: HashMap<Uuid, Window> = HashMap::new();
+    let mut tick = tokio::time::interval((window / 5).max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let send_count = |stream_id: Uuid, (count, peak): (i64, i64)| {
+        let _ = tx.send(LiveEvent::Count {
+            stream_id,
+            count,
+            peak,
+            at: Utc::now(),
+        });
+    };
+    loop {
+        tokio::select! {
+            message = rx.recv() => match message {
+                None => return,
+                Some(fanout::Wire::Event(event)) => {
+                    let _ = tx.send(LiveEvent::Lifecycle(event));
+                }
+                Some(fanout::Wire::Count { stream_id, count, peak }) => {
+                    let Ok(stream_id) = Uuid::try_parse(&stream_id) else { continue };
+                    let now = Instant::now();
+                    let w = windows.entry(stream_id).or_insert(Window { last_sent: now - window, pending: None });
+                    if now.duration_since(w.last_sent) >= window {
+                        w.last_sent = now;
+                        w.pending = None;
+                        send_count(stream_id, (count, peak));
+                    } else {
+                        w.pending = Some((count, peak));
+                    }
+                }
+            },
+            _ = tick.tick() => {
+                let now = Instant::now();
+                for (stream_id, w) in windows.iter_mut() {
+                    if now.duration_since(w.last_sent) < window {
+                        continue;
+                    }
+                    if let Some(latest) = w.pending.take() {
+                        w.last_sent = now;
+                        send_count(*stream_id, latest);
+                    }
+                }
+                windows.retain(|_, w| w.pending.is_some() || now.duration_since(w.last_sent) < Duration::from_secs(60));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_are_coalesced_per_stream_latest_wins() {
+        let (raw_tx, raw_rx) = mpsc::channel(64);
+        let (tx, mut out) = broadcast::channel(64);
+        tokio::spawn(coalesce(raw_rx, tx, Duration::from_millis(250)));
+        let a = Uuid::now_v7();
+        let b = Uuid::now_v7();
+        let count = |id: Uuid, n: i64| fanout::Wire::Count {
+            stream_id: id.to_string(),
+            count: n,
+            peak: n,
+        };
+        for n in 1..=5 {
+            raw_tx.send(count(a, n)).await.unwrap();
+        }
+        raw_tx.send(count(b, 9)).await.unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            match tokio::time::timeout(Duration::from_secs(1), out.recv())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                LiveEvent::Count {
+                    stream_id, count, ..
+                } => seen.push((stream_id == a, count)),
+                other => panic!("{other:?}"),
+            }
+        }
+        // a: the first at once, then only the latest (5) after the window; b: at once.
+        assert_eq!(seen, vec![(true, 1), (false, 9), (true, 5)]);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), out.recv())
+                .await
+                .is_err(),
+            "nothing more"
+        );
+    }
+}

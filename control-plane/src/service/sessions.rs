@@ -1,0 +1,157 @@
+//! Viewer-session rules: who may join what, batched heartbeats, idempotent leaves,
+//! and the viewer figures of a stream. Storage is [`crate::redis::sessions`].
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{
+    db::{DbPool, streams},
+    error::{Error, Result},
+    redis::sessions::{Figures, NewSession, SessionStore, now_ms},
+    service::StreamStatus,
+};
+
+/// Most sessions one Heartbeat call may carry.
+pub const MAX_HEARTBEAT_BATCH: usize = 10_000;
+
+/// How a viewer watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewerKind {
+    /// Browser on the edge.
+    Web,
+    /// RTMP player on nginx.
+    Rtmp,
+}
+
+impl ViewerKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Web => "web",
+            Self::Rtmp => "rtmp",
+        }
+    }
+}
+
+/// A started session.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    /// Session id.
+    pub session_id: String,
+    /// Expiry unless heartbeated.
+    pub expire_at: DateTime<Utc>,
+    /// Live viewers including this one.
+    pub count: i64,
+}
+
+/// Session operations.
+#[derive(Clone)]
+pub struct Sessions {
+    /// PostgreSQL, to check the stream.
+    pool: DbPool,
+    /// Redis sessions.
+    store: SessionStore,
+}
+
+impl Sessions {
+    /// Builds the service.
+    pub fn new(pool: DbPool, store: SessionStore) -> Self {
+        Self { pool, store }
+    }
+
+    /// Returns the session store (for the sampler and sweeper).
+    pub fn store(&self) -> &SessionStore {
+        &self.store
+    }
+
+    /// Starts a session on a stream that exists and has not completed.
+    pub async fn join(
+        &self,
+        stream_id: Uuid,
+        viewer_id: &str,
+        kind: ViewerKind,
+        node: &str,
+    ) -> Result<Joined> {
+        if viewer_id.len() > 128 {
+            return Err(Error::invalid(
+                "viewer_id",
+                "must be at most 128 characters",
+            ));
+        }
+        if node.is_empty() || node.len() > 128 {
+            return Err(Error::invalid("node", "must be 1 to 128 characters"));
+        }
+        let mut conn = self.pool.get().await?;
+        let row = streams::find(&mut conn, stream_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("streams/{stream_id}")))?;
+        drop(conn);
+        if StreamStatus::from_db(&row.status) == StreamStatus::Completed {
+            return Err(Error::FailedPrecondition("the stream has completed".into()));
+        }
+        let session_id = Uuid::new_v4().to_string();
+        let viewer = if viewer_id.is_empty() {
+            session_id.as_str()
+        } else {
+            viewer_id
+        };
+        let stream = stream_id.to_string();
+        let count = self
+            .store
+            .join(&NewSession {
+                session_id: &session_id,
+                stream_id: &stream,
+                viewer_id: viewer,
+                kind: kind.as_str(),
+                node,
+            })
+            .await?;
+        Ok(Joined {
+            session_id,
+            expire_at: self.expiry(),
+            count,
+        })
+    }
+
+    /// Keeps sessions alive; returns the ones already gone and the new expiry.
+    pub async fn heartbeat(&self, session_ids: &[String]) -> Result<(Vec<String>, DateTime<Utc>)> {
+        if session_ids.len() > MAX_HEARTBEAT_BATCH {
+            return Err(Error::invalid(
+                "session_ids",
+                format!("at most {MAX_HEARTBEAT_BATCH} per call"),
+            ));
+        }
+        if session_ids.iter().any(|id| id.is_empty() || id.len() > 64) {
+            return Err(Error::invalid(
+                "session_ids",
+                "each must be 1 to 64 characters",
+            ));
+        }
+        if session_ids.is_empty() {
+            return Ok((Vec::new(), self.expiry()));
+        }
+        let expired = self.store.heartbeat(session_ids).await?;
+        Ok((expired, self.expiry()))
+    }
+
+    /// Ends a session (unknown or already ended: no-op); returns the stream's count.
+    pub async fn leave(&self, session_id: &str) -> Result<i64> {
+        if session_id.is_empty() || session_id.len() > 64 {
+            return Err(Error::invalid("session_id", "must be 1 to 64 characters"));
+        }
+        Ok(self.store.leave(session_id).await?.1)
+    }
+
+    /// Returns the viewer figures of an existing stream.
+    pub async fn figures(&self, stream_id: Uuid) -> Result<Figures> {
+        let mut conn = self.pool.get().await?;
+        streams::find(&mut conn, stream_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("streams/{stream_id}")))?;
+        drop(conn);
+        Ok(self.store.figures(&stream_id.to_string()).await?)
+    }
+
+    fn expiry(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(now_ms() + self.store.ttl_ms()).unwrap_or_else(Utc::now)
+    }
+}

@@ -1,7 +1,9 @@
 //! Authenticated gRPC clients for tests.
 
 use nova_proto::v1::{
-    ingest_service_client::IngestServiceClient, stream_service_client::StreamServiceClient,
+    analytics_service_client::AnalyticsServiceClient, event_service_client::EventServiceClient,
+    ingest_service_client::IngestServiceClient, session_service_client::SessionServiceClient,
+    stream_service_client::StreamServiceClient,
 };
 use tonic::{
     Request, Status,
@@ -68,4 +70,31 @@ pub type Ingest = IngestServiceClient<InterceptedService<Channel, Credentials>>;
 /// An IngestService client for `url` with `token`.
 pub async fn ingest(url: &str, token: &str) -> Ingest {
     IngestServiceClient::with_interceptor(channel(url).await, Credentials::new(Some(token), None))
+}
+
+/// A SessionService client.
+pub type Sessions = SessionServiceClient<InterceptedService<Channel, Credentials>>;
+
+/// A SessionService client for `url` with `token`.
+pub async fn sessions(url: &str, token: &str) -> Sessions {
+    SessionServiceClient::with_interceptor(channel(url).await, Credentials::new(Some(token), None))
+}
+
+/// An EventService client.
+pub type Events = EventServiceClient<InterceptedService<Channel, Credentials>>;
+
+/// An EventService client for `url` with `token`.
+pub async fn events(url: &str, token: &str) -> Events {
+    EventServiceClient::with_interceptor(channel(url).await, Credentials::new(Some(token), None))
+}
+
+/// An AnalyticsService client.
+pub type Analytics = AnalyticsServiceClient<InterceptedService<Channel, Credentials>>;
+
+/// An AnalyticsService client for `url` with `token`.
+pub async fn analytics(url: &str, token: &str) -> Analytics {
+    AnalyticsServiceClient::with_interceptor(
+        channel(url).await,
+        Credentials::new(Some(token), None),
+    )
 }

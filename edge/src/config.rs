@@ -1,0 +1,112 @@
+//! One typed configuration, read once from flags and `NOVA_*` environment variables.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `NOVA_EDGE_ADDR` | `127.0.0.1:8080` | HTTP listen address |
+//! | `NOVA_CONTROL_PLANE_URL` | `http://127.0.0.1:50051` | control-plane gRPC |
+//! | `NOVA_SERVICE_TOKEN` | (required) | token for the control plane |
+//! | `NOVA_EDGE_NODE` | `edge-local` | this edge's id (viewer sessions carry it) |
+//! | `NOVA_JWT_HS256_SECRET` | (none) | HS256 secret verifying bearer JWTs |
+//! | `NOVA_JWT_RS256_PUBLIC_KEY` | (none) | path of a PEM RS256 public key verifying bearer JWTs |
+//! | `NOVA_JWT_ISSUER` / `NOVA_JWT_AUDIENCE` | (none) | required `iss` / `aud`, when set |
+//! | `NOVA_CORS_ORIGINS` | `*` | allowed browser origins, comma-separated |
+//! | `NOVA_MUTATIONS_PER_MINUTE` | `60` | per-IP rate limit on POST/DELETE |
+//! | `NOVA_MAX_BODY_BYTES` | `16384` | largest request body |
+//! | `NOVA_WEB_DIR` | `edge/web` of the source tree | the viewer page's files |
+//! | `NOVA_WS_QUEUE` | `64` | lifecycle events a socket may fall behind before it is closed |
+//! | `NOVA_SESSION_HEARTBEAT` | `10s` | how often the edge renews its viewers' sessions (one batched call) |
+//! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
+//!
+//! At least one JWT key must be given; without one, mutations are refused.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Parser;
+pub use nova_runtime::{LogFormat, Secret, parse_duration};
+
+/// Edge configuration; see the module docs for every variable.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "nova-edge",
+    version,
+    about = "Nova Streaming edge (REST + WebSocket)"
+)]
+pub struct Config {
+    /// HTTP listen address.
+    #[arg(long, env = "NOVA_EDGE_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Control-plane gRPC URL.
+    #[arg(
+        long,
+        env = "NOVA_CONTROL_PLANE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub control_plane_url: String,
+    /// Service token for the control plane.
+    #[arg(long, env = "NOVA_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Secret,
+    /// This edge's id.
+    #[arg(long, env = "NOVA_EDGE_NODE", default_value = "edge-local")]
+    pub node: String,
+    /// HS256 secret verifying bearer JWTs.
+    #[arg(long, env = "NOVA_JWT_HS256_SECRET", hide_env_values = true)]
+    pub jwt_hs256_secret: Option<Secret>,
+    /// Path of a PEM RS256 public key verifying bearer JWTs.
+    #[arg(long, env = "NOVA_JWT_RS256_PUBLIC_KEY")]
+    pub jwt_rs256_public_key: Option<PathBuf>,
+    /// Required JWT issuer.
+    #[arg(long, env = "NOVA_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required JWT audience.
+    #[arg(long, env = "NOVA_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Allowed browser origins, comma-separated, or `*`.
+    #[arg(long, env = "NOVA_CORS_ORIGINS", default_value = "*")]
+    pub cors_origins: String,
+    /// Per-IP rate limit on mutations, per minute.
+    #[arg(long, env = "NOVA_MUTATIONS_PER_MINUTE", default_value_t = 60)]
+    pub mutations_per_minute: u32,
+    /// Largest request body in bytes.
+    #[arg(long, env = "NOVA_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    pub max_body_bytes: usize,
+    /// The viewer page's files.
+    #[arg(long, env = "NOVA_WEB_DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/web"))]
+    pub web_dir: PathBuf,
+    /// Lifecycle events a socket may fall behind before it is closed.
+    #[arg(long, env = "NOVA_WS_QUEUE", default_value_t = 64)]
+    pub ws_queue: usize,
+    /// How often the edge renews its viewers' sessions.
+    #[arg(long, env = "NOVA_SESSION_HEARTBEAT", default_value = "10s", value_parser = parse_duration)]
+    pub session_heartbeat: Duration,
+    /// Log format.
+    #[arg(long, env = "NOVA_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads flags and environment, then checks what clap cannot. Errors name the
+    /// variable and never echo a secret.
+    pub fn load() -> Result<Self, String> {
+        let config = Self::try_parse().map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values clap cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.service_token.expose().len() < 16 {
+            return Err("NOVA_SERVICE_TOKEN: needs at least 16 characters".into());
+        }
+        if self
+            .jwt_hs256_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().len() < 32)
+        {
+            return Err("NOVA_JWT_HS256_SECRET: needs at least 32 characters".into());
+        }
+        if self.ws_queue == 0 || self.mutations_per_minute == 0 {
+            return Err("NOVA_WS_QUEUE and NOVA_MUTATIONS_PER_MINUTE must be positive".into());
+        }
+        Ok(())
+    }
+}

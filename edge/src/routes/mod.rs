@@ -1,0 +1,60 @@
+//! The HTTP surface: `/api/v1` (streams), health, the WebSocket, the viewer page.
+
+pub mod health;
+pub mod streams;
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderValue, Method, header},
+    routing::get,
+};
+use tower_http::{
+    cors::{AllowOrigin, Any, CorsLayer},
+    services::ServeDir,
+};
+
+use crate::{state::AppState, ws};
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
+    let config = state.config();
+    let api = Router::new()
+        .route("/streams", get(streams::list).post(streams::create))
+        .route("/streams/{id}", get(streams::get).delete(streams::end))
+        .route(
+            "/streams/{id}/rotate-key",
+            axum::routing::post(streams::rotate_key),
+        )
+        .route("/streams/{id}/metrics", get(streams::metrics))
+        .route("/streams/{id}/ws", get(ws::socket::upgrade))
+        .fallback(|| async { crate::error::ApiError::not_found("no such API route") });
+    let web = ServeDir::new(&config.web_dir).append_index_html_on_directories(true);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback_service(web)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(cors(&config.cors_origins))
+        .with_state(state)
+}
+
+fn cors(origins: &str) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(3600));
+    if origins.trim() == "*" {
+        return layer.allow_origin(Any);
+    }
+    let list: Vec<HeaderValue> = origins
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    layer.allow_origin(AllowOrigin::list(list))
+}

@@ -1,0 +1,309 @@
+//! `/api/v1/streams…`: REST over StreamService, SessionService and AnalyticsService.
+//! Reads are public; mutations need a bearer JWT (its `sub` is the owner) and are
+//! rate-limited per client address.
+
+use std::net::SocketAddr;
+
+use axum::{
+    Json,
+    extract::{ConnectInfo, FromRequest, Path, Query, Request, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use nova_proto::v1::{
+    CreateStreamRequest, EndStreamRequest, GetStreamMetricsRequest, GetStreamRequest,
+    GetViewerCountRequest, ListStreamsRequest, RotateStreamKeyRequest, Stream, StreamStatus,
+};
+use serde::{Deserialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{auth::Owner, error::ApiError, json, state::AppState, upstream::as_principal};
+
+/// A JSON body whose rejections answer in the API's error format.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::new(
+                rejection.status(),
+                "INVALID_ARGUMENT",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// Query of `GET /streams`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// `live` (ACTIVE or INTERRUPTED, the default), `active`, `pending`,
+    /// `interrupted`, `completed` or `all`.
+    status: Option<String>,
+    /// Only this owner's streams.
+    owner: Option<String>,
+    /// Page size, 1–1000 (default 50).
+    page_size: Option<i32>,
+    /// Token of the next page.
+    page_token: Option<String>,
+}
+
+/// Body of `POST /streams`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    /// Title, 1–200 characters.
+    title: String,
+}
+
+/// Query of `GET /streams/{id}/metrics`.
+#[derive(Debug, Deserialize)]
+pub struct MetricsQuery {
+    /// Window start, RFC 3339 (default: the stream's creation).
+    start: Option<String>,
+    /// Window end, RFC 3339 (default: now).
+    end: Option<String>,
+    /// Step in seconds (default: about 300 points).
+    step: Option<u64>,
+}
+
+fn statuses(raw: Option<&str>) -> Result<Vec<i32>, ApiError> {
+    use StreamStatus::*;
+    let list: &[StreamStatus] = match raw.unwrap_or("live") {
+        "live" => &[Active, Interrupted],
+        "active" => &[Active],
+        "pending" => &[Pending],
+        "interrupted" => &[Interrupted],
+        "completed" => &[Completed],
+        "all" => &[],
+        _ => {
+            return Err(ApiError::invalid(
+                "status",
+                "must be live, active, pending, interrupted, completed or all",
+            ));
+        }
+    };
+    Ok(list.iter().map(|s| *s as i32).collect())
+}
+
+fn stream_name(id: &str) -> Result<String, ApiError> {
+    Uuid::try_parse(id)
+        .map(|id| format!("{}{id}", nova_proto::STREAM_NAME_PREFIX))
+        .map_err(|_| ApiError::invalid("id", "must be a stream id (a UUID)"))
+}
+
+fn limit(state: &AppState, peer: SocketAddr) -> Result<(), ApiError> {
+    state
+        .limiter()
+        .check(peer.ip())
+        .map_err(ApiError::rate_limited)
+}
+
+/// Adds the live viewer count to a stream's JSON.
+async fn with_count(state: &AppState, stream: &Stream) -> Value {
+    let mut value = json::stream(stream);
+    let count = state
+        .upstream()
+        .sessions
+        .clone()
+        .get_viewer_count(GetViewerCountRequest {
+            name: stream.name.clone(),
+        })
+        .await
+        .map(|r| r.into_inner().viewer_count)
+        .ok();
+    value["viewer_count"] = json!(count);
+    value
+}
+
+/// `GET /api/v1/streams`.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let page = state
+        .upstream()
+        .streams
+        .clone()
+        .list_streams(ListStreamsRequest {
+            page_size: q.page_size.unwrap_or(0),
+            page_token: q.page_token.unwrap_or_default(),
+            statuses: statuses(q.status.as_deref())?,
+            owner: q.owner.unwrap_or_default(),
+        })
+        .await?
+        .into_inner();
+    let streams = join_all(page.streams.iter().map(|s| with_count(&state, s))).await;
+    Ok(Json(
+        json!({ "streams": streams, "next_page_token": page.next_page_token }),
+    ))
+}
+
+/// `POST /api/v1/streams`: creates a stream owned by the token's `sub`.
+pub async fn create(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Owner(owner): Owner,
+    Body(body): Body<CreateBody>,
+) -> Result<Response, ApiError> {
+    limit(&state, peer)?;
+    let request = CreateStreamRequest {
+        stream: Some(Stream {
+            title: body.title,
+            ..Default::default()
+        }),
+    };
+    let created = state
+        .upstream()
+        .streams
+        .clone()
+        .create_stream(as_principal(request, &owner)?)
+        .await?
+        .into_inner();
+    let stream = created.stream.unwrap_or_default();
+    let body = json!({
+        "stream": json::stream(&stream),
+        "stream_key": created.stream_key,
+        "ingest_url": created.ingest_url,
+    });
+    let location = format!("/api/v1/streams/{}", stream.stream_id);
+    Ok((
+        StatusCode::CREATED,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/streams/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let name = stream_name(&id)?;
+    let stream = state
+        .upstream()
+        .streams
+        .clone()
+        .get_stream(GetStreamRequest { name })
+        .await?
+        .into_inner()
+        .stream
+        .unwrap_or_default();
+    Ok(Json(json!({ "stream": with_count(&state, &stream).await })))
+}
+
+/// `DELETE /api/v1/streams/{id}`: ends the stream (owner only).
+pub async fn end(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Owner(owner): Owner,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    limit(&state, peer)?;
+    let request = EndStreamRequest {
+        name: stream_name(&id)?,
+    };
+    let stream = state
+        .upstream()
+        .streams
+        .clone()
+        .end_stream(as_principal(request, &owner)?)
+        .await?
+        .into_inner()
+        .stream
+        .unwrap_or_default();
+    Ok(Json(json!({ "stream": json::stream(&stream) })))
+}
+
+/// `POST /api/v1/streams/{id}/rotate-key`: issues a new key (owner only).
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Owner(owner): Owner,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    limit(&state, peer)?;
+    let request = RotateStreamKeyRequest {
+        name: stream_name(&id)?,
+    };
+    let rotated = state
+        .upstream()
+        .streams
+        .clone()
+        .rotate_stream_key(as_principal(request, &owner)?)
+        .await?
+        .into_inner();
+    let body = json!({
+        "stream": json::stream(&rotated.stream.unwrap_or_default()),
+        "stream_key": rotated.stream_key,
+    });
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+fn parse_time(field: &str, raw: Option<&str>) -> Result<Option<prost_types::Timestamp>, ApiError> {
+    raw.map(|raw| {
+        DateTime::parse_from_rfc3339(raw)
+            .map(|t| {
+                let t = t.with_timezone(&Utc);
+                prost_types::Timestamp {
+                    seconds: t.timestamp(),
+                    nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+                }
+            })
+            .map_err(|_| {
+                ApiError::invalid(field, "must be an RFC 3339 time, e.g. 2026-11-24T12:00:00Z")
+            })
+    })
+    .transpose()
+}
+
+/// `GET /api/v1/streams/{id}/metrics`.
+pub async fn metrics(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<MetricsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let request = GetStreamMetricsRequest {
+        name: stream_name(&id)?,
+        start_time: parse_time("start", q.start.as_deref())?,
+        end_time: parse_time("end", q.end.as_deref())?,
+        step: q.step.map(|s| prost_types::Duration {
+            seconds: i64::try_from(s).unwrap_or(i64::MAX),
+            nanos: 0,
+        }),
+    };
+    let report = state
+        .upstream()
+        .analytics
+        .clone()
+        .get_stream_metrics(request)
+        .await?
+        .into_inner();
+    let seconds = |d: Option<&prost_types::Duration>| {
+        d.map_or(0.0, |d| d.seconds as f64 + f64::from(d.nanos) / 1e9)
+    };
+    let summary = report.summary.unwrap_or_default();
+    Ok(Json(json!({
+        "points": report.points.iter().map(|p| json!({
+            "time": json::time(p.time.as_ref()),
+            "viewers": p.viewers,
+            "ingest_bitrate_kbps": p.ingest_bitrate_kbps,
+        })).collect::<Vec<_>>(),
+        "summary": {
+            "peak_viewers": summary.peak_viewers,
+            "unique_viewers": summary.unique_viewers,
+            "total_watch_time_seconds": seconds(summary.total_watch_time.as_ref()),
+            "duration_seconds": seconds(summary.duration.as_ref()),
+        },
+    })))
+}

@@ -1,0 +1,99 @@
+//! Shared state of the edge.
+
+use std::sync::Arc;
+
+use nova_runtime::shutdown;
+
+use crate::{
+    auth::JwtVerifier,
+    config::Config,
+    metrics::EdgeMetrics,
+    ratelimit::RateLimiter,
+    upstream::Upstream,
+    ws::{hub::Hub, sessions::ViewerSessions},
+};
+
+/// Everything handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    /// Configuration.
+    config: Config,
+    /// Control-plane clients.
+    upstream: Upstream,
+    /// Bearer-token verification.
+    jwt: JwtVerifier,
+    /// Per-IP limit on mutations.
+    limiter: RateLimiter,
+    /// Sockets by stream.
+    hub: Hub,
+    /// Viewer sessions of this edge's sockets.
+    sessions: ViewerSessions,
+    /// Edge figures.
+    metrics: EdgeMetrics,
+    /// Tells sockets to close on shutdown.
+    stop: shutdown::Signal,
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(
+        config: Config,
+        upstream: Upstream,
+        jwt: JwtVerifier,
+        stop: shutdown::Signal,
+    ) -> Self {
+        let sessions = ViewerSessions::new(upstream.clone(), config.node.clone());
+        Self(Arc::new(Inner {
+            limiter: RateLimiter::new(config.mutations_per_minute),
+            config,
+            upstream,
+            jwt,
+            hub: Hub::default(),
+            sessions,
+            metrics: EdgeMetrics::default(),
+            stop,
+        }))
+    }
+
+    /// Returns the configuration.
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// Returns the control-plane clients.
+    pub fn upstream(&self) -> &Upstream {
+        &self.0.upstream
+    }
+
+    /// Returns the JWT verifier.
+    pub fn jwt(&self) -> &JwtVerifier {
+        &self.0.jwt
+    }
+
+    /// Returns the rate limiter.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.0.limiter
+    }
+
+    /// Returns the socket hub.
+    pub fn hub(&self) -> &Hub {
+        &self.0.hub
+    }
+
+    /// Returns the viewer sessions.
+    pub fn sessions(&self) -> &ViewerSessions {
+        &self.0.sessions
+    }
+
+    /// Returns the edge figures.
+    pub fn metrics(&self) -> &EdgeMetrics {
+        &self.0.metrics
+    }
+
+    /// Returns the shutdown signal.
+    pub fn stop(&self) -> shutdown::Signal {
+        self.0.stop.clone()
+    }
+}

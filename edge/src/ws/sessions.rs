@@ -1,0 +1,164 @@
+//! The viewer sessions of this edge's sockets: joined on open, left on close, and
+//! renewed together in one batched Heartbeat call per interval. If the control plane
+//! reports a session gone (say Redis was flushed), the socket's session is rejoined.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use nova_proto::v1::{HeartbeatRequest, JoinSessionRequest, LeaveSessionRequest, ViewerKind};
+use nova_runtime::shutdown;
+use tonic::Status;
+
+use crate::upstream::Upstream;
+
+/// One socket's session.
+#[derive(Debug, Clone)]
+struct Entry {
+    /// Current session id.
+    session_id: String,
+    /// Stream resource name.
+    stream: String,
+    /// Viewer id for unique counting.
+    viewer: String,
+}
+
+/// Sessions of this edge.
+#[derive(Clone)]
+pub struct ViewerSessions {
+    /// Control plane.
+    upstream: Upstream,
+    /// This edge's id.
+    node: String,
+    /// Socket handle → its session.
+    entries: Arc<Mutex<HashMap<u64, Entry>>>,
+    /// Next socket handle.
+    next: Arc<AtomicU64>,
+}
+
+impl ViewerSessions {
+    /// Builds the registry.
+    pub fn new(upstream: Upstream, node: String) -> Self {
+        Self {
+            upstream,
+            node,
+            entries: Arc::default(),
+            next: Arc::default(),
+        }
+    }
+
+    /// Joins `stream` as `viewer`; returns the socket's handle and the new count.
+    pub async fn join(&self, stream: &str, viewer: &str) -> Result<(u64, i64), Status> {
+        let (session_id, count) = self.join_upstream(stream, viewer).await?;
+        let handle = self.next.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(
+            handle,
+            Entry {
+                session_id,
+                stream: stream.to_owned(),
+                viewer: viewer.to_owned(),
+            },
+        );
+        Ok((handle, count))
+    }
+
+    /// Leaves the session of socket `handle`.
+    pub async fn leave(&self, handle: u64) {
+        let Some(entry) = self.lock().remove(&handle) else {
+            return;
+        };
+        let request = LeaveSessionRequest {
+            session_id: entry.session_id,
+        };
+        if let Err(status) = self.upstream.sessions.clone().leave_session(request).await {
+            tracing::warn!(grpc.code = ?status.code(), "leaving a session failed; it will expire by itself");
+        }
+    }
+
+    /// Returns how many sessions are open.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Tells whether no session is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Renews every session each `interval` until shutdown.
+    pub async fn run_heartbeats(self, interval: Duration, stop: shutdown::Signal) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stopped = stop.wait();
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                () = &mut stopped => return,
+                _ = tick.tick() => self.heartbeat_once().await,
+            }
+        }
+    }
+
+    async fn heartbeat_once(&self) {
+        let session_ids: Vec<String> = self.lock().values().map(|e| e.session_id.clone()).collect();
+        for batch in session_ids.chunks(10_000) {
+            let request = HeartbeatRequest {
+                session_ids: batch.to_vec(),
+            };
+            match self.upstream.sessions.clone().heartbeat(request).await {
+                Ok(answer) => {
+                    for gone in answer.into_inner().expired_session_ids {
+                        self.rejoin(&gone).await;
+                    }
+                }
+                Err(status) => {
+                    tracing::warn!(grpc.code = ?status.code(), "session heartbeat failed; retrying next interval")
+                }
+            }
+        }
+    }
+
+    async fn rejoin(&self, gone: &str) {
+        let found = self
+            .lock()
+            .iter()
+            .find(|(_, e)| e.session_id == gone)
+            .map(|(h, e)| (*h, e.clone()));
+        let Some((handle, entry)) = found else { return };
+        match self.join_upstream(&entry.stream, &entry.viewer).await {
+            Ok((session_id, _)) => {
+                if let Some(e) = self.lock().get_mut(&handle) {
+                    e.session_id = session_id;
+                }
+            }
+            Err(status) => {
+                tracing::warn!(grpc.code = ?status.code(), "rejoining an expired session failed")
+            }
+        }
+    }
+
+    async fn join_upstream(&self, stream: &str, viewer: &str) -> Result<(String, i64), Status> {
+        let answer = self
+            .upstream
+            .sessions
+            .clone()
+            .join_session(JoinSessionRequest {
+                name: stream.to_owned(),
+                viewer_id: viewer.to_owned(),
+                kind: ViewerKind::Web.into(),
+                node: self.node.clone(),
+            })
+            .await?
+            .into_inner();
+        Ok((answer.session_id, answer.viewer_count))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

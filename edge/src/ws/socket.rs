@@ -1,0 +1,207 @@
+//! `GET /api/v1/streams/{id}/ws`: one WebSocket, one viewer session. The first frame
+//! is a snapshot; then live events; pings keep the connection honest; close frames
+//! say why it ends.
+
+use std::time::Duration;
+
+use axum::{
+    extract::{
+        Path, Query, State,
+        ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
+    },
+    response::Response,
+};
+use futures::{SinkExt, StreamExt};
+use nova_proto::v1::{GetStreamRequest, GetViewerCountRequest};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::{error::ApiError, json, state::AppState, ws::queue::Next};
+
+/// Close code: the stream does not exist.
+pub const CLOSE_NOT_FOUND: u16 = 4404;
+/// Close code: the client read too slowly and fell too far behind.
+pub const CLOSE_TOO_SLOW: u16 = 4408;
+/// Close code: the control plane could not be reached.
+pub const CLOSE_UNAVAILABLE: u16 = 1011;
+/// Close code: the server is shutting down.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// Time between server pings.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// A client silent (no pong, no message) for this long is dropped.
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Query of the WebSocket URL.
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    /// Stable anonymous viewer id (for unique-viewer counts).
+    viewer: Option<String>,
+}
+
+/// Upgrades to a WebSocket with small, explicit buffers (tungstenite's defaults cost
+/// about 130 KB per connection).
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let viewer = match query.viewer {
+        Some(v)
+            if !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            v
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "viewer",
+                "must be 1 to 64 characters from A-Z a-z 0-9 - _",
+            ));
+        }
+        None => String::new(),
+    };
+    Ok(ws
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_write_buffer_size(256 * 1024)
+        .max_message_size(16 * 1024)
+        .max_frame_size(16 * 1024)
+        .on_upgrade(move |socket| serve(socket, state, id, viewer)))
+}
+
+async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })))
+        .await;
+}
+
+async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
+    let Ok(stream_id) = Uuid::try_parse(&id) else {
+        return close(socket, CLOSE_NOT_FOUND, "stream not found").await;
+    };
+    let name = format!("{}{stream_id}", nova_proto::STREAM_NAME_PREFIX);
+    // Register before reading the snapshot, so no event falls in between.
+    let registration = state.hub().register(stream_id, state.config().ws_queue);
+    let stream = match state
+        .upstream()
+        .streams
+        .clone()
+        .get_stream(GetStreamRequest { name: name.clone() })
+        .await
+    {
+        Ok(answer) => answer.into_inner().stream.unwrap_or_default(),
+        Err(status) if status.code() == tonic::Code::NotFound => {
+            return close(socket, CLOSE_NOT_FOUND, "stream not found").await;
+        }
+        Err(_) => {
+            return close(
+                socket,
+                CLOSE_UNAVAILABLE,
+                "service unavailable, retry later",
+            )
+            .await;
+        }
+    };
+    let viewer = if viewer.is_empty() {
+        Uuid::new_v4().simple().to_string()
+    } else {
+        viewer
+    };
+    let (handle, _) = match state.sessions().join(&name, &viewer).await {
+        Ok(joined) => joined,
+        Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+            return close(socket, 4410, "stream has completed").await;
+        }
+        Err(_) => {
+            return close(
+                socket,
+                CLOSE_UNAVAILABLE,
+                "service unavailable, retry later",
+            )
+            .await;
+        }
+    };
+    state.metrics().socket_opened();
+    let figures = state
+        .upstream()
+        .sessions
+        .clone()
+        .get_viewer_count(GetViewerCountRequest { name })
+        .await
+        .map(|r| r.into_inner())
+        .unwrap_or_default();
+    let snapshot = json!({
+        "type": "snapshot",
+        "stream_id": stream.stream_id,
+        "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "status": json::status(stream.status),
+        "title": stream.title,
+        "viewer_count": figures.viewer_count,
+        "peak_viewers": figures.peak_viewers,
+        "playback": json::playback(stream.playback.as_ref()),
+    });
+    let (mut tx, mut rx) = socket.split();
+    let mut outcome = tx
+        .send(Message::Text(snapshot.to_string().into()))
+        .await
+        .map(|_| None);
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    let mut last_heard = Instant::now();
+    let stopped = state.stop().wait();
+    tokio::pin!(stopped);
+    while let Ok(None) = outcome {
+        outcome = tokio::select! {
+            () = &mut stopped => Ok(Some((CLOSE_GOING_AWAY, "server shutting down"))),
+            next = registration.queue.next() => match next {
+                Next::TooFarBehind => Ok(Some((CLOSE_TOO_SLOW, "too far behind"))),
+                Next::Send(frames) => {
+                    let mut sent: Result<(), axum::Error> = Ok(());
+                    for frame in frames {
+                        sent = tx.feed(Message::Text(frame)).await;
+                        if sent.is_err() {
+                            break;
+                        }
+                    }
+                    match sent {
+                        Ok(()) => tx.flush().await.map(|_| None),
+                        Err(e) => Err(e),
+                    }
+                }
+            },
+            incoming = rx.next() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {
+                    last_heard = Instant::now();
+                    Ok(None)
+                }
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > IDLE_LIMIT {
+                    Ok(Some((1000, "idle")))
+                } else {
+                    tx.send(Message::Ping(Default::default())).await.map(|_| None)
+                }
+            }
+        };
+    }
+    if let Ok(Some((code, reason))) = outcome {
+        let _ = tx
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            })))
+            .await;
+    }
+    drop(registration);
+    state.metrics().socket_closed();
+    state.sessions().leave(handle).await;
+}

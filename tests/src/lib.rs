@@ -9,6 +9,7 @@
 
 pub mod clients;
 pub mod context;
+pub mod edge;
 pub mod events;
 pub mod ffmpeg;
 pub mod hls;

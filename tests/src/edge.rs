@@ -1,0 +1,210 @@
+//! Edges for scenario tests (in-process, or as real processes to kill), REST calls
+//! with dev JWTs, and a WebSocket viewer client.
+
+use std::{net::SocketAddr, process::Stdio, time::Duration};
+
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+
+use crate::TestContext;
+
+/// HS256 secret of test edges.
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
+
+/// Returns a JWT for `sub` that test edges accept.
+pub fn jwt(sub: &str) -> String {
+    nova_stack::jwt::mint_hs256(JWT_SECRET, sub, 3600).expect("mint a JWT")
+}
+
+/// The edge config tests use, pointing at `ctx`'s control plane.
+pub fn config(ctx: &TestContext, node: &str) -> nova_edge::Config {
+    nova_edge::Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        control_plane_url: ctx.url(),
+        service_token: ctx.token.as_str().into(),
+        node: node.into(),
+        jwt_hs256_secret: Some(JWT_SECRET.into()),
+        jwt_rs256_public_key: None,
+        jwt_issuer: None,
+        jwt_audience: None,
+        cors_origins: "*".into(),
+        mutations_per_minute: 600,
+        max_body_bytes: 16 * 1024,
+        web_dir: crate::tools::workspace_root().join("edge/web"),
+        ws_queue: 64,
+        session_heartbeat: Duration::from_secs(1),
+        log_format: nova_edge::config::LogFormat::Text,
+    }
+}
+
+/// Starts an edge in-process.
+pub async fn start(ctx: &TestContext, node: &str) -> nova_edge::Edge {
+    nova_edge::start(&config(ctx, node))
+        .await
+        .expect("start an edge")
+}
+
+/// Starts the real `nova-edge` binary (to be killed); returns it and its base URL.
+pub fn spawn_process(ctx: &TestContext, node: &str) -> (tokio::process::Child, String) {
+    let port = nova_stack::wait::free_port().expect("a free port");
+    let child = tokio::process::Command::new(
+        nova_stack::stack::sibling_binary("nova-edge").expect("nova-edge built"),
+    )
+    .env("NOVA_EDGE_ADDR", format!("127.0.0.1:{port}"))
+    .env("NOVA_CONTROL_PLANE_URL", ctx.url())
+    .env("NOVA_SERVICE_TOKEN", &ctx.token)
+    .env("NOVA_EDGE_NODE", node)
+    .env("NOVA_JWT_HS256_SECRET", JWT_SECRET)
+    .env("NOVA_SESSION_HEARTBEAT", "1s")
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .kill_on_drop(true)
+    .spawn()
+    .expect("spawn nova-edge");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    nova_stack::wait::until(
+        &format!("nova-edge on {addr}"),
+        Duration::from_secs(30),
+        || nova_stack::wait::accepts(addr),
+    )
+    .expect("nova-edge listens");
+    (child, format!("http://{addr}"))
+}
+
+/// An HTTP answer with a JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// Parsed body (Null when empty or not JSON).
+    pub json: Value,
+}
+
+/// Sends `method url` with an optional bearer token and JSON body.
+pub async fn call(method: &str, url: &str, bearer: Option<&str>, body: Option<&str>) -> Reply {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    let client: Client<_, Full<hyper::body::Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut request = hyper::Request::builder().method(method).uri(url);
+    if let Some(token) = bearer {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(Full::new(hyper::body::Bytes::from(
+            body.unwrap_or_default().to_owned(),
+        )))
+        .expect("a request");
+    let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
+        .await
+        .expect("HTTP answer within 10 s")
+        .expect("HTTP call");
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.expect("HTTP body").to_bytes();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+/// A WebSocket viewer.
+pub struct Viewer {
+    /// The socket.
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a socket ended.
+#[derive(Debug, PartialEq)]
+pub enum Ended {
+    /// A close frame with this code and reason.
+    Closed(u16, String),
+    /// The connection dropped without a close frame.
+    Dropped,
+}
+
+impl Viewer {
+    /// Connects to stream `id` on the edge at `base` (http://…).
+    pub async fn connect(base: &str, id: &str) -> Self {
+        let url = format!(
+            "{}/api/v1/streams/{id}/ws",
+            base.replacen("http://", "ws://", 1)
+        );
+        let (socket, _) = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio_tungstenite::connect_async(url),
+        )
+        .await
+        .expect("WebSocket handshake within 10 s")
+        .expect("WebSocket handshake");
+        Self { socket }
+    }
+
+    /// Returns the next JSON message, failing after `timeout`; `Err` when the socket ends.
+    pub async fn next(&mut self, timeout: Duration) -> Result<Value, Ended> {
+        loop {
+            let message = tokio::time::timeout(timeout, self.socket.next())
+                .await
+                .unwrap_or_else(|_| panic!("no WebSocket message within {timeout:?}"));
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(serde_json::from_str(&text).expect("JSON frame"));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(frame.map_or(Ended::Dropped, |f| {
+                        Ended::Closed(f.code.into(), f.reason.to_string())
+                    }));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(Ended::Dropped),
+            }
+        }
+    }
+
+    /// Returns the next message of `kind`, skipping others, failing after `timeout`.
+    pub async fn next_of(&mut self, kind: &str, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(!left.is_zero(), "no {kind} within {timeout:?}");
+            let message = self
+                .next(left)
+                .await
+                .unwrap_or_else(|e| panic!("socket ended ({e:?}) before {kind}"));
+            if message["type"] == kind {
+                return message;
+            }
+        }
+    }
+
+    /// Waits until a viewer count of `count` arrives (snapshot or event).
+    pub async fn until_count(&mut self, count: i64, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(
+                !left.is_zero(),
+                "viewer count never reached {count} within {timeout:?}"
+            );
+            let message = self
+                .next(left)
+                .await
+                .unwrap_or_else(|e| panic!("socket ended ({e:?})"));
+            if message["viewer_count"] == count {
+                return;
+            }
+        }
+    }
+
+    /// Closes the socket politely.
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}

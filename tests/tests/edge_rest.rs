@@ -1,0 +1,301 @@
+//! The edge's REST API with a real control plane: JWT-guarded mutations, public
+//! reads, grpc-gateway error mapping, body limits, CORS, rate limits.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use nova_tests::{
+    TestContext,
+    edge::{self, call, jwt},
+};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_can_be_created_read_listed_rotated_and_ended_over_rest() {
+    let ctx = TestContext::start().await;
+    let e = edge::start(&ctx, "edge-a").await;
+    let base = format!("http://{}/api/v1", e.addr);
+    let alice = jwt("alice");
+
+    let created = call(
+        "POST",
+        &format!("{base}/streams"),
+        Some(&alice),
+        Some(r#"{"title":"REST show"}"#),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{:?}", created.json);
+    assert_eq!(created.headers["cache-control"], "no-store");
+    let id = created.json["stream"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(created.headers["location"], format!("/api/v1/streams/{id}"));
+    assert!(
+        created.json["stream_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("sk_live_")
+    );
+    assert_eq!(created.json["stream"]["owner"], "alice");
+    assert_eq!(created.json["stream"]["status"], "pending");
+
+    let got = call("GET", &format!("{base}/streams/{id}"), None, None).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.json["stream"]["title"], "REST show");
+    assert_eq!(got.json["stream"]["viewer_count"], 0);
+    assert!(
+        got.json.to_string().find("sk_live_").is_none(),
+        "reads never carry a key"
+    );
+
+    // Live streams by default: a pending one is not listed; with status=all it is.
+    let live = call("GET", &format!("{base}/streams"), None, None).await;
+    assert_eq!(live.json["streams"].as_array().unwrap().len(), 0);
+    let all = call(
+        "GET",
+        &format!("{base}/streams?status=all&owner=alice"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(all.json["streams"][0]["id"], id.as_str());
+
+    let rotated = call(
+        "POST",
+        &format!("{base}/streams/{id}/rotate-key"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(rotated.status, 200);
+    assert_ne!(rotated.json["stream_key"], created.json["stream_key"]);
+
+    let metrics = call("GET", &format!("{base}/streams/{id}/metrics"), None, None).await;
+    assert_eq!(metrics.status, 200, "{:?}", metrics.json);
+    assert_eq!(metrics.json["summary"]["peak_viewers"], 0);
+
+    let forbidden = call(
+        "DELETE",
+        &format!("{base}/streams/{id}"),
+        Some(&jwt("mallory")),
+        None,
+    )
+    .await;
+    assert_eq!(forbidden.status, 403);
+    assert_eq!(forbidden.json["error"]["code"], "PERMISSION_DENIED");
+    let ended = call(
+        "DELETE",
+        &format!("{base}/streams/{id}"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(ended.status, 200);
+    assert_eq!(ended.json["stream"]["status"], "completed");
+    e.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_json_errors_with_the_right_status() {
+    let ctx = TestContext::start().await;
+    let e = edge::start(&ctx, "edge-a").await;
+    let base = format!("http://{}/api/v1", e.addr);
+    let alice = jwt("alice");
+    let cases = [
+        (
+            call(
+                "POST",
+                &format!("{base}/streams"),
+                None,
+                Some(r#"{"title":"x"}"#),
+            )
+            .await,
+            401,
+            "UNAUTHENTICATED",
+        ),
+        (
+            call(
+                "POST",
+                &format!("{base}/streams"),
+                Some("not.a.jwt"),
+                Some(r#"{"title":"x"}"#),
+            )
+            .await,
+            401,
+            "UNAUTHENTICATED",
+        ),
+        (
+            call(
+                "POST",
+                &format!("{base}/streams"),
+                Some(
+                    &nova_stack::jwt::mint_hs256("another-secret-0123456789abcdef01", "alice", 60)
+                        .unwrap(),
+                ),
+                Some(r#"{"title":"x"}"#),
+            )
+            .await,
+            401,
+            "UNAUTHENTICATED",
+        ),
+        (
+            call(
+                "POST",
+                &format!("{base}/streams"),
+                Some(&alice),
+                Some(r#"{"title":""}"#),
+            )
+            .await,
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            call(
+                "POST",
+                &format!("{base}/streams"),
+                Some(&alice),
+                Some("{not json"),
+            )
+            .await,
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            call(
+                "POST",
+                &format!("{base}/streams"),
+                Some(&alice),
+                Some(r#"{"title":"x","extra":1}"#),
+            )
+            .await,
+            422,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            call(
+                "POST",
+                &format!("{base}/streams"),
+                Some(&alice),
+                Some(&format!(r#"{{"title":"{}"}}"#, "x".repeat(20_000))),
+            )
+            .await,
+            413,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            call("GET", &format!("{base}/streams/not-a-uuid"), None, None).await,
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            call(
+                "GET",
+                &format!("{base}/streams/{}", uuid::Uuid::now_v7()),
+                None,
+                None,
+            )
+            .await,
+            404,
+            "NOT_FOUND",
+        ),
+        (
+            call(
+                "GET",
+                &format!("{base}/streams?status=sleeping"),
+                None,
+                None,
+            )
+            .await,
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            call(
+                "GET",
+                &format!("{base}/streams?page_token=garbage"),
+                None,
+                None,
+            )
+            .await,
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            call("GET", &format!("{base}/nothing-here"), None, None).await,
+            404,
+            "NOT_FOUND",
+        ),
+    ];
+    for (i, (reply, status, code)) in cases.iter().enumerate() {
+        assert_eq!(reply.status, *status, "case {i}: {:?}", reply.json);
+        assert_eq!(
+            reply.json["error"]["code"], *code,
+            "case {i}: {:?}",
+            reply.json
+        );
+        assert!(
+            reply.json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "case {i}"
+        );
+    }
+    let title = call(
+        "POST",
+        &format!("{base}/streams"),
+        Some(&alice),
+        Some(r#"{"title":""}"#),
+    )
+    .await;
+    assert_eq!(
+        title.json["error"]["message"],
+        "stream.title: must not be empty"
+    );
+    e.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mutations_are_rate_limited_per_address_and_cors_preflights_pass() {
+    let ctx = TestContext::start().await;
+    let mut config = edge::config(&ctx, "edge-a");
+    config.mutations_per_minute = 3;
+    let e = nova_edge::start(&config).await.unwrap();
+    let url = format!("http://{}/api/v1/streams", e.addr);
+    let alice = jwt("alice");
+    for _ in 0..3 {
+        assert_eq!(
+            call("POST", &url, Some(&alice), Some(r#"{"title":"x"}"#))
+                .await
+                .status,
+            201
+        );
+    }
+    let limited = call("POST", &url, Some(&alice), Some(r#"{"title":"x"}"#)).await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.json["error"]["code"], "RESOURCE_EXHAUSTED");
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    // Reads are not limited.
+    assert_eq!(call("GET", &url, None, None).await.status, 200);
+
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    let client: Client<_, Empty<hyper::body::Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let preflight = hyper::Request::builder()
+        .method("OPTIONS")
+        .uri(&url)
+        .header("origin", "https://viewer.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .body(Empty::new())
+        .unwrap();
+    let answer = client.request(preflight).await.unwrap();
+    assert!(answer.status().is_success());
+    assert_eq!(answer.headers()["access-control-allow-origin"], "*");
+    let _ = answer.into_body().collect().await;
+    e.shutdown().await.unwrap();
+}

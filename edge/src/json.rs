@@ -86,9 +86,3 @@ pub fn event(e: &StreamEvent) -> Option<Value> {
         }),
     })
 }
-
-/// Returns whether a WebSocket event may be dropped when a newer one of the same
-/// stream supersedes it (only viewer counts).
-pub fn is_count(e: &StreamEvent) -> bool {
-    matches!(e.kind, Some(Kind::ViewerCountChanged(_)))
-}

@@ -184,8 +184,9 @@ impl Viewer {
         }
     }
 
-    /// Waits until a viewer count of `count` arrives (snapshot or event).
-    pub async fn until_count(&mut self, count: i64, timeout: Duration) {
+    /// Waits until a viewer count of `count` arrives (snapshot or event); returns
+    /// that message.
+    pub async fn until_count(&mut self, count: i64, timeout: Duration) -> Value {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -198,7 +199,19 @@ impl Viewer {
                 .await
                 .unwrap_or_else(|e| panic!("socket ended ({e:?})"));
             if message["viewer_count"] == count {
-                return;
+                return message;
+            }
+        }
+    }
+
+    /// Skips messages until the socket ends (at most `timeout`); returns how.
+    pub async fn until_closed(&mut self, timeout: Duration) -> Ended {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(!left.is_zero(), "the socket stayed open for {timeout:?}");
+            if let Err(ended) = self.next(left).await {
+                return ended;
             }
         }
     }

@@ -81,12 +81,14 @@ impl Hub {
             return;
         };
         let frame = Utf8Bytes::from(value.to_string());
-        let count = json::is_count(event);
+        let peak = match &event.kind {
+            Some(Kind::ViewerCountChanged(c)) => Some(c.peak_viewers),
+            _ => None,
+        };
         for queue in queues {
-            if count {
-                queue.push_count(frame.clone());
-            } else {
-                queue.push_lifecycle(frame.clone());
+            match peak {
+                Some(peak) => queue.push_count(frame.clone(), peak),
+                None => queue.push_lifecycle(frame.clone()),
             }
         }
     }

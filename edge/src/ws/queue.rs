@@ -20,7 +20,10 @@ struct Pending {
     /// Lifecycle events, in order; never dropped.
     lifecycle: VecDeque<Utf8Bytes>,
     /// The newest viewer count; an older one is replaced (it is stale).
-    count: Option<Utf8Bytes>,
+    count: Option<(Utf8Bytes, i64)>,
+    /// Highest peak the socket has been told; a count with a lower peak was produced
+    /// before something the socket already saw, so it is stale and dropped.
+    peak_floor: i64,
     /// Set when `lifecycle` outgrew the limit: the socket must be closed.
     overflowed: bool,
 }
@@ -56,10 +59,26 @@ impl SocketQueue {
         self.notify.notify_one();
     }
 
-    /// Queues a viewer-count frame, replacing an unsent older one.
-    pub fn push_count(&self, frame: Utf8Bytes) {
-        self.lock().count = Some(frame);
+    /// Queues a viewer-count frame carrying `peak`, replacing an unsent older one;
+    /// drops it when it is older than what the socket already knows.
+    pub fn push_count(&self, frame: Utf8Bytes, peak: i64) {
+        let mut state = self.lock();
+        if peak < state.peak_floor {
+            return;
+        }
+        state.peak_floor = peak;
+        state.count = Some((frame, peak));
+        drop(state);
         self.notify.notify_one();
+    }
+
+    /// Records the peak a snapshot told the socket, dropping a queued older count.
+    pub fn raise_peak_floor(&self, peak: i64) {
+        let mut state = self.lock();
+        state.peak_floor = state.peak_floor.max(peak);
+        if state.count.as_ref().is_some_and(|(_, p)| *p < peak) {
+            state.count = None;
+        }
     }
 
     /// Waits until something is queued, then takes it all: lifecycle frames first,
@@ -73,7 +92,7 @@ impl SocketQueue {
                 }
                 if !state.lifecycle.is_empty() || state.count.is_some() {
                     let mut frames: Vec<Utf8Bytes> = state.lifecycle.drain(..).collect();
-                    frames.extend(state.count.take());
+                    frames.extend(state.count.take().map(|(frame, _)| frame));
                     return Next::Send(frames);
                 }
             }

@@ -1,0 +1,281 @@
+//! The edge's WebSockets against real control planes, Redis and nginx-rtmp: counts
+//! in real time, identical sequences for every viewer, two edges, a killed edge,
+//! clean closes.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    missing_docs
+)]
+
+use std::time::Duration;
+
+use nova_proto::v1::{EndStreamRequest, StreamStatus};
+use nova_tests::{
+    TestContext,
+    edge::{self, Ended, Viewer, call, jwt},
+    ffmpeg::Broadcaster,
+    live::{LiveOptions, LiveStack},
+};
+use serde_json::Value;
+use tokio::time::Instant;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+async fn create(base: &str) -> String {
+    let created = call(
+        "POST",
+        &format!("{base}/api/v1/streams"),
+        Some(&jwt("alice")),
+        Some(r#"{"title":"ws"}"#),
+    )
+    .await;
+    assert_eq!(created.status, 201);
+    created.json["stream"]["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_viewer_sees_another_join_within_2s_and_leave() {
+    let ctx = TestContext::start().await;
+    let e = edge::start(&ctx, "edge-a").await;
+    let base = format!("http://{}", e.addr);
+    let id = create(&base).await;
+
+    let mut a = Viewer::connect(&base, &id).await;
+    let snapshot = a.next(2 * SECOND).await.unwrap();
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["stream_id"], id.as_str());
+    assert_eq!(snapshot["status"], "pending");
+    assert_eq!(snapshot["viewer_count"], 1);
+
+    let joined_at = Instant::now();
+    let b = Viewer::connect(&base, &id).await;
+    let change = a.until_count(2, 2 * SECOND).await;
+    println!(
+        "viewer_count_changed reached another socket {:.1} ms after a join",
+        joined_at.elapsed().as_secs_f64() * 1e3
+    );
+    assert_eq!(change["viewer_count"], 2);
+    assert_eq!(change["type"], "viewer_count_changed");
+    assert_eq!(change["peak_viewers"], 2);
+    assert!(change["at"].is_string());
+
+    b.close().await;
+    a.until_count(1, 2 * SECOND).await;
+    e.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_streams_close_with_4404_and_shutdown_closes_with_1001() {
+    let ctx = TestContext::start().await;
+    let e = edge::start(&ctx, "edge-a").await;
+    let base = format!("http://{}", e.addr);
+    let mut ghost = Viewer::connect(&base, &uuid::Uuid::now_v7().to_string()).await;
+    assert_eq!(
+        ghost.next(2 * SECOND).await.unwrap_err(),
+        Ended::Closed(4404, "stream not found".into())
+    );
+    let mut bad = Viewer::connect(&base, "not-a-uuid").await;
+    assert_eq!(
+        bad.next(2 * SECOND).await.unwrap_err(),
+        Ended::Closed(4404, "stream not found".into())
+    );
+
+    let id = create(&base).await;
+    let mut viewer = Viewer::connect(&base, &id).await;
+    viewer.next_of("snapshot", 2 * SECOND).await;
+    let stopping = tokio::spawn(e.shutdown());
+    assert_eq!(
+        viewer.until_closed(5 * SECOND).await,
+        Ended::Closed(1001, "server shutting down".into())
+    );
+    stopping.await.unwrap().unwrap();
+    // The edge left its session on the way out.
+    let mut sessions = nova_tests::clients::sessions(&ctx.url(), &ctx.token).await;
+    let count = sessions
+        .get_viewer_count(nova_proto::v1::GetViewerCountRequest {
+            name: format!("streams/{id}"),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .viewer_count;
+    assert_eq!(count, 0);
+}
+
+/// Reads events until `stream_ended`, keeping what a viewer would render.
+async fn until_ended(viewer: &mut Viewer) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let m: Value = viewer
+            .next(20 * SECOND)
+            .await
+            .expect("socket open until stream_ended");
+        seen.push(match m["type"].as_str().unwrap() {
+            "viewer_count_changed" => format!("count {}", m["viewer_count"]),
+            "stream_started" => format!("started resumed={}", m["resumed"]),
+            "stream_ended" => format!(
+                "ended {} {}",
+                m["status"].as_str().unwrap(),
+                m["reason"].as_str().unwrap()
+            ),
+            other => other.to_owned(),
+        });
+        if m["type"] == "stream_ended" && m["status"] == "completed" {
+            return seen;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_viewers_see_the_same_events_while_a_broadcaster_streams() {
+    let mut live = LiveStack::start(LiveOptions::default()).await;
+    let e = edge::start(&live.ctx, "edge-a").await;
+    let base = format!("http://{}", e.addr);
+    let (stream, key) = live.create_stream("five").await;
+    let id = stream.stream_id.clone();
+
+    let mut viewers = Vec::new();
+    for _ in 0..5 {
+        viewers.push(Viewer::connect(&base, &id).await);
+    }
+    for v in &mut viewers {
+        v.until_count(5, 5 * SECOND).await;
+    }
+
+    // From here every viewer reads on its own task, as a browser would.
+    let readers: Vec<_> = viewers
+        .into_iter()
+        .map(|mut v| tokio::spawn(async move { until_ended(&mut v).await }))
+        .collect();
+    let mut observer = nova_tests::clients::events(&live.ctx.url(), &live.ctx.token).await;
+    let mut observed = observer
+        .watch_events(nova_proto::v1::WatchEventsRequest {
+            name: stream.name.clone(),
+            after_cursor: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut until = async |count: i64| {
+        loop {
+            let e = tokio::time::timeout(5 * SECOND, observed.message())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+                .event
+                .unwrap();
+            if matches!(e.kind, Some(nova_proto::v1::stream_event::Kind::ViewerCountChanged(ref c)) if c.viewer_count == count)
+            {
+                return;
+            }
+        }
+    };
+
+    let _ffmpeg = Broadcaster::start(&live.publish_url(&key), Duration::from_secs(120));
+    live.wait_for_status(&stream.name, StreamStatus::Active, 15 * SECOND)
+        .await;
+    let extra = Viewer::connect(&base, &id).await;
+    until(6).await;
+    extra.close().await;
+    until(5).await;
+    live.streams
+        .end_stream(EndStreamRequest {
+            name: stream.name.clone(),
+        })
+        .await
+        .unwrap();
+
+    let mut sequences = Vec::new();
+    for reader in readers {
+        sequences.push(reader.await.unwrap());
+    }
+    println!("sequence seen by every viewer: {:?}", sequences[0]);
+    let tail: Vec<&str> = sequences[0]
+        .iter()
+        .map(String::as_str)
+        .filter(|e| *e != "quality_changed")
+        .collect();
+    assert!(
+        tail.ends_with(&[
+            "started resumed=false",
+            "count 6",
+            "count 5",
+            "ended completed ended_by_owner"
+        ]),
+        "the lifecycle and every count change, in order: {:?}",
+        sequences[0]
+    );
+    for s in &sequences[1..] {
+        assert_eq!(s, &sequences[0], "every viewer sees the same sequence");
+    }
+    live.shutdown().await;
+    e.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_viewer_on_edge_a_sees_a_count_change_caused_on_edge_b() {
+    let ctx = TestContext::start().await;
+    let replica = ctx.replica().await;
+    let a = edge::start(&ctx, "edge-a").await;
+    let mut config_b = edge::config(&ctx, "edge-b");
+    config_b.control_plane_url = format!("http://{}", replica.addr);
+    let b = nova_edge::start(&config_b).await.unwrap();
+    let (base_a, base_b) = (format!("http://{}", a.addr), format!("http://{}", b.addr));
+    let id = create(&base_a).await;
+
+    let mut on_a = Viewer::connect(&base_a, &id).await;
+    on_a.until_count(1, 2 * SECOND).await;
+    let started = Instant::now();
+    let on_b = Viewer::connect(&base_b, &id).await;
+    on_a.until_count(2, 2 * SECOND).await;
+    println!(
+        "count change from edge B reached edge A in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    on_b.close().await;
+    on_a.until_count(1, 2 * SECOND).await;
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    replica.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_of_a_killed_edge_expire_and_counts_converge() {
+    let ctx = TestContext::start_with(|c| c.session_ttl = Duration::from_secs(2)).await;
+    let survivor = edge::start(&ctx, "edge-a").await;
+    let base_a = format!("http://{}", survivor.addr);
+    let id = create(&base_a).await;
+    let (mut doomed, base_b) = edge::spawn_process(&ctx, "edge-b");
+
+    let mut watcher = Viewer::connect(&base_a, &id).await;
+    let mut on_b = Vec::new();
+    for _ in 0..3 {
+        on_b.push(Viewer::connect(&base_b, &id).await);
+    }
+    watcher.until_count(4, 5 * SECOND).await;
+
+    let pid = nix::unistd::Pid::from_raw(doomed.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    doomed.wait().await.unwrap();
+    let killed = Instant::now();
+    let converged = watcher.until_count(1, 10 * SECOND).await;
+    assert_eq!(
+        converged["peak_viewers"], 4,
+        "a fresh count, not a stale one: {converged}"
+    );
+    println!(
+        "counts converged {:.1} s after the edge was killed (session TTL 2 s)",
+        killed.elapsed().as_secs_f64()
+    );
+    for mut v in on_b {
+        assert_eq!(
+            v.until_closed(5 * SECOND).await,
+            Ended::Dropped,
+            "no close frame from a killed edge"
+        );
+    }
+    survivor.shutdown().await.unwrap();
+}

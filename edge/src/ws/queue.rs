@@ -112,13 +112,18 @@ mod tests {
     #[tokio::test]
     async fn stale_counts_are_dropped_lifecycle_kept_and_overflow_closes() {
         let q = SocketQueue::new(2);
-        q.push_count("c1".into());
+        q.push_count("c1".into(), 1);
         q.push_lifecycle("started".into());
-        q.push_count("c2".into());
+        q.push_count("c2".into(), 2);
         assert_eq!(
             q.next().await,
             Next::Send(vec!["started".into(), "c2".into()])
         );
+        q.push_count("queued".into(), 4);
+        q.raise_peak_floor(5);
+        q.push_count("stale".into(), 3);
+        q.push_count("fresh".into(), 5);
+        assert_eq!(q.next().await, Next::Send(vec!["fresh".into()]));
         q.push_lifecycle("a".into());
         q.push_lifecycle("b".into());
         q.push_lifecycle("c".into());

@@ -27,9 +27,10 @@ up: deps build
 down:
 	@if [ -x $(STACK) ]; then $(STACK) down; else echo "nothing to stop"; fi
 
-## lint: proto lint, formatting, clippy with warnings as errors
+## lint: proto lint, OpenAPI validation, formatting, clippy with warnings as errors
 lint: deps
 	buf lint
+	openapi-spec-validator docs/openapi.yaml
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 

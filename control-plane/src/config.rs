@@ -3,6 +3,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `NOVA_GRPC_ADDR` | `127.0.0.1:50051` | gRPC listen address |
+//! | `NOVA_METRICS_ADDR` | `127.0.0.1:9464` | Prometheus `/metrics` listen address |
 //! | `NOVA_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/nova` | PostgreSQL |
 //! | `NOVA_DB_POOL_SIZE` | `16` | PostgreSQL connections per process |
 //! | `NOVA_SERVICE_TOKEN` | (required) | token callers send as `authorization: Bearer …`; several may be given comma-separated, for rotation |
@@ -35,6 +36,9 @@ pub struct Config {
     /// gRPC listen address.
     #[arg(long, env = "NOVA_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     pub grpc_addr: SocketAddr,
+    /// Prometheus `/metrics` listen address.
+    #[arg(long, env = "NOVA_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    pub metrics_addr: SocketAddr,
     /// PostgreSQL connection URL.
     #[arg(
         long,

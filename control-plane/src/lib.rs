@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod keys;
+pub mod metrics;
 pub mod redis;
 pub mod server;
 pub mod service;

@@ -8,7 +8,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::{
     auth::Authenticator,
     config::Config,
-    db, grpc, redis,
+    db, grpc,
+    metrics::CpMetrics,
+    redis,
     service::{analytics, reaper},
     shutdown,
     state::AppState,
@@ -18,6 +20,8 @@ use crate::{
 pub struct ControlPlane {
     /// Address the gRPC server listens on (useful when the config asked for port 0).
     pub addr: SocketAddr,
+    /// Address `/metrics` is served on.
+    pub metrics_addr: SocketAddr,
     /// Fires the shutdown.
     trigger: shutdown::Trigger,
     /// The serving task.
@@ -37,10 +41,13 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach Redis (NOVA_REDIS_URL): {e}"))?;
     let (trigger, signal) = shutdown::channel();
+    let metrics = CpMetrics::new().map_err(|e| anyhow::anyhow!(e))?;
+    let metrics_addr = metrics.serve(config.metrics_addr, signal.clone()).await?;
     let state = AppState::new(
         pool,
         redis,
         Authenticator::new(&tokens),
+        metrics.clone(),
         config,
         signal.clone(),
     );
@@ -72,6 +79,7 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
         let drained = signal.clone().wait();
         let serve = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .layer(metrics.grpc_layer())
             .add_routes(routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                 signal.wait().await;
@@ -97,6 +105,7 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     tracing::info!(grpc.addr = %addr, "control plane serving");
     Ok(ControlPlane {
         addr,
+        metrics_addr,
         trigger,
         task,
     })

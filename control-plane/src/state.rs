@@ -6,6 +6,7 @@ use crate::{
     auth::Authenticator,
     config::Config,
     db::DbPool,
+    metrics::CpMetrics,
     redis::{Keys, RedisPool, fanout::Publisher, sessions::SessionStore},
     service::{
         analytics::Analytics, ingest::Ingest, live::Hub, reaper::ReaperSettings,
@@ -48,11 +49,12 @@ impl AppState {
         pool: DbPool,
         redis: RedisPool,
         authenticator: Authenticator,
+        metrics: CpMetrics,
         config: &Config,
         stop: shutdown::Signal,
     ) -> Self {
         let keys = Keys::new(&config.redis_prefix);
-        let publisher = Publisher::new(redis.clone(), keys.clone());
+        let publisher = Publisher::new(redis.clone(), keys.clone(), metrics.clone());
         let ttl_ms = i64::try_from(config.session_ttl.as_millis()).unwrap_or(i64::MAX);
         let store = SessionStore::new(redis, keys.clone(), ttl_ms);
         let hub = Hub::start(
@@ -76,7 +78,7 @@ impl AppState {
                 reconnect_window: config.reconnect_window,
             },
             sessions: Sessions::new(pool.clone(), store.clone()),
-            analytics: Analytics::new(pool.clone(), store),
+            analytics: Analytics::new(pool.clone(), store, metrics),
             publisher,
             hub,
             pool,

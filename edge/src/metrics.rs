@@ -1,30 +1,70 @@
-//! Edge figures: open WebSockets (exported on /metrics by the observability work).
+//! Edge metrics on `/metrics`: open WebSockets and HTTP rate/errors/duration per
+//! route template.
 
 use std::sync::{
     Arc,
     atomic::{AtomicI64, Ordering},
 };
 
-/// Counters of this edge.
-#[derive(Clone, Default)]
+use nova_runtime::metrics::{Metrics, Red};
+use opentelemetry::metrics::UpDownCounter;
+
+/// The edge's instruments.
+#[derive(Clone)]
 pub struct EdgeMetrics {
-    /// Open WebSocket connections.
-    sockets: Arc<AtomicI64>,
+    /// The registry behind `/metrics`.
+    metrics: Metrics,
+    /// `nova_streaming_websocket_connections`.
+    sockets: UpDownCounter<i64>,
+    /// The same figure, readable in-process.
+    open: Arc<AtomicI64>,
+    /// HTTP RED.
+    http: Red,
 }
 
 impl EdgeMetrics {
+    /// Creates the instruments.
+    pub fn new() -> Result<Self, String> {
+        let metrics = Metrics::new("edge")?;
+        let sockets = metrics
+            .meter()
+            .i64_up_down_counter("nova_streaming_websocket_connections")
+            .with_description("Open viewer WebSocket connections on this edge")
+            .build();
+        sockets.add(0, &[]);
+        let http = metrics.red("http");
+        Ok(Self {
+            metrics,
+            sockets,
+            open: Arc::default(),
+            http,
+        })
+    }
+
     /// Records a socket that opened.
     pub fn socket_opened(&self) {
-        self.sockets.fetch_add(1, Ordering::Relaxed);
+        self.sockets.add(1, &[]);
+        self.open.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records a socket that closed.
     pub fn socket_closed(&self) {
-        self.sockets.fetch_sub(1, Ordering::Relaxed);
+        self.sockets.add(-1, &[]);
+        self.open.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Returns the open sockets.
     pub fn sockets(&self) -> i64 {
-        self.sockets.load(Ordering::Relaxed)
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Returns the HTTP RED instruments.
+    pub fn http(&self) -> Red {
+        self.http.clone()
+    }
+
+    /// Returns the registry.
+    pub fn registry(&self) -> &Metrics {
+        &self.metrics
     }
 }

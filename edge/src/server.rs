@@ -5,7 +5,8 @@ use std::{net::SocketAddr, time::Duration};
 use tokio::{net::TcpListener, task::JoinHandle};
 
 use crate::{
-    auth::JwtVerifier, config::Config, routes, shutdown, state::AppState, upstream::Upstream, ws,
+    auth::JwtVerifier, config::Config, metrics::EdgeMetrics, routes, shutdown, state::AppState,
+    upstream::Upstream, ws,
 };
 
 /// A running edge.
@@ -30,7 +31,14 @@ pub async fn start(config: &Config) -> anyhow::Result<Edge> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (NOVA_EDGE_ADDR): {e}", config.listen))?;
     let addr = listener.local_addr()?;
     let (trigger, signal) = shutdown::channel();
-    let state = AppState::new(config.clone(), upstream.clone(), jwt, signal.clone());
+    let metrics = EdgeMetrics::new().map_err(|e| anyhow::anyhow!(e))?;
+    let state = AppState::new(
+        config.clone(),
+        upstream.clone(),
+        jwt,
+        metrics,
+        signal.clone(),
+    );
     tokio::spawn(ws::hub::run_upstream(
         upstream,
         state.hub().clone(),

@@ -42,6 +42,7 @@ impl AppState {
         config: Config,
         upstream: Upstream,
         jwt: JwtVerifier,
+        metrics: EdgeMetrics,
         stop: shutdown::Signal,
     ) -> Self {
         let sessions = ViewerSessions::new(upstream.clone(), config.node.clone());
@@ -52,7 +53,7 @@ impl AppState {
             jwt,
             hub: Hub::default(),
             sessions,
-            metrics: EdgeMetrics::default(),
+            metrics,
             stop,
         }))
     }

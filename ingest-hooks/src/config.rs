@@ -15,6 +15,7 @@
 //! | `NOVA_STAT_INTERVAL` | `5s` | time between /stat polls |
 //! | `NOVA_UPSTREAM_TIMEOUT` | `2s` | deadline of each control-plane call (keep it under nginx's `netcall_timeout`) |
 //! | `NOVA_FAIL_OPEN_UPDATES` | `false` | keep broadcasters on air when the control plane cannot be reached during on_update |
+//! | `NOVA_HLS_DIR` | (none) | nginx's HLS output folder, watched for segment generation time; unset turns it off |
 //! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
 
 use std::{net::SocketAddr, time::Duration};
@@ -81,6 +82,9 @@ pub struct Config {
     /// Keep broadcasters on air when the control plane is unreachable during on_update.
     #[arg(long, env = "NOVA_FAIL_OPEN_UPDATES", default_value_t = false, action = clap::ArgAction::Set)]
     pub fail_open_updates: bool,
+    /// nginx's HLS output folder, watched for segment generation time.
+    #[arg(long, env = "NOVA_HLS_DIR")]
+    pub hls_dir: Option<std::path::PathBuf>,
     /// Log format.
     #[arg(long, env = "NOVA_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

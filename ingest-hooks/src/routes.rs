@@ -12,7 +12,11 @@ use axum::{
 };
 use subtle::ConstantTimeEq;
 
-use crate::{callback::Callback, error::HookError, hooks, state::AppState};
+use std::time::Instant;
+
+use crate::{
+    callback::Callback, error::HookError, hooks, metrics::BroadcastError, state::AppState,
+};
 
 /// Largest callback body accepted (nginx sends a few hundred bytes).
 const MAX_BODY: usize = 16 * 1024;
@@ -22,8 +26,17 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/rtmp", post(callback))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics().http(),
+            nova_runtime::metrics::track_http,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    nova_runtime::metrics::exposition(state.metrics().registry())
 }
 
 async fn callback(
@@ -32,12 +45,35 @@ async fn callback(
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Response, HookError> {
-    authenticate(&state, peer, query.get("secret").map(String::as_str))?;
-    let form: HashMap<String, String> =
-        serde_urlencoded::from_bytes(&body).map_err(|_| HookError::Malformed("form body"))?;
-    let callback = Callback::parse(&form)?;
-    tracing::debug!(callback = callback.label(), "callback");
-    hooks::handle(&state, callback).await
+    let started = Instant::now();
+    let parsed =
+        authenticate(&state, peer, query.get("secret").map(String::as_str)).and_then(|()| {
+            let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body)
+                .map_err(|_| HookError::Malformed("form body"))?;
+            Callback::parse(&form)
+        });
+    let callback = match parsed {
+        Ok(callback) => callback,
+        Err(err) => {
+            state.metrics().error(match err {
+                HookError::Unauthenticated => BroadcastError::UnauthenticatedCallback,
+                _ => BroadcastError::MalformedCallback,
+            });
+            return Err(err);
+        }
+    };
+    let label = callback.label();
+    tracing::debug!(callback = label, "callback");
+    let answer = hooks::handle(&state, callback).await;
+    state.metrics().callback(label, started.elapsed());
+    if let Err(err) = &answer {
+        state.metrics().error(match (err, label) {
+            (HookError::Upstream(_), _) => BroadcastError::ControlPlaneUnavailable,
+            (_, "update_publish") => BroadcastError::CutOff,
+            _ => BroadcastError::PublishRefused,
+        });
+    }
+    answer
 }
 
 /// With a secret configured, the callback must carry it; without one, only loopback

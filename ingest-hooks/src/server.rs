@@ -6,7 +6,8 @@ use tokio::{net::TcpListener, task::JoinHandle};
 
 use crate::{
     config::Config,
-    routes, shutdown, stat,
+    metrics::HooksMetrics,
+    routes, segments, shutdown, stat,
     state::AppState,
     upstream::{Node, Upstream},
 };
@@ -54,7 +55,16 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
             signal.clone(),
         ));
     }
-    let app = routes::router(AppState::new(config.clone(), upstream))
+    let metrics = HooksMetrics::new().map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(dir) = &config.hls_dir {
+        tokio::spawn(segments::run(
+            dir.clone(),
+            std::time::Duration::from_millis(500),
+            metrics.clone(),
+            signal.clone(),
+        ));
+    }
+    let app = routes::router(AppState::new(config.clone(), upstream, metrics))
         .into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)

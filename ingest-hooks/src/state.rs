@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::{config::Config, upstream::Upstream};
+use crate::{config::Config, metrics::HooksMetrics, upstream::Upstream};
 
 /// Everything the handlers share; cheap to clone.
 #[derive(Clone)]
@@ -13,12 +13,23 @@ struct Inner {
     config: Config,
     /// Control-plane client.
     upstream: Upstream,
+    /// Instruments.
+    metrics: HooksMetrics,
 }
 
 impl AppState {
     /// Assembles the state.
-    pub fn new(config: Config, upstream: Upstream) -> Self {
-        Self(Arc::new(Inner { config, upstream }))
+    pub fn new(config: Config, upstream: Upstream, metrics: HooksMetrics) -> Self {
+        Self(Arc::new(Inner {
+            config,
+            upstream,
+            metrics,
+        }))
+    }
+
+    /// Returns the instruments.
+    pub fn metrics(&self) -> &HooksMetrics {
+        &self.0.metrics
     }
 
     /// Returns the configuration.

@@ -3,6 +3,7 @@
 //! never print, durations like `250ms`).
 
 pub mod config;
+pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
 

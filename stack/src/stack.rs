@@ -97,6 +97,8 @@ pub struct Ports {
     pub hooks: u16,
     /// Edge: REST, WebSocket, viewer page (`NOVA_STACK_EDGE_PORT`, default 8080).
     pub edge: u16,
+    /// Control-plane `/metrics` (`NOVA_STACK_METRICS_PORT`, default 9464).
+    pub metrics: u16,
 }
 
 impl Ports {
@@ -111,6 +113,7 @@ impl Ports {
             stat: port_var("NOVA_STACK_STAT_PORT", 8089)?,
             hooks: port_var("NOVA_STACK_HOOKS_PORT", 8090)?,
             edge: port_var("NOVA_STACK_EDGE_PORT", 8080)?,
+            metrics: port_var("NOVA_STACK_METRICS_PORT", 9464)?,
         })
     }
 }
@@ -147,6 +150,7 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
         (ports.stat, "NOVA_STACK_STAT_PORT"),
         (ports.hooks, "NOVA_STACK_HOOKS_PORT"),
         (ports.edge, "NOVA_STACK_EDGE_PORT"),
+        (ports.metrics, "NOVA_STACK_METRICS_PORT"),
     ] {
         if wait::accepts(loopback(port)) {
             bail!("port {port} is taken by another program; set {var}");
@@ -195,6 +199,10 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
                     ("NOVA_REDIS_URL".into(), redis.url()),
                     ("NOVA_SERVICE_TOKEN".into(), token.clone()),
                     ("NOVA_RTMP_URL".into(), nginx.rtmp_url()),
+                    (
+                        "NOVA_METRICS_ADDR".into(),
+                        loopback(ports.metrics).to_string(),
+                    ),
                     // nginx sends on_update every 2 s: three missed updates mean gone.
                     ("NOVA_INGEST_TIMEOUT".into(), "6s".into()),
                 ],
@@ -217,6 +225,10 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
                     ("NOVA_RELAY_URL".into(), nginx.relay_url()),
                     ("NOVA_STAT_URL".into(), nginx.stat_url()),
                     ("NOVA_ABR".into(), abr.to_string()),
+                    (
+                        "NOVA_HLS_DIR".into(),
+                        layout.nova.join("media/hls").to_string_lossy().into_owned(),
+                    ),
                 ],
             },
             loopback(ports.hooks),
@@ -261,6 +273,14 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
         ("NOVA_DASH_URL", format!("{}/dash", nginx.origin_url())),
         ("NOVA_DATABASE_URL", pg.url("nova")),
         ("NOVA_REDIS_URL", redis.url()),
+        (
+            "NOVA_METRICS_URLS",
+            format!(
+                "http://{}/metrics,http://{edge_addr}/metrics,http://{}/metrics",
+                loopback(ports.metrics),
+                loopback(ports.hooks)
+            ),
+        ),
     ];
     env_file::write(&layout.env_file(), &vars)?;
     if attach == Attach::Detached {

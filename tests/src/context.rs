@@ -121,6 +121,17 @@ impl TestContext {
             .addr
     }
 
+    /// Returns the control plane's `/metrics` URL.
+    pub fn metrics_url(&self) -> String {
+        format!(
+            "http://{}/metrics",
+            self.control_plane
+                .as_ref()
+                .expect("control plane running")
+                .metrics_addr
+        )
+    }
+
     /// Returns the control plane's `http://` URL.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr())
@@ -153,6 +164,7 @@ impl Engines {
 fn config(database_url: &str, redis_url: &str, token: &str) -> Config {
     Config {
         grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         database_url: database_url.into(),
         db_pool_size: 4,
         redis_url: redis_url.into(),

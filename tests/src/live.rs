@@ -39,7 +39,7 @@ pub struct LiveStack {
     /// Control plane and engines.
     pub ctx: TestContext,
     /// The hooks service.
-    hooks: Option<IngestHooks>,
+    pub hooks: Option<IngestHooks>,
     /// The nginx ingest node.
     pub nginx: Nginx,
     /// Owner-side StreamService client (principal `alice`).
@@ -81,6 +81,7 @@ impl LiveStack {
             stat_interval: Duration::from_secs(1),
             upstream_timeout: Duration::from_secs(2),
             fail_open_updates: false,
+            hls_dir: Some(dir.path().join("media/hls")),
             log_format: nova_ingest_hooks::config::LogFormat::Text,
         };
         let hooks = nova_ingest_hooks::start(&hooks_config)

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::{
+    metrics::CpMetrics,
     redis::{Keys, RedisPool},
-    service::events::StoredEvent,
+    service::events::{Outbox, StoredEvent},
     shutdown,
 };
 
@@ -32,24 +33,35 @@ pub enum Wire {
     Event(StoredEvent),
 }
 
-/// Publishes lifecycle events.
+/// Tells the world what a committed transaction did: publishes its lifecycle events
+/// and records its completed streams' durations.
 #[derive(Clone)]
 pub struct Publisher {
     /// Connections.
     pool: RedisPool,
     /// Names.
     keys: Keys,
+    /// Where stream durations go.
+    metrics: CpMetrics,
 }
 
 impl Publisher {
     /// Builds a publisher.
-    pub fn new(pool: RedisPool, keys: Keys) -> Self {
-        Self { pool, keys }
+    pub fn new(pool: RedisPool, keys: Keys, metrics: CpMetrics) -> Self {
+        Self {
+            pool,
+            keys,
+            metrics,
+        }
     }
 
-    /// Publishes committed events. Failures are logged, not returned: the durable log
-    /// already holds the events and watchers can resume from it.
-    pub async fn publish(&self, events: &[StoredEvent]) {
+    /// Publishes what a committed transaction did. Failures are logged, not returned:
+    /// the durable log already holds the events and watchers can resume from it.
+    pub async fn publish(&self, out: &Outbox) {
+        for duration in &out.completed {
+            self.metrics.completed(*duration);
+        }
+        let events = &out.events;
         if events.is_empty() {
             return;
         }

@@ -16,6 +16,7 @@ use crate::{
         streams,
     },
     error::{Error, Result},
+    metrics::CpMetrics,
     redis::sessions::SessionStore,
     shutdown,
 };
@@ -49,6 +50,8 @@ pub struct Analytics {
     pool: DbPool,
     /// Live figures.
     store: SessionStore,
+    /// Live gauges and the viewers histogram.
+    metrics: CpMetrics,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -59,42 +62,52 @@ struct Locked {
 
 impl Analytics {
     /// Builds the service.
-    pub fn new(pool: DbPool, store: SessionStore) -> Self {
-        Self { pool, store }
+    pub fn new(pool: DbPool, store: SessionStore, metrics: CpMetrics) -> Self {
+        Self {
+            pool,
+            store,
+            metrics,
+        }
     }
 
-    /// Takes one sample of every live stream if no other replica is sampling;
-    /// returns how many samples were written.
+    /// Reads every live stream's viewers and updates this replica's gauges; if no
+    /// other replica is sampling, also writes the samples and feeds the viewers
+    /// histogram. Returns how many samples were written.
     pub async fn sample(&self) -> Result<usize> {
         let mut conn = self.pool.get().await?;
         let store = self.store.clone();
+        let gauges = self.metrics.clone();
         conn.transaction(async |conn| {
             let lock: Locked = sql_query(format!(
                 "SELECT pg_try_advisory_xact_lock({SAMPLER_LOCK}) AS locked"
             ))
             .get_result(conn)
             .await?;
-            if !lock.locked {
-                return Ok::<_, Error>(0);
-            }
             let at = Utc::now();
-            let mut samples = Vec::new();
-            for (stream_id, health) in metrics::active_streams(conn).await? {
+            let active = metrics::active_streams(conn).await?;
+            let mut samples = Vec::with_capacity(active.len());
+            let mut peak = 0;
+            for (stream_id, health) in &active {
                 let figures = store.figures(&stream_id.to_string()).await?;
+                peak = peak.max(figures.count);
                 let bitrate = health
                     .as_ref()
                     .and_then(|h| h.get("bitrate_kbps"))
                     .and_then(serde_json::Value::as_i64)
                     .unwrap_or(0);
                 samples.push(Sample {
-                    stream_id,
+                    stream_id: *stream_id,
                     at,
                     viewers: i32::try_from(figures.count).unwrap_or(i32::MAX),
                     ingest_bitrate_kbps: i32::try_from(bitrate).unwrap_or(i32::MAX),
                 });
             }
-            if samples.is_empty() {
-                return Ok(0);
+            gauges.live(active.len() as u64, u64::try_from(peak).unwrap_or(0));
+            if !lock.locked || samples.is_empty() {
+                return Ok::<_, Error>(0);
+            }
+            for sample in &samples {
+                gauges.viewers(i64::from(sample.viewers));
             }
             Ok(metrics::insert(conn, &samples).await?)
         })

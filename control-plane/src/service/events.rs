@@ -138,5 +138,19 @@ pub struct StoredEvent {
     pub event: Event,
 }
 
-/// Events written inside a transaction, published once it commits.
-pub type Outbox = Vec<StoredEvent>;
+/// What a transaction did that others must hear of once it commits: the events it
+/// logged, and how long each stream it completed was live.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// Logged events, in order.
+    pub events: Vec<StoredEvent>,
+    /// Live durations of completed streams.
+    pub completed: Vec<std::time::Duration>,
+}
+
+impl Outbox {
+    /// Returns an empty outbox.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}

@@ -91,6 +91,10 @@ pub async fn complete(
     let updated = streams::complete(conn, id).await?;
     let event = Event::ended(StreamStatus::Completed, reason.as_str());
     append(conn, out, id, event).await?;
+    if let (Some(started), Some(ended)) = (updated.started_at, updated.ended_at) {
+        out.completed
+            .push((ended - started).to_std().unwrap_or_default());
+    }
     tracing::info!(stream.id = %id, reason = reason.as_str(), "stream completed");
     Ok(updated)
 }
@@ -103,7 +107,7 @@ pub async fn append(
     event: Event,
 ) -> Result<()> {
     let (cursor, at) = events::append(conn, id, event.kind(), event.payload()).await?;
-    out.push(StoredEvent {
+    out.events.push(StoredEvent {
         cursor,
         stream_id: id,
         at,

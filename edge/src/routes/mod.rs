@@ -36,10 +36,21 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics))
         .fallback_service(web)
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics().http(),
+            nova_runtime::metrics::track_http,
+        ))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(cors(&config.cors_origins))
         .with_state(state)
+}
+
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    nova_runtime::metrics::exposition(state.metrics().registry())
 }
 
 fn cors(origins: &str) -> CorsLayer {

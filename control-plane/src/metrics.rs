@@ -1,0 +1,226 @@
+//! Control-plane metrics, served on `NOVA_METRICS_ADDR` at `/metrics`: live streams,
+//! viewers, stream durations, and gRPC rate/errors/duration per method.
+
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use nova_runtime::{
+    metrics::{Metrics, Red},
+    shutdown,
+};
+use opentelemetry::metrics::{Gauge, Histogram};
+use tokio::net::TcpListener;
+
+/// Bucket boundaries of viewers per stream.
+const VIEWER_BUCKETS: &[f64] = &[
+    0.0, 1.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0,
+];
+/// Bucket boundaries of stream durations, in seconds (1 min to 1 day).
+const DURATION_BUCKETS: &[f64] = &[
+    60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0,
+];
+
+/// The control plane's instruments.
+#[derive(Clone)]
+pub struct CpMetrics {
+    /// The registry behind `/metrics`.
+    metrics: Metrics,
+    /// gRPC RED.
+    grpc: Red,
+    /// `nova_streaming_active_streams`.
+    active: Gauge<u64>,
+    /// `nova_streaming_peak_viewers`.
+    peak: Gauge<u64>,
+    /// `nova_streaming_viewers_total` (histogram of viewers per live stream).
+    viewers: Histogram<f64>,
+    /// `nova_streaming_stream_duration_seconds`.
+    durations: Histogram<f64>,
+}
+
+impl CpMetrics {
+    /// Creates the instruments.
+    pub fn new() -> Result<Self, String> {
+        let metrics = Metrics::new("control-plane")?;
+        let meter = metrics.meter().clone();
+        let active = meter
+            .u64_gauge("nova_streaming_active_streams")
+            .with_description("Streams ACTIVE now")
+            .build();
+        active.record(0, &[]);
+        let peak = meter
+            .u64_gauge("nova_streaming_peak_viewers")
+            .with_description(
+                "Highest concurrent viewer count of any live stream at the last sample",
+            )
+            .build();
+        peak.record(0, &[]);
+        Ok(Self {
+            grpc: metrics.red("grpc"),
+            active,
+            peak,
+            viewers: meter
+                .f64_histogram("nova_streaming_viewers_total")
+                .with_description(
+                    "Concurrent viewers per live stream, one observation per stream per sample",
+                )
+                .with_boundaries(VIEWER_BUCKETS.to_vec())
+                .build(),
+            durations: meter
+                .f64_histogram("nova_streaming_stream_duration")
+                .with_unit("s")
+                .with_description(
+                    "How long completed streams were live, first publish to completion",
+                )
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            metrics,
+        })
+    }
+
+    /// Records the live picture: active streams and the highest viewer count.
+    pub fn live(&self, active: u64, peak: u64) {
+        self.active.record(active, &[]);
+        self.peak.record(peak, &[]);
+    }
+
+    /// Records one stream's concurrent viewers (sampler leader only).
+    pub fn viewers(&self, count: i64) {
+        self.viewers.record(count.max(0) as f64, &[]);
+    }
+
+    /// Records a completed stream's live duration.
+    pub fn completed(&self, duration: Duration) {
+        self.durations.record(duration.as_secs_f64(), &[]);
+    }
+
+    /// Returns the gRPC RED tower layer.
+    pub fn grpc_layer(&self) -> GrpcRedLayer {
+        GrpcRedLayer(self.grpc.clone())
+    }
+
+    /// Serves `/metrics` on `addr` until shutdown; returns the bound address.
+    pub async fn serve(
+        &self,
+        addr: SocketAddr,
+        stop: shutdown::Signal,
+    ) -> anyhow::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (NOVA_METRICS_ADDR): {e}"))?;
+        let bound = listener.local_addr()?;
+        let metrics = self.metrics.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = metrics.clone();
+                async move { nova_runtime::metrics::exposition(&metrics) }
+            }),
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.wait())
+                .await;
+        });
+        Ok(bound)
+    }
+}
+
+/// Tower layer recording gRPC RED per method.
+#[derive(Clone)]
+pub struct GrpcRedLayer(Red);
+
+impl<S> tower::Layer<S> for GrpcRedLayer {
+    type Service = GrpcRed<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcRed {
+            inner,
+            red: self.0.clone(),
+        }
+    }
+}
+
+/// Service of [`GrpcRedLayer`].
+#[derive(Clone)]
+pub struct GrpcRed<S> {
+    /// The wrapped service.
+    inner: S,
+    /// Instruments.
+    red: Red,
+}
+
+/// Returns `path` when it names one of our methods, else `unknown` (bounded labels).
+fn method_label(path: &str) -> String {
+    let known = path.starts_with("/nova.streaming.v1.")
+        || path.starts_with("/grpc.health.v1.")
+        || path.starts_with("/grpc.reflection.");
+    if known && path.len() <= 128 {
+        path.to_owned()
+    } else {
+        "unknown".to_owned()
+    }
+}
+
+/// Returns the canonical name of a gRPC code (`NOT_FOUND`, …).
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for GrpcRed<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = method_label(request.uri().path());
+        let red = self.red.clone();
+        let started = Instant::now();
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = future.await;
+            let code = match &response {
+                Ok(r) => r
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .map(|c| code_name(tonic::Code::from_i32(c)))
+                    .unwrap_or("OK"),
+                Err(_) => "TRANSPORT_ERROR",
+            };
+            red.record_grpc(&method, code, started.elapsed());
+            response
+        })
+    }
+}

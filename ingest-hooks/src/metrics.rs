@@ -1,0 +1,124 @@
+//! Ingest metrics on `/metrics`: callback decision time, broadcast errors, HLS
+//! segment generation time, and HTTP rate/errors/duration.
+
+use std::time::Duration;
+
+use nova_runtime::metrics::{LATENCY_BUCKETS, Metrics, Red};
+use opentelemetry::{
+    KeyValue,
+    metrics::{Counter, Histogram},
+};
+
+/// Bucket boundaries of segment generation time (1 s fragments expected).
+const SEGMENT_BUCKETS: &[f64] = &[0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 20.0];
+
+/// The hooks' instruments.
+#[derive(Clone)]
+pub struct HooksMetrics {
+    /// The registry behind `/metrics`.
+    metrics: Metrics,
+    /// HTTP RED.
+    http: Red,
+    /// `nova_streaming_rtmp_ingestion_latency_seconds{callback}`.
+    decision: Histogram<f64>,
+    /// `nova_streaming_broadcast_errors_total{reason}`.
+    errors: Counter<u64>,
+    /// `nova_streaming_hls_segment_generation_seconds`.
+    segments: Histogram<f64>,
+}
+
+/// Why a broadcast went wrong (a fixed set: the `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BroadcastError {
+    /// A publish was refused (bad, rotated or completed key).
+    PublishRefused,
+    /// A live broadcaster was cut off (stream ended, key rotated).
+    CutOff,
+    /// The control plane could not be reached.
+    ControlPlaneUnavailable,
+    /// nginx sent a callback we could not parse.
+    MalformedCallback,
+    /// A callback came without the shared secret.
+    UnauthenticatedCallback,
+}
+
+impl BroadcastError {
+    fn label(self) -> &'static str {
+        match self {
+            Self::PublishRefused => "publish_refused",
+            Self::CutOff => "cut_off",
+            Self::ControlPlaneUnavailable => "control_plane_unavailable",
+            Self::MalformedCallback => "malformed_callback",
+            Self::UnauthenticatedCallback => "unauthenticated_callback",
+        }
+    }
+}
+
+impl HooksMetrics {
+    /// Creates the instruments.
+    pub fn new() -> Result<Self, String> {
+        let metrics = Metrics::new("ingest-hooks")?;
+        let meter = metrics.meter().clone();
+        let errors = meter
+            .u64_counter("nova_streaming_broadcast_errors")
+            .with_description("Broadcast failures seen at ingest, by reason")
+            .build();
+        for reason in [
+            BroadcastError::PublishRefused,
+            BroadcastError::CutOff,
+            BroadcastError::ControlPlaneUnavailable,
+            BroadcastError::MalformedCallback,
+            BroadcastError::UnauthenticatedCallback,
+        ] {
+            errors.add(0, &[KeyValue::new("reason", reason.label())]);
+        }
+        Ok(Self {
+            http: metrics.red("http"),
+            decision: meter
+                .f64_histogram("nova_streaming_rtmp_ingestion_latency")
+                .with_unit("s")
+                .with_description("Time to answer an nginx-rtmp callback, by callback")
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
+                .build(),
+            errors,
+            segments: meter
+                .f64_histogram("nova_streaming_hls_segment_generation")
+                .with_unit("s")
+                .with_description(
+                    "Time between consecutive HLS segments of a stream, from the output folder",
+                )
+                .with_boundaries(SEGMENT_BUCKETS.to_vec())
+                .build(),
+            metrics,
+        })
+    }
+
+    /// Records how long a callback took to answer.
+    pub fn callback(&self, callback: &'static str, elapsed: Duration) {
+        self.decision.record(
+            elapsed.as_secs_f64(),
+            &[KeyValue::new("callback", callback)],
+        );
+    }
+
+    /// Counts a broadcast error.
+    pub fn error(&self, error: BroadcastError) {
+        self.errors
+            .add(1, &[KeyValue::new("reason", error.label())]);
+    }
+
+    /// Records the time between two segments of a stream.
+    pub fn segment(&self, elapsed: Duration) {
+        self.segments.record(elapsed.as_secs_f64(), &[]);
+    }
+
+    /// Returns the HTTP RED instruments.
+    pub fn http(&self) -> Red {
+        self.http.clone()
+    }
+
+    /// Returns the registry.
+    pub fn registry(&self) -> &Metrics {
+        &self.metrics
+    }
+}

@@ -44,10 +44,9 @@ impl SegmentClock {
         for (stream, (number, mtime)) in newest {
             match self.latest.get_mut(stream) {
                 Some((prev_n, prev_t, seen)) if number > *prev_n => {
-                    if number == *prev_n + 1 {
-                        if let Ok(delta) = mtime.duration_since(*prev_t) {
-                            out.push(delta);
-                        }
+                    let consecutive = number == *prev_n + 1;
+                    if let (true, Ok(delta)) = (consecutive, mtime.duration_since(*prev_t)) {
+                        out.push(delta);
                     }
                     *prev_n = number;
                     *prev_t = mtime;
@@ -94,10 +93,11 @@ fn list(dir: &PathBuf) -> std::io::Result<Vec<(String, SystemTime)>> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".ts") {
-            if let Ok(mtime) = entry.metadata().and_then(|m| m.modified()) {
-                out.push((name, mtime));
-            }
+        if !name.ends_with(".ts") {
+            continue;
+        }
+        if let Ok(mtime) = entry.metadata().and_then(|m| m.modified()) {
+            out.push((name, mtime));
         }
     }
     Ok(out)

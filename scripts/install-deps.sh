@@ -41,6 +41,10 @@ if [ ! -f "$tools/node_modules/hls.js/dist/hls.min.js" ]; then
   echo "install-deps: npm install hls.js"
   npm install --silent --no-audit --no-fund --prefix "$tools" hls.js@1.7.4 >/dev/null
 fi
+if [ ! -d "$tools/node_modules/playwright-core" ]; then
+  echo "install-deps: npm install playwright-core"
+  npm install --silent --no-audit --no-fund --prefix "$tools" playwright-core@1.65.1 >/dev/null
+fi
 # The viewer page serves hls.js itself (no CDN at run time).
 mkdir -p edge/web/vendor
 cp "$tools/node_modules/hls.js/dist/hls.min.js" edge/web/vendor/hls.min.js

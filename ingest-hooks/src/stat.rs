@@ -10,7 +10,7 @@ use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use nova_proto::v1::{IngestHealth, Rendition};
 use nova_runtime::shutdown;
 
-use crate::{error::HookError, upstream::Upstream};
+use crate::{error::HookError, metrics::HooksMetrics, upstream::Upstream};
 
 /// Largest /stat document read.
 const MAX_STAT_BYTES: usize = 8 * 1024 * 1024;
@@ -135,6 +135,7 @@ pub async fn run(
     interval: Duration,
     apps: (String, String),
     upstream: Upstream,
+    metrics: HooksMetrics,
     stop: shutdown::Signal,
 ) {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
@@ -161,7 +162,9 @@ pub async fn run(
                 continue;
             }
         };
-        for (id, health) in health_by_stream(&streams, &apps.0, &apps.1) {
+        let health = health_by_stream(&streams, &apps.0, &apps.1);
+        metrics.qualities(&health.values().map(|h| h.height).collect::<Vec<_>>());
+        for (id, health) in health {
             match upstream
                 .report_health(format!("streams/{id}"), health)
                 .await

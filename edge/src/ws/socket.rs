@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::{error::ApiError, json, state::AppState, ws::queue::Next};
+use crate::{error::ApiError, json, metrics::SocketFailure, state::AppState, ws::queue::Next};
 
 /// Close code: the stream does not exist.
 pub const CLOSE_NOT_FOUND: u16 = 4404;
@@ -103,6 +103,7 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
             return close(socket, CLOSE_NOT_FOUND, "stream not found").await;
         }
         Err(_) => {
+            state.metrics().socket_failed(SocketFailure::Unavailable);
             return close(
                 socket,
                 CLOSE_UNAVAILABLE,
@@ -122,6 +123,7 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
             return close(socket, 4410, "stream has completed").await;
         }
         Err(_) => {
+            state.metrics().socket_failed(SocketFailure::Unavailable);
             return close(
                 socket,
                 CLOSE_UNAVAILABLE,
@@ -193,6 +195,12 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
                 }
             }
         };
+    }
+    match &outcome {
+        Ok(Some((CLOSE_TOO_SLOW, _))) => state.metrics().socket_failed(SocketFailure::TooSlow),
+        Ok(Some((1000, "idle"))) => state.metrics().socket_failed(SocketFailure::Idle),
+        Err(_) => state.metrics().socket_failed(SocketFailure::SendFailed),
+        _ => {}
     }
     if let Ok(Some((code, reason))) = outcome {
         let _ = tx

@@ -15,6 +15,7 @@ pub mod ffmpeg;
 pub mod hls;
 pub mod http;
 pub mod live;
+pub mod prometheus;
 pub mod rtmp;
 pub mod tools;
 pub mod wait;

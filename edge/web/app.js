@@ -111,7 +111,7 @@ function renderList(streams) {
 // `novaPlayer.hls` is replaced on every (re)load; tests read it through this object.
 const player = {
   video: $('player'), hls: null, url: null,
-  socket: null, streamId: null, retry: 0, retryTimer: null,
+  socket: null, streamId: null, retry: 0, retryTimer: null, connectedAt: 0,
 };
 window.novaPlayer = player;
 
@@ -209,7 +209,7 @@ function showStatus(status) {
 function onEvent(m) {
   switch (m.type) {
     case 'snapshot':
-      player.retry = 0; // a healthy connection: the next failure starts over at 1 s
+      player.connectedAt = Date.now();
       setText('stream-title', m.title);
       setText('viewer-count', m.viewer_count);
       setText('peak-viewers', m.peak_viewers);
@@ -262,7 +262,10 @@ function connect(id) {
       return;
     }
     // Anything else (1001 shutdown, 1011 control plane down, 4408 too slow, network
-    // loss) is temporary: reconnect after 1 s, 2 s, 4 s … at most 15 s.
+    // loss) is temporary: reconnect after 1 s, 2 s, 4 s … at most 15 s. The backoff
+    // starts over only after a connection that stayed up for a while.
+    if (player.connectedAt && Date.now() - player.connectedAt > 30000) player.retry = 0;
+    player.connectedAt = 0;
     const delay = Math.min(15000, 1000 * 2 ** player.retry++);
     if (player.video.paused || !player.url) message(`Connection lost, retrying in ${Math.round(delay / 1000)} s…`);
     player.retryTimer = setTimeout(() => { if (player.streamId === id) connect(id); }, delay);

@@ -110,29 +110,29 @@ mod tests {
     #[test]
     fn new_consecutive_segments_yield_their_generation_time() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
-        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut clock = SegmentClock::default();
+        let first = [
+            ("a-3.ts".to_owned(), at(1000)),
+            ("a-2.ts".to_owned(), at(0)),
+        ];
         assert!(
-            clock
-                .observe(
-                    &[("a-3.ts".into(), at(0.0)), ("a-2.ts".into(), at(-1.0))],
-                    at(0.0)
-                )
-                .is_empty()
+            clock.observe(&first, at(1000)).is_empty(),
+            "the first listing is the baseline"
         );
-        let seen = clock.observe(
-            &[
-                ("a-3.ts".into(), at(0.0)),
-                ("a-4.ts".into(), at(1.2)),
-                ("x.m3u8".into(), at(1.2)),
-            ],
-            at(1.3),
+        let next = [
+            ("a-3.ts".to_owned(), at(1000)),
+            ("a-4.ts".to_owned(), at(2200)),
+            ("x.m3u8".to_owned(), at(2200)),
+        ];
+        assert_eq!(
+            clock.observe(&next, at(2300)),
+            vec![Duration::from_millis(1200)]
         );
-        assert_eq!(seen, vec![Duration::from_secs_f64(1.2)]);
         // A jump (missed listing) gives no figure rather than a wrong one.
         assert!(
             clock
-                .observe(&[("a-7.ts".into(), at(5.0))], at(5.0))
+                .observe(&[("a-7.ts".to_owned(), at(6000))], at(6000))
                 .is_empty()
         );
     }

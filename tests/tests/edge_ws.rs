@@ -198,18 +198,21 @@ async fn five_viewers_see_the_same_events_while_a_broadcaster_streams() {
         .map(String::as_str)
         .filter(|e| *e != "quality_changed")
         .collect();
-    assert!(
-        tail.ends_with(&[
+    assert_eq!(
+        tail,
+        [
             "started resumed=false",
             "count 6",
             "count 5",
             "ended completed ended_by_owner"
-        ]),
-        "the lifecycle and every count change, in order: {:?}",
-        sequences[0]
+        ],
+        "the lifecycle and every count change, in order, nothing stale or repeated"
     );
     for s in &sequences[1..] {
-        assert_eq!(s, &sequences[0], "every viewer sees the same sequence");
+        assert_eq!(
+            s, &sequences[0],
+            "every viewer sees the same sequence: {sequences:?}"
+        );
     }
     live.shutdown().await;
     e.shutdown().await.unwrap();

@@ -81,13 +81,13 @@ impl Hub {
             return;
         };
         let frame = Utf8Bytes::from(value.to_string());
-        let peak = match &event.kind {
-            Some(Kind::ViewerCountChanged(c)) => Some(c.peak_viewers),
+        let figures = match &event.kind {
+            Some(Kind::ViewerCountChanged(c)) => Some((c.viewer_count, c.peak_viewers)),
             _ => None,
         };
         for queue in queues {
-            match peak {
-                Some(peak) => queue.push_count(frame.clone(), peak),
+            match figures {
+                Some((count, peak)) => queue.push_count(frame.clone(), count, peak),
                 None => queue.push_lifecycle(frame.clone()),
             }
         }

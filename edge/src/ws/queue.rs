@@ -24,6 +24,9 @@ struct Pending {
     /// Highest peak the socket has been told; a count with a lower peak was produced
     /// before something the socket already saw, so it is stale and dropped.
     peak_floor: i64,
+    /// The (count, peak) the socket was last given; the same figures again are not
+    /// news and are dropped.
+    last: Option<(i64, i64)>,
     /// Set when `lifecycle` outgrew the limit: the socket must be closed.
     overflowed: bool,
 }
@@ -59,26 +62,31 @@ impl SocketQueue {
         self.notify.notify_one();
     }
 
-    /// Queues a viewer-count frame carrying `peak`, replacing an unsent older one;
-    /// drops it when it is older than what the socket already knows.
-    pub fn push_count(&self, frame: Utf8Bytes, peak: i64) {
+    /// Queues a viewer-count frame carrying `count` and `peak`, replacing an unsent
+    /// older one; drops it when it is older than, or the same as, what the socket
+    /// already knows.
+    pub fn push_count(&self, frame: Utf8Bytes, count: i64, peak: i64) {
         let mut state = self.lock();
-        if peak < state.peak_floor {
+        if peak < state.peak_floor || state.last == Some((count, peak)) {
             return;
         }
         state.peak_floor = peak;
+        state.last = Some((count, peak));
         state.count = Some((frame, peak));
         drop(state);
         self.notify.notify_one();
     }
 
-    /// Records the peak a snapshot told the socket, dropping a queued older count.
-    pub fn raise_peak_floor(&self, peak: i64) {
+    /// Records the figures a snapshot told the socket, dropping a queued count that
+    /// is older or the same.
+    pub fn snapshot_sent(&self, count: i64, peak: i64) {
         let mut state = self.lock();
         state.peak_floor = state.peak_floor.max(peak);
-        if state.count.as_ref().is_some_and(|(_, p)| *p < peak) {
+        if state.count.as_ref().is_some_and(|(_, p)| *p < peak) || state.last == Some((count, peak))
+        {
             state.count = None;
         }
+        state.last = Some((count, peak));
     }
 
     /// Waits until something is queued, then takes it all: lifecycle frames first,
@@ -112,17 +120,18 @@ mod tests {
     #[tokio::test]
     async fn stale_counts_are_dropped_lifecycle_kept_and_overflow_closes() {
         let q = SocketQueue::new(2);
-        q.push_count("c1".into(), 1);
+        q.push_count("c1".into(), 1, 1);
         q.push_lifecycle("started".into());
-        q.push_count("c2".into(), 2);
+        q.push_count("c2".into(), 2, 2);
         assert_eq!(
             q.next().await,
             Next::Send(vec!["started".into(), "c2".into()])
         );
-        q.push_count("queued".into(), 4);
-        q.raise_peak_floor(5);
-        q.push_count("stale".into(), 3);
-        q.push_count("fresh".into(), 5);
+        q.push_count("queued".into(), 4, 4);
+        q.snapshot_sent(5, 5);
+        q.push_count("stale".into(), 3, 3);
+        q.push_count("same as the snapshot".into(), 5, 5);
+        q.push_count("fresh".into(), 4, 5);
         assert_eq!(q.next().await, Next::Send(vec!["fresh".into()]));
         q.push_lifecycle("a".into());
         q.push_lifecycle("b".into());

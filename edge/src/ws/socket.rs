@@ -141,7 +141,9 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
         .await
         .map(|r| r.into_inner())
         .unwrap_or_default();
-    registration.queue.raise_peak_floor(figures.peak_viewers);
+    registration
+        .queue
+        .snapshot_sent(figures.viewer_count, figures.peak_viewers);
     let snapshot = json!({
         "type": "snapshot",
         "stream_id": stream.stream_id,

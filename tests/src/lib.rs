@@ -16,7 +16,7 @@ pub mod hls;
 pub mod http;
 pub mod live;
 pub mod prometheus;
-pub mod rtmp;
+pub mod publisher;
 pub mod tools;
 pub mod wait;
 

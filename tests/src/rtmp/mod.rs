@@ -1,1 +1,0 @@
-//! A small RTMP test publisher (being written).

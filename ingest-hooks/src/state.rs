@@ -15,6 +15,8 @@ struct Inner {
     upstream: Upstream,
     /// Instruments.
     metrics: HooksMetrics,
+    /// RTMP players on this node: nginx client id → viewer session id.
+    players: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl AppState {
@@ -24,7 +26,27 @@ impl AppState {
             config,
             upstream,
             metrics,
+            players: std::sync::Mutex::default(),
         }))
+    }
+
+    /// Records the session of an RTMP player.
+    pub fn add_player(&self, client_id: &str, session_id: String) {
+        self.players().insert(client_id.to_owned(), session_id);
+    }
+
+    /// Returns the session of an RTMP player.
+    pub fn player(&self, client_id: &str) -> Option<String> {
+        self.players().get(client_id).cloned()
+    }
+
+    /// Forgets an RTMP player; returns its session.
+    pub fn remove_player(&self, client_id: &str) -> Option<String> {
+        self.players().remove(client_id)
+    }
+
+    fn players(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.0.players.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Returns the instruments.

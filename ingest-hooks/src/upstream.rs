@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use nova_proto::v1::{
-    AuthorizePublishRequest, IngestHealth, IngestHeartbeatRequest, PublishEndedRequest,
-    ReportIngestHealthRequest, Stream, ingest_service_client::IngestServiceClient,
+    AuthorizePublishRequest, HeartbeatRequest, IngestHealth, IngestHeartbeatRequest,
+    JoinSessionRequest, LeaveSessionRequest, PublishEndedRequest, ReportIngestHealthRequest,
+    Stream, ViewerKind, ingest_service_client::IngestServiceClient,
+    session_service_client::SessionServiceClient,
 };
 use tonic::{
     Code, Request, Status,
@@ -48,6 +50,8 @@ pub struct Node {
 pub struct Upstream {
     /// The gRPC client; the channel connects lazily and reconnects by itself.
     client: IngestServiceClient<InterceptedService<Channel, Bearer>>,
+    /// Viewer sessions of RTMP players, on the same channel.
+    sessions: SessionServiceClient<InterceptedService<Channel, Bearer>>,
     /// This node.
     node: Node,
 }
@@ -65,7 +69,8 @@ impl Upstream {
                 .map_err(|_| anyhow::anyhow!("NOVA_SERVICE_TOKEN: not valid in a header"))?,
         );
         Ok(Self {
-            client: IngestServiceClient::with_interceptor(channel, bearer),
+            client: IngestServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            sessions: SessionServiceClient::with_interceptor(channel, bearer),
             node,
         })
     }
@@ -146,6 +151,46 @@ impl Upstream {
                 ingest_node: self.node.id.clone(),
                 health: Some(health),
             })
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+impl Upstream {
+    /// Starts a viewer session for an RTMP player of stream `name`; returns its id.
+    pub async fn join_player(&self, name: String) -> Result<String, HookError> {
+        let answer = self
+            .sessions
+            .clone()
+            .join_session(JoinSessionRequest {
+                name,
+                viewer_id: String::new(),
+                kind: ViewerKind::Rtmp.into(),
+                node: self.node.id.clone(),
+            })
+            .await
+            .map_err(classify)?;
+        Ok(answer.into_inner().session_id)
+    }
+
+    /// Keeps an RTMP player's session alive.
+    pub async fn renew_player(&self, session_id: String) -> Result<(), HookError> {
+        self.sessions
+            .clone()
+            .heartbeat(HeartbeatRequest {
+                session_ids: vec![session_id],
+            })
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// Ends an RTMP player's session.
+    pub async fn leave_player(&self, session_id: String) -> Result<(), HookError> {
+        self.sessions
+            .clone()
+            .leave_session(LeaveSessionRequest { session_id })
             .await
             .map_err(classify)?;
         Ok(())

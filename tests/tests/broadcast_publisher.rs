@@ -217,3 +217,90 @@ async fn hls_segments_and_dash_from_the_publisher_decode_and_never_carry_the_key
     task.stop().await;
     live.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rtmp_players_are_counted_as_viewers_while_they_play() {
+    let mut live = LiveStack::start(LiveOptions::default()).await;
+    let (stream, key) = live.create_stream("rtmp viewers").await;
+    let task = publish(&live.publish_url(&key))
+        .await
+        .unwrap()
+        .spawn(Flv::fixture(), LONG);
+    live.wait_for_status(&stream.name, StreamStatus::Active, Duration::from_secs(10))
+        .await;
+    let mut sessions = nova_tests::clients::sessions(&live.ctx.url(), &live.ctx.token).await;
+    let count = |mut sessions: nova_tests::clients::Sessions, name: String| async move {
+        sessions
+            .get_viewer_count(nova_proto::v1::GetViewerCountRequest { name })
+            .await
+            .map(|r| r.into_inner().viewer_count)
+            .map_err(|e| e.to_string())
+    };
+    let player_url = format!(
+        "rtmp://127.0.0.1:{}/stream/{}",
+        live.nginx.settings().rtmp_port,
+        stream.stream_id
+    );
+    let mut player = tokio::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-i",
+            &player_url,
+            "-t",
+            "4",
+            "-f",
+            "null",
+            "-",
+        ])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait::until(
+        "the RTMP player to be counted",
+        Duration::from_secs(10),
+        || async {
+            match count(sessions.clone(), stream.name.clone()).await? {
+                1 => Ok(()),
+                n => Err(format!("{n} viewers")),
+            }
+        },
+    )
+    .await;
+    let status = tokio::time::timeout(Duration::from_secs(20), player.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "the RTMP player played: {status}");
+    wait::until(
+        "the RTMP player to leave",
+        Duration::from_secs(10),
+        || async {
+            match count(sessions.clone(), stream.name.clone()).await? {
+                0 => Ok(()),
+                n => Err(format!("{n} viewers")),
+            }
+        },
+    )
+    .await;
+    // Playing the ingest application (stream names are keys there) is refused.
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i"])
+        .arg(live.publish_url(&key))
+        .args(["-t", "1", "-f", "null", "-"])
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(20), out)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.status.success(), "playing live/<key> must fail");
+    let _ = sessions
+        .get_viewer_count(nova_proto::v1::GetViewerCountRequest {
+            name: stream.name.clone(),
+        })
+        .await;
+    task.stop().await;
+    live.shutdown().await;
+}

@@ -19,13 +19,10 @@ pub async fn handle(state: &AppState, callback: Callback) -> Result<Response, Ho
             origin,
             name,
             relay,
-        } => play::start(state, &origin, &name, relay),
-        Callback::PlayDone {
-            origin,
-            name,
-            relay,
-        } => play::stop(state, &origin, &name, relay),
-        Callback::UpdatePlay { .. } | Callback::Done { .. } | Callback::Other { .. } => Ok(ok()),
+        } => play::start(state, &origin, &name, relay).await,
+        Callback::PlayDone { origin, .. } => play::stop(state, &origin).await,
+        Callback::UpdatePlay { origin, .. } => play::renew(state, &origin).await,
+        Callback::Done { .. } | Callback::Other { .. } => Ok(ok()),
     }
 }
 

@@ -1,12 +1,14 @@
-//! `on_play` / `on_play_done`: players of the public application are recorded;
-//! nginx's own relay is ignored; playing the ingest application (where names are
-//! stream keys) is refused.
+//! RTMP players: `on_play` of the public application starts a viewer session
+//! (refused for unknown or completed streams), `on_update` renews it, `on_play_done`
+//! ends it. nginx's own relay and our ABR transcoder are not viewers; playing the
+//! ingest application (where names are stream keys) is refused.
 
 use axum::response::Response;
 
 use crate::{callback::Origin, error::HookError, state::AppState};
 
-pub(super) fn start(
+/// `on_play`.
+pub(super) async fn start(
     state: &AppState,
     origin: &Origin,
     name: &str,
@@ -20,25 +22,40 @@ pub(super) fn start(
             "play the public application, not the ingest one".into(),
         ));
     }
-    tracing::info!(stream.id = %public_id(name), client.id = %origin.client_id, "rtmp player joined");
-    Ok(super::ok())
+    let id =
+        uuid::Uuid::try_parse(name).map_err(|_| HookError::Refused("unknown stream".into()))?;
+    match state.upstream().join_player(format!("streams/{id}")).await {
+        Ok(session) => {
+            tracing::info!(stream.id = %id, client.id = %origin.client_id, "rtmp player joined");
+            state.add_player(&origin.client_id, session);
+            Ok(super::ok())
+        }
+        // Counting viewers must not stop anyone from watching.
+        Err(HookError::Upstream(status)) => {
+            tracing::warn!(grpc.code = ?status.code(), "could not record an rtmp player");
+            Ok(super::ok())
+        }
+        Err(refused) => Err(refused),
+    }
 }
 
-pub(super) fn stop(
-    state: &AppState,
-    origin: &Origin,
-    name: &str,
-    relay: bool,
-) -> Result<Response, HookError> {
-    if !relay && origin.app != state.config().ingest_app {
-        tracing::info!(stream.id = %public_id(name), client.id = %origin.client_id, "rtmp player left");
+/// `on_update` of a player.
+pub(super) async fn renew(state: &AppState, origin: &Origin) -> Result<Response, HookError> {
+    if let Some(session) = state.player(&origin.client_id) {
+        if let Err(err) = state.upstream().renew_player(session).await {
+            tracing::warn!(error = %err, "could not renew an rtmp player's session");
+        }
     }
     Ok(super::ok())
 }
 
-/// Returns `name` when it is a stream id, else a placeholder: never log what may be a key.
-fn public_id(name: &str) -> String {
-    uuid::Uuid::try_parse(name)
-        .map(|id| id.to_string())
-        .unwrap_or_else(|_| "(not a stream id)".into())
+/// `on_play_done`.
+pub(super) async fn stop(state: &AppState, origin: &Origin) -> Result<Response, HookError> {
+    if let Some(session) = state.remove_player(&origin.client_id) {
+        tracing::info!(client.id = %origin.client_id, "rtmp player left");
+        if let Err(err) = state.upstream().leave_player(session).await {
+            tracing::warn!(error = %err, "could not end an rtmp player's session; it will expire");
+        }
+    }
+    Ok(super::ok())
 }

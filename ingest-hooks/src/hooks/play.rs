@@ -41,10 +41,11 @@ pub(super) async fn start(
 
 /// `on_update` of a player.
 pub(super) async fn renew(state: &AppState, origin: &Origin) -> Result<Response, HookError> {
-    if let Some(session) = state.player(&origin.client_id) {
-        if let Err(err) = state.upstream().renew_player(session).await {
-            tracing::warn!(error = %err, "could not renew an rtmp player's session");
-        }
+    let Some(session) = state.player(&origin.client_id) else {
+        return Ok(super::ok());
+    };
+    if let Err(err) = state.upstream().renew_player(session).await {
+        tracing::warn!(error = %err, "could not renew an rtmp player's session");
     }
     Ok(super::ok())
 }

@@ -3,29 +3,17 @@
 
 use std::time::Duration;
 
+use nova_runtime::grpc::Bearer;
+
 use nova_proto::v1::{
     analytics_service_client::AnalyticsServiceClient, event_service_client::EventServiceClient,
     session_service_client::SessionServiceClient, stream_service_client::StreamServiceClient,
 };
 use tonic::{
     Request, Status,
-    metadata::{Ascii, MetadataValue},
     service::interceptor::InterceptedService,
     transport::{Channel, Endpoint},
 };
-
-/// Adds the service token to every call.
-#[derive(Clone)]
-pub struct Bearer(MetadataValue<Ascii>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
 
 type Svc = InterceptedService<Channel, Bearer>;
 
@@ -56,11 +44,7 @@ impl Upstream {
         let streaming = endpoint
             .http2_keep_alive_interval(Duration::from_secs(20))
             .connect_lazy();
-        let bearer = Bearer(
-            format!("Bearer {token}")
-                .parse()
-                .map_err(|_| anyhow::anyhow!("NOVA_SERVICE_TOKEN: not valid in a header"))?,
-        );
+        let bearer = Bearer::new(token).map_err(|e| anyhow::anyhow!(e))?;
         Ok(Self {
             streams: StreamServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             sessions: SessionServiceClient::with_interceptor(channel.clone(), bearer.clone()),

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use nova_runtime::grpc::Bearer;
+
 use nova_proto::v1::{
     AuthorizePublishRequest, HeartbeatRequest, IngestHealth, IngestHeartbeatRequest,
     JoinSessionRequest, LeaveSessionRequest, PublishEndedRequest, ReportIngestHealthRequest,
@@ -10,8 +12,7 @@ use nova_proto::v1::{
     session_service_client::SessionServiceClient,
 };
 use tonic::{
-    Code, Request, Status,
-    metadata::MetadataValue,
+    Code, Status,
     service::interceptor::InterceptedService,
     transport::{Channel, Endpoint},
 };
@@ -20,19 +21,6 @@ use crate::{
     callback::{Origin, StreamKey},
     error::HookError,
 };
-
-/// Adds the service token to every call.
-#[derive(Clone)]
-pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
 
 /// Who this ingest node is, sent along with publish decisions.
 #[derive(Debug, Clone)]
@@ -63,11 +51,7 @@ impl Upstream {
             .connect_timeout(timeout)
             .timeout(timeout)
             .connect_lazy();
-        let bearer = Bearer(
-            format!("Bearer {token}")
-                .parse()
-                .map_err(|_| anyhow::anyhow!("NOVA_SERVICE_TOKEN: not valid in a header"))?,
-        );
+        let bearer = Bearer::new(token).map_err(|e| anyhow::anyhow!(e))?;
         Ok(Self {
             client: IngestServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             sessions: SessionServiceClient::with_interceptor(channel, bearer),

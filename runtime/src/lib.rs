@@ -1,8 +1,10 @@
 //! What every Nova Streaming binary shares: `shutdown` (one signal fanned out to
-//! every task), `telemetry` (tracing set-up), and `config` value types (secrets that
-//! never print, durations like `250ms`).
+//! every task), `telemetry` (tracing set-up), `metrics` (Prometheus through
+//! OpenTelemetry, RED instruments), `grpc` (the service-token interceptor), and
+//! `config` value types (secrets that never print, durations like `250ms`).
 
 pub mod config;
+pub mod grpc;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;

@@ -62,3 +62,13 @@ pub fn stream_to_proto(row: &StreamRow) -> v1::Stream {
             .map(|h| super::ingest_service::health_to_proto(&h)),
     }
 }
+
+/// Converts a rendition to its proto.
+pub fn rendition_to_proto(r: &crate::service::events::Rendition) -> v1::Rendition {
+    v1::Rendition {
+        name: r.name.clone(),
+        width: r.width,
+        height: r.height,
+        bitrate_kbps: r.bitrate_kbps,
+    }
+}

@@ -131,12 +131,7 @@ pub fn event_to_proto(event: &LiveEvent) -> StreamEvent {
                 Event::QualityChanged { renditions } => Kind::QualityChanged(QualityChanged {
                     renditions: renditions
                         .iter()
-                        .map(|r| v1::Rendition {
-                            name: r.name.clone(),
-                            width: r.width,
-                            height: r.height,
-                            bitrate_kbps: r.bitrate_kbps,
-                        })
+                        .map(super::convert::rendition_to_proto)
                         .collect(),
                 }),
             }),

@@ -165,12 +165,7 @@ pub fn health_to_proto(h: &Health) -> v1::IngestHealth {
         renditions: h
             .renditions
             .iter()
-            .map(|r| v1::Rendition {
-                name: r.name.clone(),
-                width: r.width,
-                height: r.height,
-                bitrate_kbps: r.bitrate_kbps,
-            })
+            .map(super::convert::rendition_to_proto)
             .collect(),
     }
 }

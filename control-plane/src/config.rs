@@ -18,6 +18,7 @@
 //! | `NOVA_REAPER_INTERVAL` | `1s` | time between reaper sweeps |
 //! | `NOVA_SHUTDOWN_GRACE` | `10s` | how long in-flight calls may finish on shutdown |
 //! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
+//! | `NOVA_MIGRATE_ONLY` | `false` | migrate the database and exit (`--migrate-only`) |
 //! | `RUST_LOG` | `info` | log filter |
 
 use std::{net::SocketAddr, time::Duration};
@@ -95,6 +96,9 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "NOVA_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+    /// Apply pending migrations, then exit instead of serving (a Kubernetes Job).
+    #[arg(long, env = "NOVA_MIGRATE_ONLY")]
+    pub migrate_only: bool,
 }
 
 impl Config {

@@ -1,8 +1,9 @@
-//! `nova-control-plane`: reads its config, serves gRPC until SIGINT/SIGTERM.
+//! `nova-control-plane`: reads its config, serves gRPC until SIGINT/SIGTERM (or, with
+//! `--migrate-only`, migrates the database and exits).
 
 use std::process::ExitCode;
 
-use nova_control_plane::{Config, shutdown, start, telemetry};
+use nova_control_plane::{Config, db, shutdown, start, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -14,6 +15,18 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(config.log_format);
+    if config.migrate_only {
+        return match db::migrate(config.database_url.expose()).await {
+            Ok(applied) => {
+                tracing::info!(migrations.applied = applied, "database migrated; exiting");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                tracing::error!(error = %format!("{err:#}"), "migration failed");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let server = match start(&config).await {
         Ok(server) => server,
         Err(err) => {

@@ -10,7 +10,8 @@
 //! | `NOVA_JWT_RS256_PUBLIC_KEY` | (none) | path of a PEM RS256 public key verifying bearer JWTs |
 //! | `NOVA_JWT_ISSUER` / `NOVA_JWT_AUDIENCE` | (none) | required `iss` / `aud`, when set |
 //! | `NOVA_CORS_ORIGINS` | `*` | allowed browser origins, comma-separated |
-//! | `NOVA_MUTATIONS_PER_MINUTE` | `60` | per-IP rate limit on POST/DELETE |
+//! | `NOVA_MUTATIONS_PER_MINUTE` | `60` | per-client rate limit on POST/DELETE |
+//! | `NOVA_TRUSTED_PROXIES` | (none) | proxies whose `X-Forwarded-For` names the client, e.g. `10.0.0.0/8` |
 //! | `NOVA_MAX_BODY_BYTES` | `16384` | largest request body |
 //! | `NOVA_WEB_DIR` | `edge/web` of the source tree | the viewer page's files |
 //! | `NOVA_WS_QUEUE` | `64` | lifecycle events a socket may fall behind before it is closed |
@@ -22,6 +23,8 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
+
+use crate::ratelimit::TrustedProxies;
 pub use nova_runtime::{LogFormat, Secret, parse_duration};
 
 /// Edge configuration; see the module docs for every variable.
@@ -66,6 +69,10 @@ pub struct Config {
     /// Per-IP rate limit on mutations, per minute.
     #[arg(long, env = "NOVA_MUTATIONS_PER_MINUTE", default_value_t = 60)]
     pub mutations_per_minute: u32,
+    /// Proxies (comma-separated addresses or CIDR networks) whose `X-Forwarded-For`
+    /// names the client for rate limiting; empty trusts none.
+    #[arg(long, env = "NOVA_TRUSTED_PROXIES", default_value = "", value_parser = TrustedProxies::parse)]
+    pub trusted_proxies: TrustedProxies,
     /// Largest request body in bytes.
     #[arg(long, env = "NOVA_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
@@ -94,15 +101,9 @@ impl Config {
 
     /// Checks values clap cannot.
     pub fn validate(&self) -> Result<(), String> {
-        if self.service_token.expose().len() < 16 {
-            return Err("NOVA_SERVICE_TOKEN: needs at least 16 characters".into());
-        }
-        if self
-            .jwt_hs256_secret
-            .as_ref()
-            .is_some_and(|s| s.expose().len() < 32)
-        {
-            return Err("NOVA_JWT_HS256_SECRET: needs at least 32 characters".into());
+        self.service_token.require_len("NOVA_SERVICE_TOKEN", 16)?;
+        if let Some(secret) = &self.jwt_hs256_secret {
+            secret.require_len("NOVA_JWT_HS256_SECRET", 32)?;
         }
         if self.ws_queue == 0 || self.mutations_per_minute == 0 {
             return Err("NOVA_WS_QUEUE and NOVA_MUTATIONS_PER_MINUTE must be positive".into());

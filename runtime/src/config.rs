@@ -11,6 +11,15 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Checks the secret has at least `min` characters; the error names `var`, never
+    /// the value.
+    pub fn require_len(&self, var: &str, min: usize) -> Result<(), String> {
+        if self.0.chars().count() < min {
+            return Err(format!("{var}: needs at least {min} characters"));
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for Secret {

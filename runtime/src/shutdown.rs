@@ -51,3 +51,66 @@ pub async fn os_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
 }
+
+/// An interval that waits a full period after a late tick instead of bursting to
+/// catch up.
+pub fn steady(period: std::time::Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
+}
+
+/// A steady clock that stops with shutdown: `while ticker.tick().await { … }`.
+/// The first tick is immediate.
+#[derive(Debug)]
+pub struct Ticker {
+    interval: tokio::time::Interval,
+    stop: watch::Receiver<bool>,
+}
+
+impl Ticker {
+    /// Ticks every `period` until `stop` fires.
+    pub fn new(period: std::time::Duration, stop: Signal) -> Self {
+        Self {
+            interval: steady(period),
+            stop: stop.0,
+        }
+    }
+
+    /// Waits for the next tick; `false` once shutdown was triggered.
+    pub async fn tick(&mut self) -> bool {
+        if *self.stop.borrow() {
+            return false;
+        }
+        tokio::select! {
+            _ = self.stop.wait_for(|fired| *fired) => false,
+            _ = self.interval.tick() => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ticker_ticks_until_shutdown_then_stays_stopped() {
+        let (trigger, signal) = channel();
+        let mut ticker = Ticker::new(Duration::from_secs(1), signal);
+        assert!(ticker.tick().await, "first tick is immediate");
+        assert!(ticker.tick().await, "second tick after one period");
+        trigger.fire();
+        assert!(!ticker.tick().await, "stopped after the trigger");
+        assert!(!ticker.tick().await, "and stays stopped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_trigger_stops_the_ticker() {
+        let (trigger, signal) = channel();
+        let mut ticker = Ticker::new(Duration::from_secs(3600), signal);
+        assert!(ticker.tick().await);
+        drop(trigger);
+        assert!(!ticker.tick().await, "a lost trigger means shutdown");
+    }
+}

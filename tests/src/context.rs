@@ -179,5 +179,6 @@ fn config(database_url: &str, redis_url: &str, token: &str) -> Config {
         reaper_interval: Duration::from_millis(200),
         shutdown_grace: Duration::from_secs(2),
         log_format: LogFormat::Text,
+        migrate_only: false,
     }
 }

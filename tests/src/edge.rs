@@ -31,6 +31,7 @@ pub fn config(ctx: &TestContext, node: &str) -> nova_edge::Config {
         jwt_audience: None,
         cors_origins: "*".into(),
         mutations_per_minute: 600,
+        trusted_proxies: nova_edge::ratelimit::TrustedProxies::default(),
         max_body_bytes: 16 * 1024,
         web_dir: crate::tools::workspace_root().join("edge/web"),
         ws_queue: 64,
@@ -86,11 +87,25 @@ pub struct Reply {
 
 /// Sends `method url` with an optional bearer token and JSON body.
 pub async fn call(method: &str, url: &str, bearer: Option<&str>, body: Option<&str>) -> Reply {
+    call_with(method, url, bearer, body, &[]).await
+}
+
+/// Like [`call`], with extra request headers.
+pub async fn call_with(
+    method: &str,
+    url: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Reply {
     use http_body_util::{BodyExt, Full};
     use hyper_util::{client::legacy::Client, rt::TokioExecutor};
     let client: Client<_, Full<hyper::body::Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let mut request = hyper::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     if let Some(token) = bearer {
         request = request.header("authorization", format!("Bearer {token}"));
     }

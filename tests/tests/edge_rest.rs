@@ -5,7 +5,7 @@
 
 use nova_tests::{
     TestContext,
-    edge::{self, call, jwt},
+    edge::{self, call, call_with, jwt},
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -297,5 +297,55 @@ async fn mutations_are_rate_limited_per_address_and_cors_preflights_pass() {
     assert!(answer.status().is_success());
     assert_eq!(answer.headers()["access-control-allow-origin"], "*");
     let _ = answer.into_body().collect().await;
+
+    // Without trusted proxies a forged X-Forwarded-For does not buy a fresh bucket.
+    let forged = call_with(
+        "POST",
+        &url,
+        Some(&alice),
+        Some(r#"{"title":"x"}"#),
+        &[("x-forwarded-for", "198.51.100.1")],
+    )
+    .await;
+    assert_eq!(forged.status, 429, "X-Forwarded-For from an untrusted peer");
+    e.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
+    let ctx = TestContext::start().await;
+    let mut config = edge::config(&ctx, "edge-a");
+    config.mutations_per_minute = 2;
+    config.trusted_proxies = nova_edge::ratelimit::TrustedProxies::parse("127.0.0.0/8").unwrap();
+    let e = nova_edge::start(&config).await.unwrap();
+    let url = format!("http://{}/api/v1/streams", e.addr);
+    let alice = jwt("alice");
+    let post = |client: &'static str| {
+        let (url, alice) = (url.clone(), alice.clone());
+        async move {
+            call_with(
+                "POST",
+                &url,
+                Some(&alice),
+                Some(r#"{"title":"x"}"#),
+                &[("x-forwarded-for", client)],
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(post("198.51.100.1").await, 201);
+    assert_eq!(post("198.51.100.1").await, 201);
+    assert_eq!(post("198.51.100.1").await, 429, "client 1 used its two");
+    assert_eq!(
+        post("198.51.100.2").await,
+        201,
+        "client 2 has a bucket of its own"
+    );
+    assert_eq!(
+        post("198.51.100.1, 203.0.113.9").await,
+        201,
+        "the right-most untrusted hop is the client, not what it claims before it"
+    );
     e.shutdown().await.unwrap();
 }

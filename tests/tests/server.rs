@@ -90,3 +90,45 @@ async fn replicas_starting_together_migrate_once() {
         replica.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_with_migrate_only_migrates_and_exits_without_serving() {
+    let engines = context::Engines::get();
+    let url = engines.fresh_database().await;
+    let run = || {
+        let mut command = tokio::process::Command::new(
+            nova_stack::stack::sibling_binary("nova-control-plane").expect("binary built"),
+        );
+        command
+            .arg("--migrate-only")
+            .env("NOVA_DATABASE_URL", &url)
+            .env("NOVA_SERVICE_TOKEN", context::random_token())
+            .env("NOVA_GRPC_ADDR", "127.0.0.1:0")
+            .env("NOVA_METRICS_ADDR", "127.0.0.1:0")
+            .kill_on_drop(true);
+        command
+    };
+    for round in ["fresh database", "already migrated"] {
+        let mut command = run();
+        let out = tokio::time::timeout(Duration::from_secs(30), command.output())
+            .await
+            .unwrap_or_else(|_| panic!("{round}: --migrate-only did not exit within 30 s"))
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{round}: exit {:?}\n{log}",
+            out.status
+        );
+        assert!(log.contains("database migrated; exiting"), "{round}: {log}");
+    }
+    let mut db =
+        <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&url)
+            .await
+            .unwrap();
+    diesel::sql_query("SELECT 1 FROM streams LIMIT 1")
+        .execute(&mut db)
+        .await
+        .expect("the streams table exists after --migrate-only");
+}

@@ -171,10 +171,8 @@ impl Analytics {
 
 /// Samples every `interval` and sweeps expired sessions every second until shutdown.
 pub async fn run(analytics: Analytics, interval: Duration, stop: shutdown::Signal) {
-    let mut sample = tokio::time::interval(interval);
-    sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut sweep = tokio::time::interval(Duration::from_secs(1));
-    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sample = shutdown::steady(interval);
+    let mut sweep = shutdown::steady(Duration::from_secs(1));
     let stopped = stop.wait();
     tokio::pin!(stopped);
     loop {

@@ -85,8 +85,7 @@ async fn coalesce(
     window: Duration,
 ) {
     let mut windows: HashMap<Uuid, Window> = HashMap::new();
-    let mut tick = tokio::time::interval((window / 5).max(Duration::from_millis(10)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = shutdown::steady((window / 5).max(Duration::from_millis(10)));
     let send_count = |stream_id: Uuid, (count, peak): (i64, i64)| {
         let _ = tx.send(LiveEvent::Count {
             stream_id,

@@ -100,18 +100,10 @@ pub async fn run(
     settings: ReaperSettings,
     stop: shutdown::Signal,
 ) {
-    let mut tick = tokio::time::interval(settings.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stopped = stop.wait();
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            () = &mut stopped => return,
-            _ = tick.tick() => {
-                if let Err(err) = sweep(&pool, &publisher, &settings).await {
-                    tracing::warn!(error = %err, "reaper sweep failed; retrying next tick");
-                }
-            }
+    let mut ticker = shutdown::Ticker::new(settings.interval, stop);
+    while ticker.tick().await {
+        if let Err(err) = sweep(&pool, &publisher, &settings).await {
+            tracing::warn!(error = %err, "reaper sweep failed; retrying next tick");
         }
     }
 }

@@ -2,11 +2,9 @@
 //! Reads are public; mutations need a bearer JWT (its `sub` is the owner) and are
 //! rate-limited per client address.
 
-use std::net::SocketAddr;
-
 use axum::{
     Json,
-    extract::{ConnectInfo, FromRequest, Path, Query, Request, State},
+    extract::{FromRequest, Path, Query, Request, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -20,7 +18,10 @@ use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{auth::Owner, error::ApiError, json, state::AppState, upstream::as_principal};
+use crate::{
+    auth::Owner, error::ApiError, json, ratelimit::Admitted, state::AppState,
+    upstream::as_principal,
+};
 
 /// A JSON body whose rejections answer in the API's error format.
 pub struct Body<T>(pub T);
@@ -98,13 +99,6 @@ fn stream_name(id: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::invalid("id", "must be a stream id (a UUID)"))
 }
 
-fn limit(state: &AppState, peer: SocketAddr) -> Result<(), ApiError> {
-    state
-        .limiter()
-        .check(peer.ip())
-        .map_err(ApiError::rate_limited)
-}
-
 /// Adds the live viewer count to a stream's JSON.
 async fn with_count(state: &AppState, stream: &Stream) -> Value {
     let mut value = json::stream(stream);
@@ -148,11 +142,10 @@ pub async fn list(
 /// `POST /api/v1/streams`: creates a stream owned by the token's `sub`.
 pub async fn create(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    _: Admitted,
     Owner(owner): Owner,
     Body(body): Body<CreateBody>,
 ) -> Result<Response, ApiError> {
-    limit(&state, peer)?;
     let request = CreateStreamRequest {
         stream: Some(Stream {
             title: body.title,
@@ -205,11 +198,10 @@ pub async fn get(
 /// `DELETE /api/v1/streams/{id}`: ends the stream (owner only).
 pub async fn end(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    _: Admitted,
     Owner(owner): Owner,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    limit(&state, peer)?;
     let request = EndStreamRequest {
         name: stream_name(&id)?,
     };
@@ -228,11 +220,10 @@ pub async fn end(
 /// `POST /api/v1/streams/{id}/rotate-key`: issues a new key (owner only).
 pub async fn rotate_key(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    _: Admitted,
     Owner(owner): Owner,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    limit(&state, peer)?;
     let request = RotateStreamKeyRequest {
         name: stream_name(&id)?,
     };

@@ -92,15 +92,9 @@ impl ViewerSessions {
 
     /// Renews every session each `interval` until shutdown.
     pub async fn run_heartbeats(self, interval: Duration, stop: shutdown::Signal) {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let stopped = stop.wait();
-        tokio::pin!(stopped);
-        loop {
-            tokio::select! {
-                () = &mut stopped => return,
-                _ = tick.tick() => self.heartbeat_once().await,
-            }
+        let mut ticker = shutdown::Ticker::new(interval, stop);
+        while ticker.tick().await {
+            self.heartbeat_once().await;
         }
     }
 

@@ -101,11 +101,9 @@ impl Config {
 
     /// Checks values clap cannot.
     pub fn validate(&self) -> Result<(), String> {
-        if self.service_token.expose().len() < 16 {
-            return Err("NOVA_SERVICE_TOKEN: needs at least 16 characters".into());
-        }
-        if self.secret.as_ref().is_some_and(|s| s.expose().len() < 16) {
-            return Err("NOVA_HOOKS_SECRET: needs at least 16 characters".into());
+        self.service_token.require_len("NOVA_SERVICE_TOKEN", 16)?;
+        if let Some(secret) = &self.secret {
+            secret.require_len("NOVA_HOOKS_SECRET", 16)?;
         }
         if !self.relay_url.starts_with("rtmp://") {
             return Err("NOVA_RELAY_URL: must be an rtmp:// URL".into());

@@ -67,15 +67,8 @@ impl SegmentClock {
 /// Lists `dir` every `interval` until shutdown, recording new segments.
 pub async fn run(dir: PathBuf, interval: Duration, metrics: HooksMetrics, stop: shutdown::Signal) {
     let mut clock = SegmentClock::default();
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stopped = stop.wait();
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            () = &mut stopped => return,
-            _ = tick.tick() => {}
-        }
+    let mut ticker = shutdown::Ticker::new(interval, stop);
+    while ticker.tick().await {
         let listing = {
             let dir = dir.clone();
             tokio::task::spawn_blocking(move || list(&dir)).await

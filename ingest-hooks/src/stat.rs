@@ -139,15 +139,8 @@ pub async fn run(
     stop: shutdown::Signal,
 ) {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stopped = stop.wait();
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            () = &mut stopped => return,
-            _ = tick.tick() => {}
-        }
+    let mut ticker = shutdown::Ticker::new(interval, stop);
+    while ticker.tick().await {
         let xml = match fetch(&client, &url, interval).await {
             Ok(xml) => xml,
             Err(err) => {

@@ -221,6 +221,49 @@ async fn bad_requests_get_json_errors_with_the_right_status() {
             404,
             "NOT_FOUND",
         ),
+        (
+            call("POST", &format!("{base}/streams"), Some(&alice), None).await,
+            415,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            call("GET", &format!("{base}/streams?page_size=ten"), None, None).await,
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            call(
+                "GET",
+                &format!("{base}/streams/{}/metrics?step=often", uuid::Uuid::now_v7()),
+                None,
+                None,
+            )
+            .await,
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            call(
+                "GET",
+                &format!("{base}/streams/{}/ws?viewer=", uuid::Uuid::now_v7()),
+                None,
+                None,
+            )
+            .await,
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            call(
+                "GET",
+                &format!("{base}/streams/{}/ws", uuid::Uuid::now_v7()),
+                None,
+                None,
+            )
+            .await,
+            426,
+            "FAILED_PRECONDITION",
+        ),
     ];
     for (i, (reply, status, code)) in cases.iter().enumerate() {
         assert_eq!(reply.status, *status, "case {i}: {:?}", reply.json);
@@ -236,6 +279,8 @@ async fn bad_requests_get_json_errors_with_the_right_status() {
             "case {i}"
         );
     }
+    let not_websocket = &cases.last().unwrap().0;
+    assert_eq!(not_websocket.headers["upgrade"], "websocket");
     let title = call(
         "POST",
         &format!("{base}/streams"),
@@ -275,8 +320,14 @@ async fn mutations_are_rate_limited_per_address_and_cors_preflights_pass() {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry));
-    // Reads are not limited.
+    // Reads are not limited, and a caller without a token learns that first.
     assert_eq!(call("GET", &url, None, None).await.status, 200);
+    assert_eq!(
+        call("POST", &url, None, Some(r#"{"title":"x"}"#))
+            .await
+            .status,
+        401
+    );
 
     use http_body_util::{BodyExt, Empty};
     use hyper_util::{client::legacy::Client, rt::TokioExecutor};

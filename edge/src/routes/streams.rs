@@ -4,7 +4,7 @@
 
 use axum::{
     Json,
-    extract::{FromRequest, Path, Query, Request, State},
+    extract::{Path, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -14,32 +14,19 @@ use nova_proto::v1::{
     CreateStreamRequest, EndStreamRequest, GetStreamMetricsRequest, GetStreamRequest,
     GetViewerCountRequest, ListStreamsRequest, RotateStreamKeyRequest, Stream, StreamStatus,
 };
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    auth::Owner, error::ApiError, json, ratelimit::Admitted, state::AppState,
+    auth::Owner,
+    error::ApiError,
+    extract::{Body, Params},
+    json,
+    ratelimit::Admitted,
+    state::AppState,
     upstream::as_principal,
 };
-
-/// A JSON body whose rejections answer in the API's error format.
-pub struct Body<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::new(
-                rejection.status(),
-                "INVALID_ARGUMENT",
-                rejection.body_text(),
-            )),
-        }
-    }
-}
 
 /// Query of `GET /streams`.
 #[derive(Debug, Deserialize)]
@@ -119,7 +106,7 @@ async fn with_count(state: &AppState, stream: &Stream) -> Value {
 /// `GET /api/v1/streams`.
 pub async fn list(
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    Params(q): Params<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let page = state
         .upstream()
@@ -142,8 +129,8 @@ pub async fn list(
 /// `POST /api/v1/streams`: creates a stream owned by the token's `sub`.
 pub async fn create(
     State(state): State<AppState>,
-    _: Admitted,
     Owner(owner): Owner,
+    _: Admitted,
     Body(body): Body<CreateBody>,
 ) -> Result<Response, ApiError> {
     let request = CreateStreamRequest {
@@ -198,8 +185,8 @@ pub async fn get(
 /// `DELETE /api/v1/streams/{id}`: ends the stream (owner only).
 pub async fn end(
     State(state): State<AppState>,
-    _: Admitted,
     Owner(owner): Owner,
+    _: Admitted,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let request = EndStreamRequest {
@@ -220,8 +207,8 @@ pub async fn end(
 /// `POST /api/v1/streams/{id}/rotate-key`: issues a new key (owner only).
 pub async fn rotate_key(
     State(state): State<AppState>,
-    _: Admitted,
     Owner(owner): Owner,
+    _: Admitted,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let request = RotateStreamKeyRequest {
@@ -262,7 +249,7 @@ fn parse_time(field: &str, raw: Option<&str>) -> Result<Option<prost_types::Time
 pub async fn metrics(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<MetricsQuery>,
+    Params(q): Params<MetricsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let request = GetStreamMetricsRequest {
         name: stream_name(&id)?,

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use axum::{
     extract::{
-        Path, Query, State,
-        ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
+        Path, State,
+        ws::{CloseFrame, Message, Utf8Bytes, WebSocket},
     },
     response::Response,
 };
@@ -18,7 +18,14 @@ use serde_json::json;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::{error::ApiError, json, metrics::SocketFailure, state::AppState, ws::queue::Next};
+use crate::{
+    error::ApiError,
+    extract::{Params, Upgrade},
+    json,
+    metrics::SocketFailure,
+    state::AppState,
+    ws::queue::Next,
+};
 
 /// Close code: the stream does not exist.
 pub const CLOSE_NOT_FOUND: u16 = 4404;
@@ -46,8 +53,8 @@ pub struct WsQuery {
 pub async fn upgrade(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(query): Query<WsQuery>,
-    ws: WebSocketUpgrade,
+    Params(query): Params<WsQuery>,
+    upgrade: Result<Upgrade, ApiError>,
 ) -> Result<Response, ApiError> {
     let viewer = match query.viewer {
         Some(v)
@@ -66,6 +73,7 @@ pub async fn upgrade(
         }
         None => String::new(),
     };
+    let Upgrade(ws) = upgrade?;
     Ok(ws
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)

@@ -439,3 +439,76 @@ async fn the_sampler_feeds_get_stream_metrics() {
         (Code::InvalidArgument, "step: must be at least 1 s")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn event_log_positions_commit_in_order_so_a_cursor_never_skips_one() {
+    use diesel::sql_types::BigInt;
+    use diesel_async::RunQueryDsl;
+    use nova_control_plane::db::events;
+
+    #[derive(diesel::QueryableByName, Debug)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    let mut w = World::start(|_| {}).await;
+    let (stream, _) = w.create().await;
+    let stream_id = uuid::Uuid::parse_str(&stream.stream_id).unwrap();
+    let payload = serde_json::json!({});
+
+    // A takes a log position and keeps its transaction open.
+    let mut a = w.ctx.db().await;
+    diesel::sql_query("BEGIN").execute(&mut a).await.unwrap();
+    let (first, _) = events::append(&mut a, stream_id, "test_a", payload.clone())
+        .await
+        .unwrap();
+
+    // B appends meanwhile; it must wait for A instead of committing a later position
+    // first (a reader would then resume past A's and lose it).
+    let mut b = w.ctx.db().await;
+    let later = tokio::spawn(async move {
+        diesel::sql_query("BEGIN").execute(&mut b).await.unwrap();
+        let (cursor, _) = events::append(&mut b, stream_id, "test_b", payload)
+            .await
+            .unwrap();
+        diesel::sql_query("COMMIT").execute(&mut b).await.unwrap();
+        cursor
+    });
+    let ctx = &w.ctx;
+    wait::until(
+        "B to wait on the event-log lock",
+        Duration::from_secs(5),
+        || async move {
+            let mut db = ctx.db().await;
+            let waiting: Count = diesel::sql_query(format!(
+                "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+             AND ((classid::bigint << 32) | objid::bigint) = {}",
+                events::EVENT_LOG_LOCK
+            ))
+            .get_result(&mut db)
+            .await
+            .map_err(|e| e.to_string())?;
+            if waiting.n == 1 {
+                Ok(())
+            } else {
+                Err(format!("{waiting:?}"))
+            }
+        },
+    )
+    .await;
+    assert!(
+        !later.is_finished(),
+        "B committed while A's position was open"
+    );
+
+    diesel::sql_query("COMMIT").execute(&mut a).await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(5), later)
+        .await
+        .expect("B finished within 5 s of A's commit")
+        .unwrap();
+    assert!(
+        second > first,
+        "positions in commit order: {first} then {second}"
+    );
+}

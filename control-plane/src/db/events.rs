@@ -23,15 +23,26 @@ pub struct EventRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// Advisory lock key that orders appends to the event log ("novaelog").
+pub const EVENT_LOG_LOCK: i64 = 0x6e6f_7661_656c_6f67;
+
 /// Appends one event and returns its log position (the resume cursor) and time. Call
 /// it inside the transaction that makes the state change, so the log never disagrees
 /// with it.
+///
+/// Appends are serialised until commit by a transaction-scoped advisory lock, so log
+/// positions become visible in the order they were taken: a reader that has seen
+/// position n never later finds a smaller one, and resuming after a cursor loses
+/// nothing. Keep what a transaction does after its append short.
 pub async fn append(
     conn: &mut AsyncPgConnection,
     stream_id: Uuid,
     kind: &str,
     payload: serde_json::Value,
 ) -> QueryResult<(i64, DateTime<Utc>)> {
+    diesel::sql_query(format!("SELECT pg_advisory_xact_lock({EVENT_LOG_LOCK})"))
+        .execute(conn)
+        .await?;
     diesel::insert_into(stream_events::table)
         .values((
             stream_events::stream_id.eq(stream_id),

@@ -5,7 +5,7 @@ STACK := target/debug/nova-stack
 TOOLS := .nova/tools
 export PATH := $(CURDIR)/$(TOOLS)/venv/bin:$(CURDIR)/$(TOOLS)/node_modules/.bin:$(PATH)
 
-.PHONY: deps build dev up down test lint unit-and-integration
+.PHONY: deps build dev up down test lint bench
 
 ## deps: install system packages and tools (apt-get, pip, npm) that are missing
 deps:
@@ -38,3 +38,8 @@ lint: deps
 ## test: everything CI checks: lint, then unit and integration tests on real engines
 test: lint build
 	$(STACK) test-env -- $(CARGO) nextest run --workspace --no-fail-fast
+
+## bench: release-build benchmarks on real engines; prints figures beside a same-run baseline
+bench: deps build
+	$(CARGO) build --release --workspace --bins
+	$(STACK) test-env -- $(CARGO) bench -p nova-tests --bench edge_fanout

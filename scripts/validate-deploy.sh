@@ -1,15 +1,142 @@
 #!/usr/bin/env bash
 # Checks the deployment files offline: Prometheus rules (promtool check + unit tests),
 # the generated PrometheusRule is current, Kubernetes core resources against their
-# schemas (kubernetes-validate), operator resources against the operator's CRD
-# schemas, and the Grafana dashboard is valid JSON.
+# schemas (kubernetes-validate, strict), operator resources against the operator's CRD
+# schemas, the wiring between manifests, compose file and Dockerfile (every NOVA_*
+# variable set is one its program reads; Secret/ConfigMap keys and Service ports
+# exist), the nginx image's render script against deploy/nginx (nginx -t), and the
+# Grafana dashboard is valid JSON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools=.nova/tools
 promtool check rules deploy/prometheus/rules.yml
 (cd deploy/prometheus && promtool test rules rules_test.yml)
 "$tools/venv/bin/python" scripts/gen-prometheusrule.py --check
-"$tools/venv/bin/kubernetes-validate" --quiet --no-warn deploy/k8s/monitoring.yaml
-node scripts/validate-crds.mjs deploy/k8s/*.yaml
+
+# Core kinds. kubernetes-validate only warns about a kind it has no schema for (a
+# typo such as `Deploymnet` would pass), so any warning except for the operator's
+# kinds, which validate-crds.mjs checks, is a failure.
+k8s=(deploy/k8s/*.yaml)
+if ! report=$("$tools/venv/bin/kubernetes-validate" --strict --quiet "${k8s[@]}"); then
+  echo "$report" >&2
+  exit 1
+fi
+unexpected=$(grep -v "with api version monitoring.coreos.com/v1 " <<<"$report" || true)
+if [ -n "$unexpected" ]; then
+  echo "$unexpected" >&2
+  echo "validate-deploy: kubernetes-validate warned about the lines above" >&2
+  exit 1
+fi
+node scripts/validate-crds.mjs "${k8s[@]}"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$tools/venv/bin/python" - "$work/nova-nginx" "${k8s[@]}" <<'PY'
+"""Cross-checks the manifests, compose file and Dockerfile against the code."""
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+errors = []
+dockerfile = Path("deploy/docker/Dockerfile").read_text()
+stages = set(re.findall(r"^FROM \S+ AS (\S+)$", dockerfile, re.M))
+script = re.search(r"^COPY --chmod=0755 <<'EOF' /usr/local/bin/nova-nginx\n(.*?)^EOF$",
+                   dockerfile, re.M | re.S).group(1)
+reads = {
+    name: set(re.findall(r'env = "(NOVA_[A-Z0-9_]+)"', Path(f"{name}/src/config.rs").read_text()))
+    for name in ("control-plane", "edge", "ingest-hooks")
+}
+reads["nginx-rtmp"] = set(re.findall(r"\$\{?(NOVA_[A-Z0-9_]+)", script))
+for program in ("control-plane", "edge", "ingest-hooks", "nginx-rtmp"):
+    if program not in stages:
+        errors.append(f"Dockerfile: no stage `{program}`")
+
+
+def program_of(image):
+    """`registry/nova/edge:0.1.0` or `nova/edge:dev` → `edge`."""
+    return image.rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+def check_env(where, program, names):
+    for name in names:
+        if name.startswith("NOVA_") and name not in reads.get(program, ()):
+            errors.append(f"{where}: {program} does not read {name}")
+
+
+# Dockerfile ENV instructions (with their continuation lines), per stage.
+stage = None
+for m in re.finditer(r"^(?:FROM \S+ AS (\S+)|ENV ((?:[^\n]*\\\n)*[^\n]*))$", dockerfile, re.M):
+    if m.group(1):
+        stage = m.group(1)
+    else:
+        check_env(f"Dockerfile stage {stage}", stage, re.findall(r"\b(NOVA_[A-Z0-9_]+)=", m.group(2)))
+
+# Kubernetes: env per container, Secret/ConfigMap keys, Service ports.
+docs = [d for f in sys.argv[2:] for d in yaml.safe_load_all(Path(f).read_text()) if d]
+secret_keys = {k for d in docs if d["kind"] == "Secret" for k in d.get("stringData", {})}
+config_keys = {k for d in docs if d["kind"] == "ConfigMap" for k in d.get("data", {})}
+pods = []
+for d in docs:
+    spec = d.get("spec", {})
+    template = spec.get("template") or spec.get("jobTemplate", {}).get("spec", {}).get("template")
+    if not template:
+        continue
+    pods.append(template)
+    pod = template["spec"]
+    for c in pod.get("initContainers", []) + pod["containers"]:
+        where = f"{d['kind']}/{d['metadata']['name']}/{c['name']}"
+        env = c.get("env", [])
+        check_env(where, program_of(c["image"]), [e["name"] for e in env])
+        for e in env:
+            ref = e.get("valueFrom", {})
+            if (key := ref.get("secretKeyRef", {}).get("key")) and key not in secret_keys:
+                errors.append(f"{where}: Secret key {key} is not in secret.example.yaml")
+            if (key := ref.get("configMapKeyRef", {}).get("key")) and key not in config_keys:
+                errors.append(f"{where}: ConfigMap key {key} is not in config.yaml")
+for d in docs:
+    if d["kind"] != "Service":
+        continue
+    selector = d["spec"]["selector"].items()
+    matched = [p for p in pods if selector <= p["metadata"]["labels"].items()]
+    if not matched:
+        errors.append(f"Service/{d['metadata']['name']}: selects no pod")
+    names = {port["name"] for t in matched for c in t["spec"]["containers"] for port in c.get("ports", [])}
+    for port in d["spec"]["ports"]:
+        target = port.get("targetPort")
+        if isinstance(target, str) and target not in names:
+            errors.append(f"Service/{d['metadata']['name']}: no container port named {target}")
+
+# Compose: parses, builds existing stages, sets only variables its programs read.
+compose = yaml.safe_load(Path("deploy/docker/compose.yaml").read_text())
+for name, service in compose["services"].items():
+    if target := service.get("build", {}).get("target"):
+        if target not in stages:
+            errors.append(f"compose.yaml: {name} builds unknown stage {target}")
+    program = service.get("build", {}).get("target") or program_of(service["image"])
+    check_env(f"compose.yaml: {name}", program, service.get("environment", {}))
+
+# hls.js: the image and the local stack serve the same version.
+local = re.search(r"hls\.js@([0-9.]+)", Path("scripts/install-deps.sh").read_text()).group(1)
+image = re.search(r"ARG HLS_JS_VERSION=([0-9.]+)", dockerfile).group(1)
+if local != image:
+    errors.append(f"hls.js {image} in the Dockerfile, {local} in scripts/install-deps.sh")
+
+Path(sys.argv[1]).write_text(script)
+for e in errors:
+    print(f"validate-deploy: {e}", file=sys.stderr)
+sys.exit(1 if errors else 0)
+PY
+
+# The nginx image's render script (extracted above) fills deploy/nginx/ completely
+# and nginx accepts the result (nginx -t), with and without ABR.
+for abr in false true; do
+  NOVA_NGINX_TEMPLATES=deploy/nginx NOVA_NGINX_PREFIX="$work/run-$abr" \
+    NOVA_NGINX_MEDIA="$work/media" NOVA_HOOKS_SECRET=validate-deploy-secret \
+    NOVA_ABR=$abr sh "$work/nova-nginx" render 2>"$work/log" \
+    || { cat "$work/log" >&2; echo "validate-deploy: nova-nginx render failed (NOVA_ABR=$abr)" >&2; exit 1; }
+done
+
 python3 -m json.tool grafana/nova-streaming.json >/dev/null
 echo "validate-deploy: ok"

@@ -4,10 +4,10 @@
 //! |---|---|---|
 //! | `NOVA_GRPC_ADDR` | `127.0.0.1:50051` | gRPC listen address |
 //! | `NOVA_METRICS_ADDR` | `127.0.0.1:9464` | Prometheus `/metrics` listen address |
-//! | `NOVA_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/nova` | PostgreSQL |
+//! | `NOVA_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/nova` | PostgreSQL; TLS by `sslmode` / `sslrootcert` as in libpq (see `db::tls`) |
 //! | `NOVA_DB_POOL_SIZE` | `16` | PostgreSQL connections per process |
 //! | `NOVA_SERVICE_TOKEN` | (required) | token callers send as `authorization: Bearer …`; several may be given comma-separated, for rotation |
-//! | `NOVA_REDIS_URL` | `redis://127.0.0.1:6379/` | Redis |
+//! | `NOVA_REDIS_URL` | `redis://127.0.0.1:6379/` | Redis; `rediss://` for TLS (system trust store) |
 //! | `NOVA_REDIS_PREFIX` | `nova` | prefix of every Redis key and channel |
 //! | `NOVA_SESSION_TTL` | `30s` | a viewer session without a heartbeat for this long expires |
 //! | `NOVA_SAMPLE_INTERVAL` | `5s` | time between metric samples of live streams |

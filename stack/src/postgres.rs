@@ -21,6 +21,8 @@ pub struct Postgres {
     port: u16,
     /// Folder with `initdb`, `pg_ctl`, `postgres`.
     bin: PathBuf,
+    /// Server certificate and key (PEM) when TLS is on.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Postgres {
@@ -30,7 +32,16 @@ impl Postgres {
             root: root.to_owned(),
             port,
             bin: bin_dir()?,
+            tls: None,
         })
+    }
+
+    /// Turns TLS on (`ssl=on`) with this certificate and key (PEM); plain connections
+    /// stay allowed.
+    #[must_use]
+    pub fn with_tls(mut self, cert: &Path, key: &Path) -> Self {
+        self.tls = Some((cert.to_owned(), key.to_owned()));
+        self
     }
 
     /// Returns the port.
@@ -65,12 +76,27 @@ impl Postgres {
             )
             .context("initdb failed")?;
         }
-        let options = format!(
+        let mut options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' \
              -c max_connections=300 -c fsync=off -c synchronous_commit=off \
              -c full_page_writes=off",
             self.port
         );
+        if let Some((cert, key)) = &self.tls {
+            // The server insists on a key only its user can read.
+            let (cert_copy, key_copy) =
+                (self.root.join("server.crt"), self.root.join("server.key"));
+            fs::copy(cert, &cert_copy)?;
+            fs::copy(key, &key_copy)?;
+            fs::set_permissions(&key_copy, fs::Permissions::from_mode(0o600))?;
+            self.give_file_to_server_user(&cert_copy)?;
+            self.give_file_to_server_user(&key_copy)?;
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                path_str(&cert_copy)?,
+                path_str(&key_copy)?
+            ));
+        }
         let log = self.root.join("postgres.log");
         self.run(
             "pg_ctl",
@@ -187,6 +213,17 @@ impl Postgres {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
+        Ok(())
+    }
+
+    /// As root, hands `file` to the `postgres` user.
+    fn give_file_to_server_user(&self, file: &Path) -> anyhow::Result<()> {
+        if !Uid::effective().is_root() {
+            return Ok(());
+        }
+        let user = User::from_name("postgres")?
+            .context("the `postgres` system user is missing: install the postgresql package")?;
+        chown(file, Some(user.uid), Some(user.gid))?;
         Ok(())
     }
 

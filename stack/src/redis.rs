@@ -19,6 +19,8 @@ pub struct Redis {
     root: PathBuf,
     /// TCP port on 127.0.0.1.
     port: u16,
+    /// Server certificate and key (PEM) when the port speaks TLS only.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Redis {
@@ -27,7 +29,16 @@ impl Redis {
         Self {
             root: root.to_owned(),
             port,
+            tls: None,
         }
+    }
+
+    /// Makes the port speak TLS only, with this certificate and key (PEM); clients
+    /// are not asked for certificates.
+    #[must_use]
+    pub fn with_tls(mut self, cert: &Path, key: &Path) -> Self {
+        self.tls = Some((cert.to_owned(), key.to_owned()));
+        self
     }
 
     /// Returns the port.
@@ -37,7 +48,12 @@ impl Redis {
 
     /// Returns the connection URL.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 
     fn pid_file(&self) -> PathBuf {
@@ -48,8 +64,18 @@ impl Redis {
     pub fn start(&self) -> anyhow::Result<()> {
         fs::create_dir_all(&self.root)?;
         let log = self.root.join("redis.log");
-        let status = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+        let mut command = Command::new("redis-server");
+        match &self.tls {
+            None => command.args(["--port", &self.port.to_string()]),
+            Some((cert, key)) => command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key)
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let status = command
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "yes", "--maxclients", "10000"])
             .arg("--dir")

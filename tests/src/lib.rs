@@ -17,6 +17,7 @@ pub mod http;
 pub mod live;
 pub mod prometheus;
 pub mod publisher;
+pub mod tls;
 pub mod tools;
 pub mod wait;
 

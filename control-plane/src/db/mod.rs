@@ -1,20 +1,22 @@
-//! PostgreSQL access: the connection pool, embedded migrations, and one module of
-//! queries per table.
+//! PostgreSQL access: the connection pool (TLS as libpq's `sslmode` says), embedded
+//! migrations, and one module of queries per table.
 
 pub mod events;
 pub mod metrics;
 pub mod schema;
 pub mod streams;
+pub mod tls;
 
 use std::time::Duration;
 
-use diesel::{RunQueryDsl as _, sql_query};
+use diesel::{ConnectionError, ConnectionResult, RunQueryDsl as _, sql_query};
 use diesel_async::{
     AsyncConnection, AsyncPgConnection,
     async_connection_wrapper::AsyncConnectionWrapper,
-    pooled_connection::{AsyncDieselConnectionManager, bb8::Pool},
+    pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, bb8::Pool},
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use futures::FutureExt;
 
 /// Migrations from the repository's `migrations/` folder, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
@@ -25,9 +27,41 @@ const MIGRATION_LOCK: i64 = 0x6e6f_7661_6d69_6772;
 /// Pool of async PostgreSQL connections.
 pub type DbPool = Pool<AsyncPgConnection>;
 
+/// Opens one connection to `target`, over TLS when it asks for it.
+pub async fn establish(target: &tls::Target) -> ConnectionResult<AsyncPgConnection> {
+    let Some(tls) = &target.tls else {
+        return AsyncPgConnection::establish(&target.url).await;
+    };
+    let (client, connection) = tokio_postgres::connect(&target.url, tls.clone())
+        .await
+        .map_err(|e| ConnectionError::BadConnection(with_causes(&e)))?;
+    AsyncPgConnection::try_from_client_and_connection(client, connection).await
+}
+
+/// An error and its causes on one line ("error performing TLS handshake: invalid peer
+/// certificate: …"); tokio-postgres keeps the reason in the source chain.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
+}
+
 /// Builds the connection pool; fails fast when PostgreSQL cannot be reached.
 pub async fn connect(url: &str, size: u32) -> anyhow::Result<DbPool> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    let target = tls::Target::parse(url).map_err(anyhow::Error::msg)?;
+    let mut config = ManagerConfig::default();
+    let setup = target.clone();
+    config.custom_setup = Box::new(move |_| {
+        let target = setup.clone();
+        async move { establish(&target).await }.boxed()
+    });
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(target.url, config);
     let pool = Pool::builder()
         .max_size(size)
         .connection_timeout(Duration::from_secs(5))
@@ -41,7 +75,8 @@ pub async fn connect(url: &str, size: u32) -> anyhow::Result<DbPool> {
 /// Applies pending migrations under an advisory lock, so replicas starting together
 /// migrate once. Returns how many migrations ran.
 pub async fn migrate(url: &str) -> anyhow::Result<usize> {
-    let conn = AsyncPgConnection::establish(url).await?;
+    let target = tls::Target::parse(url).map_err(anyhow::Error::msg)?;
+    let conn = establish(&target).await?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
         let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::from(conn);
         sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(&mut conn)?;

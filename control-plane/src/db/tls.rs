@@ -1,0 +1,312 @@
+//! TLS to PostgreSQL, configured the way libpq users expect: `sslmode` and
+//! `sslrootcert` in the connection URL.
+//!
+//! | `sslmode` | encrypts | verifies the certificate chain | verifies the host name |
+//! |---|---|---|---|
+//! | `disable` | no | – | – |
+//! | `allow`, `prefer` (default) | if the server offers TLS | no | no |
+//! | `require` | yes | only when `sslrootcert` is given (as libpq) | no |
+//! | `verify-ca` | yes | yes | no |
+//! | `verify-full` | yes | yes | yes |
+//!
+//! The chain is checked against `sslrootcert` (a PEM file) or, without it, the
+//! system's trust store (`SSL_CERT_FILE` / `SSL_CERT_DIR` are honoured). Only URLs
+//! (`postgres://…`) carry these options; key=value strings go to tokio-postgres as
+//! they are.
+
+use std::{path::PathBuf, sync::Arc};
+
+use rustls::{
+    ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    client::{
+        WebPkiServerVerifier,
+        danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    },
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject},
+};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// How much of the server's certificate is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// Nothing: the connection is encrypted, not authenticated (libpq's `require`).
+    Nothing,
+    /// The chain up to a trusted root, not the host name.
+    Chain,
+    /// The chain and the host name.
+    Full,
+}
+
+/// A PostgreSQL target: the URL tokio-postgres understands, and how to secure it.
+#[derive(Clone)]
+pub struct Target {
+    /// The URL without the options only this module reads.
+    pub url: String,
+    /// The TLS connector; `None` for `sslmode=disable`.
+    pub tls: Option<MakeRustlsConnect>,
+    /// How much is verified, for logs and tests.
+    pub verify: Option<Verify>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("tls", &self.tls.is_some())
+            .field("verify", &self.verify)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Target {
+    /// Reads `sslmode` and `sslrootcert` from `url`. Errors name the option, never
+    /// the URL (it may hold a password).
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let lower = url.to_ascii_lowercase();
+        if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
+            return Ok(Self {
+                url: url.to_owned(),
+                tls: Some(connector(Verify::Nothing, None)?),
+                verify: Some(Verify::Nothing),
+            });
+        }
+        let mut parsed =
+            url::Url::parse(url).map_err(|e| format!("NOVA_DATABASE_URL: not a URL ({e})"))?;
+        let mut mode = "prefer".to_owned();
+        let mut root: Option<PathBuf> = None;
+        let mut kept: Vec<(String, String)> = Vec::new();
+        for (key, value) in parsed.query_pairs() {
+            match key.as_ref() {
+                "sslmode" => mode = value.into_owned(),
+                "sslrootcert" => root = Some(PathBuf::from(value.as_ref())),
+                _ => kept.push((key.into_owned(), value.into_owned())),
+            }
+        }
+        let (wire_mode, verify) = match mode.as_str() {
+            "disable" => ("disable", None),
+            "allow" | "prefer" => ("prefer", Some(Verify::Nothing)),
+            "require" if root.is_some() => ("require", Some(Verify::Chain)),
+            "require" => ("require", Some(Verify::Nothing)),
+            "verify-ca" => ("require", Some(Verify::Chain)),
+            "verify-full" => ("require", Some(Verify::Full)),
+            _ => {
+                return Err(
+                    "NOVA_DATABASE_URL: sslmode must be disable, allow, prefer, require, \
+                     verify-ca or verify-full"
+                        .into(),
+                );
+            }
+        };
+        kept.push(("sslmode".into(), wire_mode.into()));
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+        let tls = verify
+            .map(|verify| connector(verify, root.as_deref()))
+            .transpose()?;
+        Ok(Self {
+            url: parsed.into(),
+            tls,
+            verify,
+        })
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn connector(verify: Verify, root: Option<&std::path::Path>) -> Result<MakeRustlsConnect, String> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up: {e}"))?;
+    let config = match verify {
+        Verify::Nothing => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+            .with_no_client_auth(),
+        Verify::Chain | Verify::Full => {
+            let roots = Arc::new(roots(root)?);
+            let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+                .build()
+                .map_err(|e| format!("NOVA_DATABASE_URL: sslrootcert: {e}"))?;
+            if verify == Verify::Full {
+                builder.with_webpki_verifier(webpki).with_no_client_auth()
+            } else {
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(AnyName(webpki)))
+                    .with_no_client_auth()
+            }
+        }
+    };
+    Ok(MakeRustlsConnect::new(config))
+}
+
+fn roots(file: Option<&std::path::Path>) -> Result<RootCertStore, String> {
+    let mut store = RootCertStore::empty();
+    match file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("NOVA_DATABASE_URL: sslrootcert {}: {e}", path.display()))?;
+            let (added, _) = store.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(format!(
+                    "NOVA_DATABASE_URL: sslrootcert {} holds no certificate",
+                    path.display()
+                ));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            store.add_parsable_certificates(found.certs);
+            if store.is_empty() {
+                return Err(
+                    "NOVA_DATABASE_URL: no trusted roots in the system store; give sslrootcert"
+                        .into(),
+                );
+            }
+        }
+    }
+    Ok(store)
+}
+
+/// Accepts any certificate but still checks the handshake signatures (libpq's
+/// `require`: encrypted, not authenticated).
+#[derive(Debug)]
+struct Unverified(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Checks the chain like WebPKI but accepts any host name (libpq's `verify-ca`).
+#[derive(Debug)]
+struct AnyName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(url: &str) -> String {
+        url.split_once('?')
+            .map(|(_, q)| q.to_owned())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn libpq_modes_map_to_what_tokio_postgres_reads() {
+        let plain = Target::parse("postgres://u:p@db:5432/nova").unwrap();
+        assert_eq!(query(&plain.url), "sslmode=prefer");
+        assert_eq!(plain.verify, Some(Verify::Nothing));
+
+        let off = Target::parse("postgres://db/nova?sslmode=disable").unwrap();
+        assert!(off.tls.is_none() && off.verify.is_none());
+
+        let full = Target::parse("postgresql://db/nova?application_name=nova&sslmode=verify-full")
+            .unwrap();
+        assert_eq!(query(&full.url), "application_name=nova&sslmode=require");
+        assert_eq!(full.verify, Some(Verify::Full));
+
+        let ca = Target::parse("postgres://db/nova?sslmode=verify-ca").unwrap();
+        assert_eq!(ca.verify, Some(Verify::Chain));
+    }
+
+    #[test]
+    fn bad_options_are_named_without_echoing_the_url() {
+        let err = Target::parse("postgres://u:hunter2@db/nova?sslmode=sometimes").unwrap_err();
+        assert!(err.contains("sslmode") && !err.contains("hunter2"), "{err}");
+        let err =
+            Target::parse("postgres://u:hunter2@db/nova?sslmode=verify-full&sslrootcert=/nope.pem")
+                .unwrap_err();
+        assert!(
+            err.contains("sslrootcert") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! TLS to PostgreSQL and Redis: the real control-plane binary against engines that
+//! speak TLS, with libpq's `sslmode` semantics and `rediss://`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::{net::SocketAddr, path::Path, process::Stdio, time::Duration};
+
+use diesel::sql_types::{BigInt, Bool};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use nova_proto::v1::{CreateStreamRequest, JoinSessionRequest, Stream, ViewerKind};
+use nova_stack::{postgres::Postgres, redis::Redis, wait};
+use nova_tests::{clients, context::random_token, tls};
+
+/// Both engines with TLS, stopped on drop.
+struct Engines {
+    postgres: Postgres,
+    redis: Redis,
+}
+
+impl Drop for Engines {
+    fn drop(&mut self) {
+        let _ = self.redis.stop();
+        let _ = self.postgres.stop();
+    }
+}
+
+fn control_plane(database_url: &str, redis_url: &str, ca: &Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(
+        nova_stack::stack::sibling_binary("nova-control-plane").expect("binary built"),
+    );
+    command
+        .env("NOVA_DATABASE_URL", database_url)
+        .env("NOVA_REDIS_URL", redis_url)
+        .env("NOVA_SERVICE_TOKEN", random_token())
+        .env("NOVA_METRICS_ADDR", "127.0.0.1:0")
+        .env("SSL_CERT_FILE", ca)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs `--migrate-only` against `database_url`; returns success and the output.
+async fn migrate_only(database_url: &str, redis_url: &str, ca: &Path) -> (bool, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        control_plane(database_url, redis_url, ca)
+            .arg("--migrate-only")
+            .output(),
+    )
+    .await
+    .expect("--migrate-only exits within 30 s")
+    .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_control_plane_talks_tls_to_postgres_and_redis_and_checks_who_answers() {
+    let dir = tempfile::Builder::new()
+        .prefix("nova-tls-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let certs = tls::make(&dir.path().join("certs"), "nova-test-ca");
+    let stranger = tls::make(&dir.path().join("stranger"), "another-ca");
+    let engines = Engines {
+        postgres: Postgres::new(&dir.path().join("pg"), wait::free_port().unwrap())
+            .unwrap()
+            .with_tls(&certs.cert, &certs.key),
+        redis: Redis::new(&dir.path().join("redis"), wait::free_port().unwrap())
+            .with_tls(&certs.cert, &certs.key),
+    };
+    engines.postgres.start().unwrap();
+    engines.redis.start().unwrap();
+    engines.postgres.create_database("nova").unwrap();
+    let port = engines.postgres.port();
+    let redis_url = engines.redis.url();
+    assert!(redis_url.starts_with("rediss://"), "{redis_url}");
+    let ca = certs.ca.display().to_string();
+    let url =
+        |host: &str, options: &str| format!("postgres://postgres@{host}:{port}/nova?{options}");
+
+    // What each sslmode lets through, as libpq users expect.
+    let cases = [
+        (
+            url(
+                "127.0.0.1",
+                &format!("sslmode=verify-full&sslrootcert={ca}"),
+            ),
+            true,
+            "certificate for 127.0.0.1 from the trusted CA",
+        ),
+        (
+            url(
+                "localhost",
+                &format!("sslmode=verify-full&sslrootcert={ca}"),
+            ),
+            false,
+            "the certificate does not name localhost",
+        ),
+        (
+            url("localhost", &format!("sslmode=verify-ca&sslrootcert={ca}")),
+            true,
+            "verify-ca skips the host name",
+        ),
+        (
+            url(
+                "127.0.0.1",
+                &format!("sslmode=verify-ca&sslrootcert={}", stranger.ca.display()),
+            ),
+            false,
+            "a CA we do not trust",
+        ),
+        (
+            url("127.0.0.1", "sslmode=verify-full"),
+            true,
+            "the system store (SSL_CERT_FILE) holds the CA",
+        ),
+        (
+            url("127.0.0.1", "sslmode=require"),
+            true,
+            "require encrypts without verifying",
+        ),
+        (
+            url("127.0.0.1", "sslmode=disable"),
+            true,
+            "plain connections stay allowed by this server",
+        ),
+        (
+            url("127.0.0.1", "sslmode=sometimes"),
+            false,
+            "an unknown sslmode is refused",
+        ),
+    ];
+    for (database_url, expected, why) in &cases {
+        let (ok, log) = migrate_only(database_url, &redis_url, &certs.ca).await;
+        assert_eq!(ok, *expected, "{why}: {database_url}\n{log}");
+        if !expected && why.contains("certificate") {
+            assert!(
+                log.to_lowercase().contains("certificate"),
+                "{why}: the log says why\n{log}"
+            );
+        }
+    }
+
+    // Serving: every pooled PostgreSQL connection is TLS, and Redis speaks only TLS.
+    let grpc = SocketAddr::from(([127, 0, 0, 1], wait::free_port().unwrap()));
+    let token = random_token();
+    let mut child = control_plane(
+        &url(
+            "127.0.0.1",
+            &format!("sslmode=verify-full&sslrootcert={ca}&application_name=nova-tls-test"),
+        ),
+        &redis_url,
+        &certs.ca,
+    )
+    .env("NOVA_GRPC_ADDR", grpc.to_string())
+    .env("NOVA_SERVICE_TOKEN", &token)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait::until(
+        "the control plane on TLS engines",
+        Duration::from_secs(30),
+        || wait::accepts(grpc),
+    )
+    .expect("the control plane listens");
+    let base = format!("http://{grpc}");
+    let stream = clients::streams(&base, Some(&token), Some("alice"))
+        .await
+        .create_stream(CreateStreamRequest {
+            stream: Some(Stream {
+                title: "over TLS".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("CreateStream over TLS PostgreSQL")
+        .into_inner()
+        .stream
+        .unwrap();
+    let joined = clients::sessions(&base, &token)
+        .await
+        .join_session(JoinSessionRequest {
+            name: stream.name.clone(),
+            viewer_id: "v1".into(),
+            kind: ViewerKind::Web.into(),
+            node: "tls-test".into(),
+        })
+        .await
+        .expect("JoinSession over TLS Redis")
+        .into_inner();
+    assert_eq!(joined.viewer_count, 1);
+
+    #[derive(diesel::QueryableByName, Debug)]
+    struct Ssl {
+        #[diesel(sql_type = BigInt)]
+        connections: i64,
+        #[diesel(sql_type = Bool)]
+        all_tls: bool,
+    }
+    let mut admin = AsyncPgConnection::establish(&url("127.0.0.1", "sslmode=disable"))
+        .await
+        .unwrap();
+    let ssl: Ssl = diesel::sql_query(
+        "SELECT count(*) AS connections, coalesce(bool_and(s.ssl), false) AS all_tls \
+         FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name = 'nova-tls-test'",
+    )
+    .get_result(&mut admin)
+    .await
+    .unwrap();
+    assert!(ssl.connections > 0 && ssl.all_tls, "{ssl:?}");
+    child.kill().await.unwrap();
+    drop(engines);
+}

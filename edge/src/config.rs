@@ -14,6 +14,7 @@
 //! | `NOVA_TRUSTED_PROXIES` | (none) | proxies whose `X-Forwarded-For` names the client, e.g. `10.0.0.0/8` |
 //! | `NOVA_MAX_BODY_BYTES` | `16384` | largest request body |
 //! | `NOVA_WEB_DIR` | `edge/web` of the source tree | the viewer page's files |
+//! | `NOVA_WS_MAX_SOCKETS` | `10000` | most sockets this edge holds; more get 503 (each is a file descriptor and ~13 KiB) |
 //! | `NOVA_WS_QUEUE` | `64` | lifecycle events a socket may fall behind before it is closed |
 //! | `NOVA_SESSION_HEARTBEAT` | `10s` | how often the edge renews its viewers' sessions (one batched call) |
 //! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
@@ -79,6 +80,9 @@ pub struct Config {
     /// The viewer page's files.
     #[arg(long, env = "NOVA_WEB_DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/web"))]
     pub web_dir: PathBuf,
+    /// Most sockets this edge holds at once; more get 503 with `Retry-After`.
+    #[arg(long, env = "NOVA_WS_MAX_SOCKETS", default_value_t = 10_000)]
+    pub ws_max_sockets: usize,
     /// Lifecycle events a socket may fall behind before it is closed.
     #[arg(long, env = "NOVA_WS_QUEUE", default_value_t = 64)]
     pub ws_queue: usize,
@@ -105,8 +109,11 @@ impl Config {
         if let Some(secret) = &self.jwt_hs256_secret {
             secret.require_len("NOVA_JWT_HS256_SECRET", 32)?;
         }
-        if self.ws_queue == 0 || self.mutations_per_minute == 0 {
-            return Err("NOVA_WS_QUEUE and NOVA_MUTATIONS_PER_MINUTE must be positive".into());
+        if self.ws_queue == 0 || self.mutations_per_minute == 0 || self.ws_max_sockets == 0 {
+            return Err(
+                "NOVA_WS_QUEUE, NOVA_WS_MAX_SOCKETS and NOVA_MUTATIONS_PER_MINUTE must be positive"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -52,6 +52,18 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
     }
 
+    /// 503 UNAVAILABLE with a Retry-After: this edge holds all the sockets it may.
+    pub fn edge_full() -> Self {
+        Self {
+            retry_after: Some(5),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "this edge holds all the sockets it may; retry shortly or use another edge",
+            )
+        }
+    }
+
     /// 429 RESOURCE_EXHAUSTED with a Retry-After.
     pub fn rate_limited(retry_after: u64) -> Self {
         Self {

@@ -38,6 +38,8 @@ pub enum SocketFailure {
     Idle,
     /// Sending to the client failed (connection reset).
     SendFailed,
+    /// The edge held its maximum of sockets (`NOVA_WS_MAX_SOCKETS`; answered 503).
+    Full,
 }
 
 impl SocketFailure {
@@ -47,6 +49,7 @@ impl SocketFailure {
             Self::TooSlow => "too_slow",
             Self::Idle => "idle",
             Self::SendFailed => "send_failed",
+            Self::Full => "full",
         }
     }
 }
@@ -74,6 +77,7 @@ impl EdgeMetrics {
             SocketFailure::TooSlow,
             SocketFailure::Idle,
             SocketFailure::SendFailed,
+            SocketFailure::Full,
         ] {
             failures.add(0, &[KeyValue::new("reason", reason.label())]);
         }

@@ -10,7 +10,7 @@ use crate::{
     metrics::EdgeMetrics,
     ratelimit::RateLimiter,
     upstream::Upstream,
-    ws::{hub::Hub, sessions::ViewerSessions},
+    ws::{hub::Hub, sessions::ViewerSessions, slots::Slots},
 };
 
 /// Everything handlers share; cheap to clone.
@@ -28,6 +28,8 @@ struct Inner {
     limiter: RateLimiter,
     /// Sockets by stream.
     hub: Hub,
+    /// The cap on open sockets.
+    slots: Slots,
     /// Viewer sessions of this edge's sockets.
     sessions: ViewerSessions,
     /// Edge figures.
@@ -48,6 +50,7 @@ impl AppState {
         let sessions = ViewerSessions::new(upstream.clone(), config.node.clone());
         Self(Arc::new(Inner {
             limiter: RateLimiter::new(config.mutations_per_minute),
+            slots: Slots::new(config.ws_max_sockets),
             config,
             upstream,
             jwt,
@@ -71,6 +74,11 @@ impl AppState {
     /// Returns the JWT verifier.
     pub fn jwt(&self) -> &JwtVerifier {
         &self.0.jwt
+    }
+
+    /// Returns the cap on open sockets.
+    pub fn slots(&self) -> &Slots {
+        &self.0.slots
     }
 
     /// Returns the rate limiter.

@@ -35,6 +35,7 @@ pub fn config(ctx: &TestContext, node: &str) -> nova_edge::Config {
         max_body_bytes: 16 * 1024,
         web_dir: crate::tools::workspace_root().join("edge/web"),
         ws_queue: 64,
+        ws_max_sockets: 10_000,
         session_heartbeat: Duration::from_secs(1),
         log_format: nova_edge::config::LogFormat::Text,
     }

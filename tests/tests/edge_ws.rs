@@ -282,3 +282,51 @@ async fn sessions_of_a_killed_edge_expire_and_counts_converge() {
     }
     survivor.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_edge_answers_503_with_retry_after_and_takes_sockets_again_when_one_leaves() {
+    let ctx = TestContext::start().await;
+    let mut config = edge::config(&ctx, "edge-a");
+    config.ws_max_sockets = 2;
+    let e = nova_edge::start(&config).await.unwrap();
+    let base = format!("http://{}", e.addr);
+    let id = create(&base).await;
+    let url = format!("ws://{}/api/v1/streams/{id}/ws", e.addr);
+
+    let mut a = Viewer::connect(&base, &id).await;
+    a.next_of("snapshot", 2 * SECOND).await;
+    let mut b = Viewer::connect(&base, &id).await;
+    b.next_of("snapshot", 2 * SECOND).await;
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            assert_eq!(response.headers()["retry-after"], "5");
+            let body: Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                    .expect("a JSON error body");
+            assert_eq!(body["error"]["code"], "UNAVAILABLE");
+        }
+        other => panic!("a third socket must be refused with 503, got {other:?}"),
+    }
+
+    b.close().await;
+    // The place comes back once the edge has finished with b's socket.
+    let mut c = nova_tests::wait::until("a place after b left", 5 * SECOND, || {
+        let url = url.clone();
+        async move {
+            tokio_tungstenite::connect_async(url.as_str())
+                .await
+                .map(|(socket, _)| socket)
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await;
+    let snapshot = tokio::time::timeout(2 * SECOND, futures::StreamExt::next(&mut c))
+        .await
+        .expect("a snapshot within 2 s")
+        .expect("a frame")
+        .unwrap();
+    assert!(snapshot.to_text().unwrap().contains("\"snapshot\""));
+    a.close().await;
+    e.shutdown().await.unwrap();
+}

@@ -2,10 +2,11 @@
 //! and fans each event out as one serialised frame shared by every socket of its
 //! stream; `queue` is the bounded per-socket queue (stale counts are dropped,
 //! lifecycle events never; too far behind closes the socket); `sessions` joins,
-//! heartbeats (one batched call per edge) and leaves viewer sessions; `socket`
-//! serves one WebSocket.
+//! heartbeats (one batched call per edge) and leaves viewer sessions; `slots` caps
+//! the sockets of one edge; `socket` serves one WebSocket.
 
 pub mod hub;
 pub mod queue;
 pub mod sessions;
+pub mod slots;
 pub mod socket;

@@ -74,13 +74,20 @@ pub async fn upgrade(
         None => String::new(),
     };
     let Upgrade(ws) = upgrade?;
+    let Some(slot) = state.slots().try_take() else {
+        state.metrics().socket_failed(SocketFailure::Full);
+        return Err(ApiError::edge_full());
+    };
     Ok(ws
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(256 * 1024)
         .max_message_size(16 * 1024)
         .max_frame_size(16 * 1024)
-        .on_upgrade(move |socket| serve(socket, state, id, viewer)))
+        .on_upgrade(move |socket| async move {
+            serve(socket, state, id, viewer).await;
+            drop(slot);
+        }))
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {

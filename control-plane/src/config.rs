@@ -3,6 +3,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `NOVA_GRPC_ADDR` | `127.0.0.1:50051` | gRPC listen address |
+//! | `NOVA_TLS_CERT` / `NOVA_TLS_KEY` | (none: plaintext) | PEM certificate chain and key: gRPC is served over TLS |
 //! | `NOVA_METRICS_ADDR` | `127.0.0.1:9464` | Prometheus `/metrics` listen address |
 //! | `NOVA_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/nova` | PostgreSQL; TLS by `sslmode` / `sslrootcert` as in libpq (see `db::tls`) |
 //! | `NOVA_DB_POOL_SIZE` | `16` | PostgreSQL connections per process |
@@ -21,7 +22,7 @@
 //! | `NOVA_MIGRATE_ONLY` | `false` | migrate the database and exit (`--migrate-only`) |
 //! | `RUST_LOG` | `info` | log filter |
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 pub use nova_runtime::{LogFormat, Secret, parse_duration};
@@ -37,6 +38,12 @@ pub struct Config {
     /// gRPC listen address.
     #[arg(long, env = "NOVA_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     pub grpc_addr: SocketAddr,
+    /// Certificate chain (PEM) for serving gRPC over TLS; needs `NOVA_TLS_KEY`.
+    #[arg(long, env = "NOVA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of `NOVA_TLS_CERT`.
+    #[arg(long, env = "NOVA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Prometheus `/metrics` listen address.
     #[arg(long, env = "NOVA_METRICS_ADDR", default_value = "127.0.0.1:9464")]
     pub metrics_addr: SocketAddr,

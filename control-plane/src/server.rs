@@ -4,6 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Identity, ServerTlsConfig};
 
 use crate::{
     auth::Authenticator,
@@ -34,6 +35,7 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     let tokens = config
         .service_tokens()
         .map_err(|reason| anyhow::anyhow!("{reason}"))?;
+    let tls = tls_config(config)?;
     let applied = db::migrate(config.database_url.expose()).await?;
     tracing::info!(migrations.applied = applied, "database migrated");
     let pool = db::connect(config.database_url.expose(), config.db_pool_size).await?;
@@ -75,9 +77,13 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
         signal.clone(),
     ));
     let grace = config.shutdown_grace;
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
     let task = tokio::spawn(async move {
         let drained = signal.clone().wait();
-        let serve = tonic::transport::Server::builder()
+        let serve = builder
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .layer(metrics.grpc_layer())
             .add_routes(routes)
@@ -102,13 +108,25 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
             }
         }
     });
-    tracing::info!(grpc.addr = %addr, "control plane serving");
+    tracing::info!(grpc.addr = %addr, grpc.tls = config.tls_cert.is_some(), "control plane serving");
     Ok(ControlPlane {
         addr,
         metrics_addr,
         trigger,
         task,
     })
+}
+
+/// Reads `NOVA_TLS_CERT` / `NOVA_TLS_KEY`, when given, into a server TLS config.
+fn tls_config(config: &Config) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path, var: &str| {
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("{var} {}: {e}", path.display()))
+    };
+    let identity = Identity::from_pem(read(cert, "NOVA_TLS_CERT")?, read(key, "NOVA_TLS_KEY")?);
+    Ok(Some(ServerTlsConfig::new().identity(identity)))
 }
 
 impl ControlPlane {

@@ -3,7 +3,8 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `NOVA_EDGE_ADDR` | `127.0.0.1:8080` | HTTP listen address |
-//! | `NOVA_CONTROL_PLANE_URL` | `http://127.0.0.1:50051` | control-plane gRPC |
+//! | `NOVA_CONTROL_PLANE_URL` | `http://127.0.0.1:50051` | control-plane gRPC; `https://` for TLS |
+//! | `NOVA_CONTROL_PLANE_CA` | (system trust store) | PEM CA verifying an `https://` control plane |
 //! | `NOVA_SERVICE_TOKEN` | (required) | token for the control plane |
 //! | `NOVA_EDGE_NODE` | `edge-local` | this edge's id (viewer sessions carry it) |
 //! | `NOVA_JWT_HS256_SECRET` | (none) | HS256 secret verifying bearer JWTs |
@@ -46,6 +47,10 @@ pub struct Config {
         default_value = "http://127.0.0.1:50051"
     )]
     pub control_plane_url: String,
+    /// CA (PEM file) that signed the control plane's certificate, for an `https://`
+    /// control-plane URL; without it the system's trust store is used.
+    #[arg(long, env = "NOVA_CONTROL_PLANE_CA")]
+    pub control_plane_ca: Option<PathBuf>,
     /// Service token for the control plane.
     #[arg(long, env = "NOVA_SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Secret,

@@ -24,7 +24,11 @@ pub struct Edge {
 /// Binds, starts the upstream event stream and the session heartbeats, and serves.
 pub async fn start(config: &Config) -> anyhow::Result<Edge> {
     config.validate().map_err(|e| anyhow::anyhow!(e))?;
-    let upstream = Upstream::new(&config.control_plane_url, config.service_token.expose())?;
+    let upstream = Upstream::new(
+        &config.control_plane_url,
+        config.control_plane_ca.as_deref(),
+        config.service_token.expose(),
+    )?;
     let jwt = JwtVerifier::from_config(config)?;
     let listener = TcpListener::bind(config.listen)
         .await

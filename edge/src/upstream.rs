@@ -1,19 +1,15 @@
 //! The control plane as the edge sees it: gRPC clients that add the service token
 //! and, for mutations, the principal; each call bounded by a deadline.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
-use nova_runtime::grpc::Bearer;
+use nova_runtime::grpc::{self, Bearer};
 
 use nova_proto::v1::{
     analytics_service_client::AnalyticsServiceClient, event_service_client::EventServiceClient,
     session_service_client::SessionServiceClient, stream_service_client::StreamServiceClient,
 };
-use tonic::{
-    Request, Status,
-    service::interceptor::InterceptedService,
-    transport::{Channel, Endpoint},
-};
+use tonic::{Request, Status, service::interceptor::InterceptedService, transport::Channel};
 
 type Svc = InterceptedService<Channel, Bearer>;
 
@@ -37,9 +33,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Upstream {
     /// Builds the clients; connects lazily and reconnects by itself.
-    pub fn new(url: &str, token: &str) -> anyhow::Result<Self> {
-        let endpoint =
-            Endpoint::from_shared(url.to_owned())?.connect_timeout(Duration::from_secs(2));
+    pub fn new(url: &str, ca: Option<&Path>, token: &str) -> anyhow::Result<Self> {
+        let endpoint = grpc::endpoint(url, ca)
+            .map_err(anyhow::Error::msg)?
+            .connect_timeout(Duration::from_secs(2));
         let channel = endpoint.clone().timeout(CALL_TIMEOUT).connect_lazy();
         let streaming = endpoint
             .http2_keep_alive_interval(Duration::from_secs(20))

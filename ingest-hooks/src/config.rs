@@ -4,7 +4,8 @@
 //! |---|---|---|
 //! | `NOVA_HOOKS_ADDR` | `127.0.0.1:8090` | where nginx sends its callbacks |
 //! | `NOVA_HOOKS_SECRET` | (none) | shared secret nginx passes as `?secret=`; without one, only loopback callers are accepted |
-//! | `NOVA_CONTROL_PLANE_URL` | `http://127.0.0.1:50051` | control-plane gRPC |
+//! | `NOVA_CONTROL_PLANE_URL` | `http://127.0.0.1:50051` | control-plane gRPC; `https://` for TLS |
+//! | `NOVA_CONTROL_PLANE_CA` | (system trust store) | PEM CA verifying an `https://` control plane |
 //! | `NOVA_SERVICE_TOKEN` | (required) | token for the control plane |
 //! | `NOVA_INGEST_NODE` | `ingest-local` | this ingest node's identifier |
 //! | `NOVA_ORIGIN_URL` | `http://127.0.0.1:8080` | public base URL of this node's HLS/DASH origin |
@@ -18,7 +19,7 @@
 //! | `NOVA_HLS_DIR` | (none) | nginx's HLS output folder, watched for segment generation time; unset turns it off |
 //! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 pub use nova_runtime::{LogFormat, Secret, parse_duration};
@@ -44,6 +45,10 @@ pub struct Config {
         default_value = "http://127.0.0.1:50051"
     )]
     pub control_plane_url: String,
+    /// CA (PEM file) that signed the control plane's certificate, for an `https://`
+    /// control-plane URL; without it the system's trust store is used.
+    #[arg(long, env = "NOVA_CONTROL_PLANE_CA")]
+    pub control_plane_ca: Option<PathBuf>,
     /// Service token for the control plane.
     #[arg(long, env = "NOVA_SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Secret,

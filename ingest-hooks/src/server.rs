@@ -27,6 +27,7 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
     config.validate().map_err(|e| anyhow::anyhow!(e))?;
     let upstream = Upstream::new(
         &config.control_plane_url,
+        config.control_plane_ca.as_deref(),
         config.service_token.expose(),
         config.upstream_timeout,
         Node {

@@ -1,9 +1,9 @@
 //! The control plane as the hooks see it: IngestService calls with the service
 //! token, each bounded by the upstream timeout, refusals told apart from outages.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
-use nova_runtime::grpc::Bearer;
+use nova_runtime::grpc::{self, Bearer};
 
 use nova_proto::v1::{
     AuthorizePublishRequest, HeartbeatRequest, IngestHealth, IngestHeartbeatRequest,
@@ -11,11 +11,7 @@ use nova_proto::v1::{
     Stream, ViewerKind, ingest_service_client::IngestServiceClient,
     session_service_client::SessionServiceClient,
 };
-use tonic::{
-    Code, Status,
-    service::interceptor::InterceptedService,
-    transport::{Channel, Endpoint},
-};
+use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel};
 
 use crate::{
     callback::{Origin, StreamKey},
@@ -46,8 +42,15 @@ pub struct Upstream {
 
 impl Upstream {
     /// Builds a client for `url`; no connection is made until the first call.
-    pub fn new(url: &str, token: &str, timeout: Duration, node: Node) -> anyhow::Result<Self> {
-        let channel = Endpoint::from_shared(url.to_owned())?
+    pub fn new(
+        url: &str,
+        ca: Option<&Path>,
+        token: &str,
+        timeout: Duration,
+        node: Node,
+    ) -> anyhow::Result<Self> {
+        let channel = grpc::endpoint(url, ca)
+            .map_err(anyhow::Error::msg)?
             .connect_timeout(timeout)
             .timeout(timeout)
             .connect_lazy();

@@ -1,9 +1,40 @@
-//! What every gRPC client of ours needs: the service token on each call.
+//! What every gRPC client of ours needs: an endpoint (TLS for `https://`) and the
+//! service token on each call.
+
+use std::path::Path;
 
 use tonic::{
     Request, Status,
     metadata::{Ascii, MetadataValue},
+    transport::{Certificate, ClientTlsConfig, Endpoint},
 };
+
+/// An endpoint for the control plane at `url`. `https://` speaks TLS, verified
+/// against `ca` (a PEM file) or, without it, the system's trust store; `http://` is
+/// plaintext. Errors name the variable (`NOVA_CONTROL_PLANE_URL` / `_CA`).
+pub fn endpoint(url: &str, ca: Option<&Path>) -> Result<Endpoint, String> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| format!("NOVA_CONTROL_PLANE_URL: not a URL ({e})"))?;
+    if !url.starts_with("https://") {
+        if ca.is_some() {
+            return Err(
+                "NOVA_CONTROL_PLANE_CA is set, but NOVA_CONTROL_PLANE_URL is not https://".into(),
+            );
+        }
+        return Ok(endpoint);
+    }
+    let tls = match ca {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("NOVA_CONTROL_PLANE_CA {}: {e}", path.display()))?;
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))
+        }
+        None => ClientTlsConfig::new().with_native_roots(),
+    };
+    endpoint
+        .tls_config(tls)
+        .map_err(|e| format!("NOVA_CONTROL_PLANE_URL: TLS set-up failed ({e})"))
+}
 
 /// Interceptor adding `authorization: Bearer <service token>` to every call.
 #[derive(Clone)]

@@ -180,5 +180,7 @@ fn config(database_url: &str, redis_url: &str, token: &str) -> Config {
         shutdown_grace: Duration::from_secs(2),
         log_format: LogFormat::Text,
         migrate_only: false,
+        tls_cert: None,
+        tls_key: None,
     }
 }

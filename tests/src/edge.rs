@@ -23,6 +23,7 @@ pub fn config(ctx: &TestContext, node: &str) -> nova_edge::Config {
     nova_edge::Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         control_plane_url: ctx.url(),
+        control_plane_ca: None,
         service_token: ctx.token.as_str().into(),
         node: node.into(),
         jwt_hs256_secret: Some(JWT_SECRET.into()),

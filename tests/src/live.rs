@@ -71,6 +71,7 @@ impl LiveStack {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             secret: Some(secret.as_str().into()),
             control_plane_url: ctx.url(),
+            control_plane_ca: None,
             service_token: ctx.token.as_str().into(),
             ingest_node: "ingest-test".into(),
             origin_url: format!("http://127.0.0.1:{http_port}"),

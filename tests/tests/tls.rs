@@ -222,3 +222,91 @@ async fn the_control_plane_talks_tls_to_postgres_and_redis_and_checks_who_answer
     child.kill().await.unwrap();
     drop(engines);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_over_tls_serves_verified_clients_the_edge_and_grpcurl() {
+    use nova_proto::v1::{ListStreamsRequest, stream_service_client::StreamServiceClient};
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let certs = tls::make(&dir.path().join("certs"), "nova-grpc-ca");
+    let (cert, key) = (certs.cert.clone(), certs.key.clone());
+    let ctx = nova_tests::TestContext::start_with(move |c| {
+        c.tls_cert = Some(cert);
+        c.tls_key = Some(key);
+    })
+    .await;
+    let https = format!("https://{}", ctx.addr());
+    let check = |endpoint: tonic::transport::Endpoint| async move {
+        let channel = tokio::time::timeout(Duration::from_secs(10), endpoint.connect())
+            .await
+            .expect("a connection attempt ends within 10 s")
+            .map_err(|e| format!("{e:?}"))?;
+        HealthClient::new(channel)
+            .check(HealthCheckRequest::default())
+            .await
+            .map(|r| r.into_inner().status())
+            .map_err(|e| format!("{e:?}"))
+    };
+
+    // A client trusting the CA is served; plaintext and unverified clients are not.
+    let trusted = nova_runtime::grpc::endpoint(&https, Some(&certs.ca)).unwrap();
+    assert_eq!(check(trusted.clone()).await, Ok(ServingStatus::Serving));
+    let plaintext = nova_runtime::grpc::endpoint(&ctx.url(), None).unwrap();
+    assert!(check(plaintext).await.is_err(), "plaintext to a TLS port");
+    let system_store_only = nova_runtime::grpc::endpoint(&https, None).unwrap();
+    assert!(
+        check(system_store_only).await.is_err(),
+        "a certificate from an unknown CA"
+    );
+    assert!(
+        nova_runtime::grpc::endpoint(&ctx.url(), Some(&certs.ca))
+            .unwrap_err()
+            .contains("not https://"),
+        "a CA for a plaintext URL is a configuration mistake"
+    );
+
+    // The service token still applies over TLS.
+    let channel = trusted.connect().await.unwrap();
+    let bearer = nova_runtime::grpc::Bearer::new(&ctx.token).unwrap();
+    StreamServiceClient::with_interceptor(channel, bearer)
+        .list_streams(ListStreamsRequest::default())
+        .await
+        .expect("ListStreams over TLS");
+
+    // The edge reaches it by https:// with the CA.
+    let mut config = nova_tests::edge::config(&ctx, "edge-tls");
+    config.control_plane_url = https.clone();
+    config.control_plane_ca = Some(certs.ca.clone());
+    let edge = nova_edge::start(&config).await.unwrap();
+    let ready =
+        nova_tests::edge::call("GET", &format!("http://{}/readyz", edge.addr), None, None).await;
+    assert_eq!(ready.status, 200, "{:?}", ready.json);
+    let list = nova_tests::edge::call(
+        "GET",
+        &format!("http://{}/api/v1/streams", edge.addr),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(list.status, 200, "{:?}", list.json);
+    edge.shutdown().await.unwrap();
+
+    // grpcurl with the CA lists the services through reflection.
+    let out = tokio::process::Command::new(nova_tests::tools::grpcurl())
+        .args(["-max-time", "10", "-cacert"])
+        .arg(&certs.ca)
+        .arg(ctx.addr().to_string())
+        .arg("list")
+        .output()
+        .await
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && listed.contains("nova.streaming.v1.StreamService"),
+        "grpcurl -cacert: {listed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

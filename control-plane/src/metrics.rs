@@ -13,7 +13,6 @@ use nova_runtime::{
     shutdown,
 };
 use opentelemetry::metrics::{Gauge, Histogram};
-use tokio::net::TcpListener;
 
 /// Bucket boundaries of viewers per stream.
 const VIEWER_BUCKETS: &[f64] = &[
@@ -108,24 +107,9 @@ impl CpMetrics {
         addr: SocketAddr,
         stop: shutdown::Signal,
     ) -> anyhow::Result<SocketAddr> {
-        let listener = TcpListener::bind(addr)
+        nova_runtime::metrics::serve(self.metrics.clone(), addr, "NOVA_METRICS_ADDR", stop)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (NOVA_METRICS_ADDR): {e}"))?;
-        let bound = listener.local_addr()?;
-        let metrics = self.metrics.clone();
-        let app = axum::Router::new().route(
-            "/metrics",
-            axum::routing::get(move || {
-                let metrics = metrics.clone();
-                async move { nova_runtime::metrics::exposition(&metrics) }
-            }),
-        );
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.wait())
-                .await;
-        });
-        Ok(bound)
+            .map_err(anyhow::Error::msg)
     }
 }
 

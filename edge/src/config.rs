@@ -3,6 +3,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `NOVA_EDGE_ADDR` | `127.0.0.1:8080` | HTTP listen address |
+//! | `NOVA_EDGE_METRICS_ADDR` | (unset: on `NOVA_EDGE_ADDR`) | a private listener for `/metrics` |
 //! | `NOVA_CONTROL_PLANE_URL` | `http://127.0.0.1:50051` | control-plane gRPC; `https://` for TLS |
 //! | `NOVA_CONTROL_PLANE_CA` | (system trust store) | PEM CA verifying an `https://` control plane |
 //! | `NOVA_SERVICE_TOKEN` | (required) | token for the control plane |
@@ -75,6 +76,10 @@ pub struct Config {
     /// Per-IP rate limit on mutations, per minute.
     #[arg(long, env = "NOVA_MUTATIONS_PER_MINUTE", default_value_t = 60)]
     pub mutations_per_minute: u32,
+    /// Serve `/metrics` on this address alone, off the public listener (which then
+    /// answers 404 there); unset keeps it on `NOVA_EDGE_ADDR`.
+    #[arg(long, env = "NOVA_EDGE_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Proxies (comma-separated addresses or CIDR networks) whose `X-Forwarded-For`
     /// names the client for rate limiting; empty trusts none.
     #[arg(long, env = "NOVA_TRUSTED_PROXIES", default_value = "", value_parser = TrustedProxies::parse)]

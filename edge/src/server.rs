@@ -13,6 +13,8 @@ use crate::{
 pub struct Edge {
     /// Address it listens on.
     pub addr: SocketAddr,
+    /// The private `/metrics` listener, when `NOVA_EDGE_METRICS_ADDR` asked for one.
+    pub metrics_addr: Option<SocketAddr>,
     /// Fires the shutdown.
     trigger: shutdown::Trigger,
     /// The serving task.
@@ -36,6 +38,19 @@ pub async fn start(config: &Config) -> anyhow::Result<Edge> {
     let addr = listener.local_addr()?;
     let (trigger, signal) = shutdown::channel();
     let metrics = EdgeMetrics::new().map_err(|e| anyhow::anyhow!(e))?;
+    let metrics_addr = match config.metrics_addr {
+        Some(addr) => Some(
+            nova_runtime::metrics::serve(
+                metrics.registry().clone(),
+                addr,
+                "NOVA_EDGE_METRICS_ADDR",
+                signal.clone(),
+            )
+            .await
+            .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
+    };
     let state = AppState::new(
         config.clone(),
         upstream.clone(),
@@ -71,6 +86,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Edge> {
     tracing::info!(edge.addr = %addr, "edge serving");
     Ok(Edge {
         addr,
+        metrics_addr,
         trigger,
         task,
         state,

@@ -176,6 +176,33 @@ pub fn exposition(metrics: &Metrics) -> axum::response::Response {
         .into_response()
 }
 
+/// Serves `GET /metrics` of `metrics` alone on `addr` until `stop`; returns the bound
+/// address. `var` names the setting in the error when the address is taken.
+pub async fn serve(
+    metrics: Metrics,
+    addr: std::net::SocketAddr,
+    var: &str,
+    stop: crate::shutdown::Signal,
+) -> Result<std::net::SocketAddr, String> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} ({var}): {e}"))?;
+    let bound = listener.local_addr().map_err(|e| format!("{var}: {e}"))?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move { exposition(&metrics) }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.wait())
+            .await;
+    });
+    Ok(bound)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

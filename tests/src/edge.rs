@@ -33,6 +33,7 @@ pub fn config(ctx: &TestContext, node: &str) -> nova_edge::Config {
         cors_origins: "*".into(),
         mutations_per_minute: 600,
         trusted_proxies: nova_edge::ratelimit::TrustedProxies::default(),
+        metrics_addr: None,
         max_body_bytes: 16 * 1024,
         web_dir: crate::tools::workspace_root().join("edge/web"),
         ws_queue: 64,

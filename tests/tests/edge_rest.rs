@@ -400,3 +400,27 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
     );
     e.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_can_move_off_the_public_listener() {
+    let ctx = TestContext::start().await;
+    let mut config = edge::config(&ctx, "edge-a");
+    config.metrics_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let e = nova_edge::start(&config).await.unwrap();
+    let private = e.metrics_addr.expect("a private metrics listener");
+    let scraped = nova_tests::http::get(&format!("http://{private}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(scraped.status, 200);
+    assert!(
+        scraped
+            .text()
+            .contains("nova_streaming_websocket_connections"),
+        "{}",
+        scraped.text()
+    );
+    let public = call("GET", &format!("http://{}/metrics", e.addr), None, None).await;
+    assert_eq!(public.status, 404);
+    assert_eq!(public.json["error"]["code"], "NOT_FOUND");
+    e.shutdown().await.unwrap();
+}

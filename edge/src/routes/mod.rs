@@ -32,11 +32,19 @@ pub fn router(state: AppState) -> Router {
         .route("/streams/{id}/ws", get(ws::socket::upgrade))
         .fallback(|| async { crate::error::ApiError::not_found("no such API route") });
     let web = ServeDir::new(&config.web_dir).append_index_html_on_directories(true);
-    Router::new()
+    let mut router = Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(health::readyz));
+    if config.metrics_addr.is_none() {
+        router = router.route("/metrics", get(metrics));
+    } else {
+        router = router.route(
+            "/metrics",
+            get(|| async { crate::error::ApiError::not_found("metrics are served privately") }),
+        );
+    }
+    router
         .fallback_service(web)
         .layer(axum::middleware::from_fn_with_state(
             state.metrics().http(),

@@ -126,7 +126,21 @@ fn tls_config(config: &Config) -> anyhow::Result<Option<ServerTlsConfig>> {
         std::fs::read(path).map_err(|e| anyhow::anyhow!("{var} {}: {e}", path.display()))
     };
     let identity = Identity::from_pem(read(cert, "NOVA_TLS_CERT")?, read(key, "NOVA_TLS_KEY")?);
-    Ok(Some(ServerTlsConfig::new().identity(identity)))
+    // A client that opens TCP and never finishes the handshake is dropped.
+    let tls = ServerTlsConfig::new()
+        .identity(identity)
+        .timeout(Duration::from_secs(10));
+    // Build it once now, so a bad certificate or key stops start-up before anything
+    // else happens, with the variables named.
+    tonic::transport::Server::builder()
+        .tls_config(tls.clone())
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "NOVA_TLS_CERT / NOVA_TLS_KEY: not a usable certificate and key ({})",
+                nova_runtime::causes(&e)
+            )
+        })?;
+    Ok(Some(tls))
 }
 
 impl ControlPlane {

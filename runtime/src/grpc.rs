@@ -15,7 +15,7 @@ use tonic::{
 pub fn endpoint(url: &str, ca: Option<&Path>) -> Result<Endpoint, String> {
     let endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| format!("NOVA_CONTROL_PLANE_URL: not a URL ({e})"))?;
-    if !url.starts_with("https://") {
+    if endpoint.uri().scheme_str() != Some("https") {
         if ca.is_some() {
             return Err(
                 "NOVA_CONTROL_PLANE_CA is set, but NOVA_CONTROL_PLANE_URL is not https://".into(),
@@ -23,17 +23,29 @@ pub fn endpoint(url: &str, ca: Option<&Path>) -> Result<Endpoint, String> {
         }
         return Ok(endpoint);
     }
-    let tls = match ca {
+    let (tls, var) = match ca {
         Some(path) => {
             let pem = std::fs::read(path)
                 .map_err(|e| format!("NOVA_CONTROL_PLANE_CA {}: {e}", path.display()))?;
-            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(format!(
+                    "NOVA_CONTROL_PLANE_CA {}: holds no PEM certificate",
+                    path.display()
+                ));
+            }
+            (
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+                "NOVA_CONTROL_PLANE_CA",
+            )
         }
-        None => ClientTlsConfig::new().with_native_roots(),
+        None => (
+            ClientTlsConfig::new().with_native_roots(),
+            "NOVA_CONTROL_PLANE_URL (system trust store)",
+        ),
     };
     endpoint
         .tls_config(tls)
-        .map_err(|e| format!("NOVA_CONTROL_PLANE_URL: TLS set-up failed ({e})"))
+        .map_err(|e| format!("{var}: TLS set-up failed ({})", crate::causes(&e)))
 }
 
 /// Interceptor adding `authorization: Bearer <service token>` to every call.

@@ -1,7 +1,8 @@
 //! What every Nova Streaming binary shares: `shutdown` (one signal fanned out to
 //! every task), `telemetry` (tracing set-up), `metrics` (Prometheus through
-//! OpenTelemetry, RED instruments), `grpc` (the service-token interceptor), and
-//! `config` value types (secrets that never print, durations like `250ms`).
+//! OpenTelemetry, RED instruments), `grpc` (endpoints with TLS, the service-token
+//! interceptor), and `config` value types (secrets that never print, durations like
+//! `250ms`).
 
 pub mod config;
 pub mod grpc;
@@ -10,3 +11,16 @@ pub mod shutdown;
 pub mod telemetry;
 
 pub use config::{LogFormat, Secret, parse_duration};
+
+/// An error and its causes on one line ("error performing TLS handshake: invalid peer
+/// certificate: …"); many libraries keep the reason in the source chain.
+pub fn causes(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
+}

@@ -53,8 +53,9 @@ pub async fn os_signal() {
 }
 
 /// An interval that waits a full period after a late tick instead of bursting to
-/// catch up.
+/// catch up. A zero period (e.g. a `0s` setting) is taken as one millisecond.
 pub fn steady(period: std::time::Duration) -> tokio::time::Interval {
+    let period = period.max(std::time::Duration::from_millis(1));
     let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval

@@ -36,8 +36,8 @@ impl Postgres {
         })
     }
 
-    /// Turns TLS on (`ssl=on`) with this certificate and key (PEM); plain connections
-    /// stay allowed.
+    /// Turns TLS on (`ssl=on`) with this certificate and key (PEM) and refuses
+    /// plaintext connections (`hostssl` only).
     #[must_use]
     pub fn with_tls(mut self, cert: &Path, key: &Path) -> Self {
         self.tls = Some((cert.to_owned(), key.to_owned()));
@@ -89,12 +89,19 @@ impl Postgres {
             fs::copy(cert, &cert_copy)?;
             fs::copy(key, &key_copy)?;
             fs::set_permissions(&key_copy, fs::Permissions::from_mode(0o600))?;
-            self.give_file_to_server_user(&cert_copy)?;
-            self.give_file_to_server_user(&key_copy)?;
+            let hba = self.root.join("pg_hba_tls.conf");
+            fs::write(
+                &hba,
+                "hostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+            )?;
+            for file in [&cert_copy, &key_copy, &hba] {
+                self.give_file_to_server_user(file)?;
+            }
             options.push_str(&format!(
-                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c hba_file={}",
                 path_str(&cert_copy)?,
-                path_str(&key_copy)?
+                path_str(&key_copy)?,
+                path_str(&hba)?
             ));
         }
         let log = self.root.join("postgres.log");

@@ -6,7 +6,7 @@
 use std::{net::SocketAddr, path::Path, process::Stdio, time::Duration};
 
 use diesel::sql_types::{BigInt, Bool};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use nova_proto::v1::{CreateStreamRequest, JoinSessionRequest, Stream, ViewerKind};
 use nova_stack::{postgres::Postgres, redis::Redis, wait};
 use nova_tests::{clients, context::random_token, tls};
@@ -129,9 +129,14 @@ async fn the_control_plane_talks_tls_to_postgres_and_redis_and_checks_who_answer
             "require encrypts without verifying",
         ),
         (
-            url("127.0.0.1", "sslmode=disable"),
+            url("127.0.0.1", ""),
             true,
-            "plain connections stay allowed by this server",
+            "the default (prefer) encrypts when the server offers TLS",
+        ),
+        (
+            url("127.0.0.1", "sslmode=disable"),
+            false,
+            "this server refuses plaintext",
         ),
         (
             url("127.0.0.1", "sslmode=sometimes"),
@@ -207,9 +212,11 @@ async fn the_control_plane_talks_tls_to_postgres_and_redis_and_checks_who_answer
         #[diesel(sql_type = Bool)]
         all_tls: bool,
     }
-    let mut admin = AsyncPgConnection::establish(&url("127.0.0.1", "sslmode=disable"))
-        .await
-        .unwrap();
+    let mut admin = nova_control_plane::db::establish(
+        &nova_control_plane::db::tls::Target::parse(&url("127.0.0.1", "sslmode=require")).unwrap(),
+    )
+    .await
+    .unwrap();
     let ssl: Ssl = diesel::sql_query(
         "SELECT count(*) AS connections, coalesce(bool_and(s.ssl), false) AS all_tls \
          FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \

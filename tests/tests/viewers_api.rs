@@ -483,6 +483,7 @@ async fn event_log_positions_commit_in_order_so_a_cursor_never_skips_one() {
             let mut db = ctx.db().await;
             let waiting: Count = diesel::sql_query(format!(
                 "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
              AND ((classid::bigint << 32) | objid::bigint) = {}",
                 events::EVENT_LOG_LOCK
             ))

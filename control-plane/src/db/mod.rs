@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use diesel::{ConnectionError, ConnectionResult, RunQueryDsl as _, sql_query};
 use diesel_async::{
-    AsyncConnection, AsyncPgConnection,
+    AsyncPgConnection,
     async_connection_wrapper::AsyncConnectionWrapper,
     pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, bb8::Pool},
 };
@@ -29,26 +29,22 @@ pub type DbPool = Pool<AsyncPgConnection>;
 
 /// Opens one connection to `target`, over TLS when it asks for it.
 pub async fn establish(target: &tls::Target) -> ConnectionResult<AsyncPgConnection> {
-    let Some(tls) = &target.tls else {
-        return AsyncPgConnection::establish(&target.url).await;
-    };
-    let (client, connection) = tokio_postgres::connect(&target.url, tls.clone())
-        .await
-        .map_err(|e| ConnectionError::BadConnection(with_causes(&e)))?;
-    AsyncPgConnection::try_from_client_and_connection(client, connection).await
-}
-
-/// An error and its causes on one line ("error performing TLS handshake: invalid peer
-/// certificate: …"); tokio-postgres keeps the reason in the source chain.
-fn with_causes(err: &dyn std::error::Error) -> String {
-    let mut line = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        line.push_str(": ");
-        line.push_str(&c.to_string());
-        cause = c.source();
+    let failed =
+        |e: tokio_postgres::Error| ConnectionError::BadConnection(nova_runtime::causes(&e));
+    match &target.tls {
+        Some(tls) => {
+            let (client, connection) = tokio_postgres::connect(&target.url, tls.clone())
+                .await
+                .map_err(failed)?;
+            AsyncPgConnection::try_from_client_and_connection(client, connection).await
+        }
+        None => {
+            let (client, connection) = tokio_postgres::connect(&target.url, tokio_postgres::NoTls)
+                .await
+                .map_err(failed)?;
+            AsyncPgConnection::try_from_client_and_connection(client, connection).await
+        }
     }
-    line
 }
 
 /// Builds the connection pool; fails fast when PostgreSQL cannot be reached.

@@ -9,10 +9,13 @@
 //! | `verify-ca` | yes | yes | no |
 //! | `verify-full` | yes | yes | yes |
 //!
-//! The chain is checked against `sslrootcert` (a PEM file) or, without it, the
-//! system's trust store (`SSL_CERT_FILE` / `SSL_CERT_DIR` are honoured). Only URLs
-//! (`postgres://…`) carry these options; key=value strings go to tokio-postgres as
-//! they are.
+//! The chain is checked against `sslrootcert` (a PEM file) or, without it or with
+//! `sslrootcert=system`, the system's trust store (`SSL_CERT_FILE` / `SSL_CERT_DIR`
+//! are honoured). Only URLs (`postgres://…`) carry these options; key=value strings go
+//! to tokio-postgres as they are. The rest of the URL is passed on byte for byte.
+//!
+//! Unlike libpq's `prefer`, a server that offers TLS but fails the handshake is an
+//! error, not a fall-back to plaintext.
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -70,16 +73,25 @@ impl Target {
                 verify: Some(Verify::Nothing),
             });
         }
-        let mut parsed =
-            url::Url::parse(url).map_err(|e| format!("NOVA_DATABASE_URL: not a URL ({e})"))?;
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let decode = |raw: &str| {
+            percent_encoding::percent_decode_str(raw)
+                .decode_utf8()
+                .map(|v| v.into_owned())
+                .map_err(|_| "NOVA_DATABASE_URL: an ssl option is not valid UTF-8".to_owned())
+        };
         let mut mode = "prefer".to_owned();
         let mut root: Option<PathBuf> = None;
-        let mut kept: Vec<(String, String)> = Vec::new();
-        for (key, value) in parsed.query_pairs() {
-            match key.as_ref() {
-                "sslmode" => mode = value.into_owned(),
-                "sslrootcert" => root = Some(PathBuf::from(value.as_ref())),
-                _ => kept.push((key.into_owned(), value.into_owned())),
+        let mut kept: Vec<String> = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match decode(key)?.as_str() {
+                "sslmode" => mode = decode(value)?,
+                "sslrootcert" => {
+                    let value = decode(value)?;
+                    root = (value != "system").then(|| PathBuf::from(value));
+                }
+                _ => kept.push(pair.to_owned()),
             }
         }
         let (wire_mode, verify) = match mode.as_str() {
@@ -97,13 +109,12 @@ impl Target {
                 );
             }
         };
-        kept.push(("sslmode".into(), wire_mode.into()));
-        parsed.query_pairs_mut().clear().extend_pairs(kept);
+        kept.push(format!("sslmode={wire_mode}"));
         let tls = verify
             .map(|verify| connector(verify, root.as_deref()))
             .transpose()?;
         Ok(Self {
-            url: parsed.into(),
+            url: format!("{base}?{}", kept.join("&")),
             tls,
             verify,
         })
@@ -271,6 +282,8 @@ impl ServerCertVerifier for AnyName {
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
     use super::*;
 
     fn query(url: &str) -> String {
@@ -295,6 +308,39 @@ mod tests {
 
         let ca = Target::parse("postgres://db/nova?sslmode=verify-ca").unwrap();
         assert_eq!(ca.verify, Some(Verify::Chain));
+    }
+
+    #[test]
+    fn everything_but_the_ssl_options_passes_through_byte_for_byte() {
+        for (given, expected) in [
+            (
+                "postgres://u:p%40ss%20w@db/nova?options=-c%20search_path%3Dapp&sslmode=require",
+                "postgres://u:p%40ss%20w@db/nova?options=-c%20search_path%3Dapp&sslmode=require",
+            ),
+            (
+                "postgres://u:pw@h1:5432,h2:5433/nova?target_session_attrs=read-write",
+                "postgres://u:pw@h1:5432,h2:5433/nova?target_session_attrs=read-write&sslmode=prefer",
+            ),
+            (
+                "postgresql://[::1]:5432/my%20db?sslrootcert=system&sslmode=verify-full&application_name=a+b",
+                "postgresql://[::1]:5432/my%20db?application_name=a+b&sslmode=require",
+            ),
+        ] {
+            let url = Target::parse(given)
+                .unwrap_or_else(|e| panic!("{given}: {e}"))
+                .url;
+            assert_eq!(url, expected);
+            assert!(
+                tokio_postgres::Config::from_str(&url).is_ok(),
+                "tokio-postgres reads {url}"
+            );
+        }
+    }
+
+    #[test]
+    fn system_roots_can_be_named() {
+        let t = Target::parse("postgres://db/nova?sslmode=verify-full&sslrootcert=system").unwrap();
+        assert_eq!(t.verify, Some(Verify::Full));
     }
 
     #[test]

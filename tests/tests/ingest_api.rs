@@ -441,3 +441,54 @@ async fn a_second_connection_with_the_same_key_can_neither_publish_nor_end_the_s
         (StreamStatus::Active, true)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reaper_closes_more_streams_than_one_batch_holds() {
+    let mut w = World::start(|c| {
+        c.reconnect_window = Duration::from_secs(1);
+    })
+    .await;
+    // More than two of the reaper's 25-stream batches.
+    let mut names = Vec::new();
+    for _ in 0..60 {
+        let (stream, key) = w.create().await;
+        w.authorize(&key).await.unwrap();
+        w.ended(&key).await;
+        names.push(stream.name);
+    }
+    let mut streams = w.streams.clone();
+    wait::until(
+        "the reaper to complete all 60 streams",
+        Duration::from_secs(20),
+        || {
+            let mut streams = streams.clone();
+            async move {
+                let page = streams
+                    .list_streams(nova_proto::v1::ListStreamsRequest {
+                        statuses: vec![StreamStatus::Completed.into()],
+                        page_size: 100,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                if page.streams.len() == 60 {
+                    Ok(())
+                } else {
+                    Err(page.streams.len())
+                }
+            }
+        },
+    )
+    .await;
+    for name in &names {
+        let stream = streams
+            .get_stream(GetStreamRequest { name: name.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .stream
+            .unwrap();
+        assert_eq!(stream.status(), StreamStatus::Completed, "{name}");
+    }
+}

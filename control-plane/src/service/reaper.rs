@@ -1,6 +1,8 @@
 //! The reaper: closes streams whose ingest went quiet and whose reconnect window
-//! closed. Every replica runs the loop; a PostgreSQL advisory lock taken per sweep
+//! closed. Every replica runs the loop; a PostgreSQL advisory lock taken per batch
 //! (transaction-scoped, so a dead replica never holds it) lets one sweep at a time.
+//! A sweep works in small batches, one short transaction each, so it never holds the
+//! event-log append lock for long while ingest callbacks wait.
 
 use std::time::Duration;
 
@@ -19,8 +21,10 @@ use crate::{
 
 /// Advisory lock key of the reaper ("novareap").
 const REAPER_LOCK: i64 = 0x6e6f_7661_7265_6170;
-/// Most streams handled per sweep and kind; the next sweep takes the rest.
-const BATCH: i64 = 500;
+/// Most streams handled per batch and kind (one transaction).
+const BATCH: i64 = 25;
+/// Most batches per sweep; the next sweep takes the rest.
+const MAX_BATCHES: usize = 40;
 
 /// When streams are reaped.
 #[derive(Debug, Clone, Copy)]
@@ -50,8 +54,32 @@ struct Locked {
     locked: bool,
 }
 
-/// Runs one sweep if no other replica is sweeping.
+/// Runs one sweep if no other replica is sweeping: batches until one finds less
+/// than a full batch of either kind (at most `MAX_BATCHES`).
 pub async fn sweep(
+    pool: &DbPool,
+    publisher: &Publisher,
+    settings: &ReaperSettings,
+) -> Result<Sweep> {
+    let mut total = Sweep::default();
+    for _ in 0..MAX_BATCHES {
+        let batch = sweep_batch(pool, publisher, settings).await?;
+        if !batch.led {
+            break;
+        }
+        total.led = true;
+        total.interrupted += batch.interrupted;
+        total.completed += batch.completed;
+        let full = usize::try_from(BATCH).unwrap_or(usize::MAX);
+        if batch.interrupted < full && batch.completed < full {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// One batch in one transaction; its events are published after commit.
+async fn sweep_batch(
     pool: &DbPool,
     publisher: &Publisher,
     settings: &ReaperSettings,

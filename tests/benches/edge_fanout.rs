@@ -24,7 +24,8 @@ use std::{
 
 use futures::{StreamExt, stream};
 use nova_proto::v1::{
-    CreateStreamRequest, GetViewerCountRequest, JoinSessionRequest, Stream, ViewerKind,
+    CreateStreamRequest, GetViewerCountRequest, JoinSessionRequest, LeaveSessionRequest, Stream,
+    ViewerKind,
 };
 use nova_tests::{TestContext, clients, edge};
 use serde_json::Value;
@@ -82,7 +83,9 @@ async fn bench() {
         .into_inner()
         .stream
         .unwrap();
-    let (edge_child, base) = edge::spawn_process(&ctx, "bench-edge");
+    let cap = (2 * n + 100).to_string();
+    let (edge_child, base) =
+        edge::spawn_process_with(&ctx, "bench-edge", &[("NOVA_WS_MAX_SOCKETS", cap)]);
     let ws_url = format!(
         "{}/api/v1/streams/{}/ws",
         base.replacen("http://", "ws://", 1),
@@ -165,7 +168,7 @@ async fn latency(
     sessions: &mut clients::Sessions,
     name: &str,
 ) -> (f64, f64, f64) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(i64, Instant)>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, i64, Instant)>();
     let sockets: Vec<Socket> = stream::iter(0..open)
         .map(|_| async {
             tokio_tungstenite::connect_async(url)
@@ -176,55 +179,79 @@ async fn latency(
         .buffer_unordered(64)
         .collect()
         .await;
-    for mut socket in sockets {
+    let mut readers = Vec::with_capacity(open);
+    for (index, mut socket) in sockets.into_iter().enumerate() {
         let tx = tx.clone();
-        tokio::spawn(async move {
+        readers.push(tokio::spawn(async move {
             while let Some(text) = next_text(&mut socket).await {
                 let Ok(value) = serde_json::from_str::<Value>(&text) else {
                     continue;
                 };
                 if let Some(count) = value["viewer_count"].as_i64()
-                    && tx.send((count, Instant::now())).is_err()
+                    && tx.send((index, count, Instant::now())).is_err()
                 {
                     break;
                 }
             }
-        });
+            let _ = socket.close(None).await;
+        }));
     }
     drop(tx);
 
-    let mut count = join(sessions, name).await;
+    let mut joined = Vec::with_capacity(ROUNDS + 1);
+    let (session, mut count) = join(sessions, name).await;
+    joined.push(session);
     wait_for_all(&mut rx, count, open).await;
     let mut samples = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
         // Pace rounds past the 250 ms coalescing window so each change goes out at once.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let start = Instant::now();
-        count = join(sessions, name).await;
+        let session;
+        (session, count) = join(sessions, name).await;
+        joined.push(session);
         let last = wait_for_all(&mut rx, count, open).await;
         samples.push(last.duration_since(start).as_secs_f64() * 1000.0);
+    }
+    // Leave: close the sockets (the edge leaves their sessions) and our own joins.
+    drop(rx);
+    for reader in readers {
+        reader.abort();
+    }
+    for session_id in joined {
+        let _ = sessions
+            .leave_session(LeaveSessionRequest { session_id })
+            .await;
     }
     samples.sort_by(f64::total_cmp);
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
     (at(0.5), at(0.99), at(1.0))
 }
 
-/// Waits (at most 30 s) until `open` sockets reported `count`; returns when the last did.
+/// Waits (at most 30 s) until each of the `open` sockets reported `count` (or more);
+/// returns when the last one did.
 async fn wait_for_all(
-    rx: &mut mpsc::UnboundedReceiver<(i64, Instant)>,
+    rx: &mut mpsc::UnboundedReceiver<(usize, i64, Instant)>,
     count: i64,
     open: usize,
 ) -> Instant {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut seen = 0;
+    let mut seen = vec![false; open];
+    let mut left = open;
     let mut last = Instant::now();
-    while seen < open {
-        let (got, at) = tokio::time::timeout_at(deadline, rx.recv())
+    while left > 0 {
+        let (index, got, at) = tokio::time::timeout_at(deadline, rx.recv())
             .await
-            .unwrap_or_else(|_| panic!("only {seen}/{open} sockets saw count {count} in 30 s"))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "only {}/{open} sockets saw count {count} in 30 s",
+                    open - left
+                )
+            })
             .expect("socket readers alive");
-        if got >= count {
-            seen += 1;
+        if got >= count && !seen[index] {
+            seen[index] = true;
+            left -= 1;
             last = at;
         }
     }
@@ -252,8 +279,8 @@ async fn settle(sessions: &mut clients::Sessions, name: &str) {
     }
 }
 
-async fn join(sessions: &mut clients::Sessions, name: &str) -> i64 {
-    sessions
+async fn join(sessions: &mut clients::Sessions, name: &str) -> (String, i64) {
+    let joined = sessions
         .join_session(JoinSessionRequest {
             name: name.into(),
             viewer_id: String::new(),
@@ -262,8 +289,8 @@ async fn join(sessions: &mut clients::Sessions, name: &str) -> i64 {
         })
         .await
         .unwrap()
-        .into_inner()
-        .viewer_count
+        .into_inner();
+    (joined.session_id, joined.viewer_count)
 }
 
 async fn next_text(socket: &mut Socket) -> Option<String> {

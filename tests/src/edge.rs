@@ -52,10 +52,20 @@ pub async fn start(ctx: &TestContext, node: &str) -> nova_edge::Edge {
 
 /// Starts the real `nova-edge` binary (to be killed); returns it and its base URL.
 pub fn spawn_process(ctx: &TestContext, node: &str) -> (tokio::process::Child, String) {
+    spawn_process_with(ctx, node, &[])
+}
+
+/// Like [`spawn_process`], with extra environment variables.
+pub fn spawn_process_with(
+    ctx: &TestContext,
+    node: &str,
+    env: &[(&str, String)],
+) -> (tokio::process::Child, String) {
     let port = nova_stack::wait::free_port().expect("a free port");
     let child = tokio::process::Command::new(
         nova_stack::stack::sibling_binary("nova-edge").expect("nova-edge built"),
     )
+    .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
     .env("NOVA_EDGE_ADDR", format!("127.0.0.1:{port}"))
     .env("NOVA_CONTROL_PLANE_URL", ctx.url())
     .env("NOVA_SERVICE_TOKEN", &ctx.token)

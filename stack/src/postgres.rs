@@ -239,9 +239,7 @@ impl Postgres {
         if !Uid::effective().is_root() {
             return Ok(());
         }
-        let user = User::from_name("postgres")?
-            .context("the `postgres` system user is missing: install the postgresql package")?;
-        chown(dir, Some(user.uid), Some(user.gid))?;
+        self.give_file_to_server_user(dir)?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
         let reachable = Command::new("runuser")
             .args(["-u", "postgres", "--", "test", "-w"])

@@ -91,184 +91,155 @@ async fn streams_can_be_created_read_listed_rotated_and_ended_over_rest() {
     e.shutdown().await.unwrap();
 }
 
+/// One bad request: method, path under /api/v1, bearer, body, status, error code.
+type Case<'a> = (
+    &'a str,
+    String,
+    Option<&'a str>,
+    Option<&'a str>,
+    u16,
+    &'a str,
+);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_requests_get_json_errors_with_the_right_status() {
     let ctx = TestContext::start().await;
     let e = edge::start(&ctx, "edge-a").await;
     let base = format!("http://{}/api/v1", e.addr);
     let alice = jwt("alice");
-    let cases = [
+    let other_secret =
+        nova_stack::jwt::mint_hs256("another-secret-0123456789abcdef01", "alice", 60).unwrap();
+    let long_title = format!(r#"{{"title":"{}"}}"#, "x".repeat(20_000));
+    let ghost = uuid::Uuid::now_v7();
+    let x = Some(r#"{"title":"x"}"#);
+    let (me, invalid) = (Some(alice.as_str()), "INVALID_ARGUMENT");
+    let table: Vec<Case> = vec![
+        ("POST", "/streams".into(), None, x, 401, "UNAUTHENTICATED"),
         (
-            call(
-                "POST",
-                &format!("{base}/streams"),
-                None,
-                Some(r#"{"title":"x"}"#),
-            )
-            .await,
+            "POST",
+            "/streams".into(),
+            Some("not.a.jwt"),
+            x,
             401,
             "UNAUTHENTICATED",
         ),
         (
-            call(
-                "POST",
-                &format!("{base}/streams"),
-                Some("not.a.jwt"),
-                Some(r#"{"title":"x"}"#),
-            )
-            .await,
+            "POST",
+            "/streams".into(),
+            Some(&other_secret),
+            x,
             401,
             "UNAUTHENTICATED",
         ),
         (
-            call(
-                "POST",
-                &format!("{base}/streams"),
-                Some(
-                    &nova_stack::jwt::mint_hs256("another-secret-0123456789abcdef01", "alice", 60)
-                        .unwrap(),
-                ),
-                Some(r#"{"title":"x"}"#),
-            )
-            .await,
-            401,
-            "UNAUTHENTICATED",
-        ),
-        (
-            call(
-                "POST",
-                &format!("{base}/streams"),
-                Some(&alice),
-                Some(r#"{"title":""}"#),
-            )
-            .await,
+            "POST",
+            "/streams".into(),
+            me,
+            Some(r#"{"title":""}"#),
             400,
-            "INVALID_ARGUMENT",
+            invalid,
         ),
         (
-            call(
-                "POST",
-                &format!("{base}/streams"),
-                Some(&alice),
-                Some("{not json"),
-            )
-            .await,
+            "POST",
+            "/streams".into(),
+            me,
+            Some("{not json"),
             400,
-            "INVALID_ARGUMENT",
+            invalid,
         ),
         (
-            call(
-                "POST",
-                &format!("{base}/streams"),
-                Some(&alice),
-                Some(r#"{"title":"x","extra":1}"#),
-            )
-            .await,
+            "POST",
+            "/streams".into(),
+            me,
+            Some(r#"{"title":"x","extra":1}"#),
             422,
-            "INVALID_ARGUMENT",
+            invalid,
         ),
         (
-            call(
-                "POST",
-                &format!("{base}/streams"),
-                Some(&alice),
-                Some(&format!(r#"{{"title":"{}"}}"#, "x".repeat(20_000))),
-            )
-            .await,
+            "POST",
+            "/streams".into(),
+            me,
+            Some(&long_title),
             413,
-            "INVALID_ARGUMENT",
+            invalid,
         ),
+        ("POST", "/streams".into(), me, None, 415, invalid),
         (
-            call("GET", &format!("{base}/streams/not-a-uuid"), None, None).await,
+            "GET",
+            "/streams/not-a-uuid".into(),
+            None,
+            None,
             400,
-            "INVALID_ARGUMENT",
+            invalid,
         ),
         (
-            call(
-                "GET",
-                &format!("{base}/streams/{}", uuid::Uuid::now_v7()),
-                None,
-                None,
-            )
-            .await,
+            "GET",
+            format!("/streams/{ghost}"),
+            None,
+            None,
             404,
             "NOT_FOUND",
         ),
         (
-            call(
-                "GET",
-                &format!("{base}/streams?status=sleeping"),
-                None,
-                None,
-            )
-            .await,
+            "GET",
+            "/streams?status=sleeping".into(),
+            None,
+            None,
             400,
-            "INVALID_ARGUMENT",
+            invalid,
         ),
         (
-            call(
-                "GET",
-                &format!("{base}/streams?page_token=garbage"),
-                None,
-                None,
-            )
-            .await,
+            "GET",
+            "/streams?page_token=garbage".into(),
+            None,
+            None,
             400,
-            "INVALID_ARGUMENT",
+            invalid,
         ),
         (
-            call("GET", &format!("{base}/nothing-here"), None, None).await,
-            404,
-            "NOT_FOUND",
-        ),
-        (
-            call("POST", &format!("{base}/streams"), Some(&alice), None).await,
-            415,
-            "INVALID_ARGUMENT",
-        ),
-        (
-            call("GET", &format!("{base}/streams?page_size=ten"), None, None).await,
+            "GET",
+            "/streams?page_size=ten".into(),
+            None,
+            None,
             400,
-            "INVALID_ARGUMENT",
+            invalid,
         ),
         (
-            call(
-                "GET",
-                &format!("{base}/streams/{}/metrics?step=often", uuid::Uuid::now_v7()),
-                None,
-                None,
-            )
-            .await,
+            "GET",
+            format!("/streams/{ghost}/metrics?step=often"),
+            None,
+            None,
             400,
-            "INVALID_ARGUMENT",
+            invalid,
         ),
+        ("GET", "/nothing-here".into(), None, None, 404, "NOT_FOUND"),
         (
-            call(
-                "GET",
-                &format!("{base}/streams/{}/ws?viewer=", uuid::Uuid::now_v7()),
-                None,
-                None,
-            )
-            .await,
+            "GET",
+            format!("/streams/{ghost}/ws?viewer="),
+            None,
+            None,
             400,
-            "INVALID_ARGUMENT",
+            invalid,
         ),
         (
-            call(
-                "GET",
-                &format!("{base}/streams/{}/ws", uuid::Uuid::now_v7()),
-                None,
-                None,
-            )
-            .await,
+            "GET",
+            format!("/streams/{ghost}/ws"),
+            None,
+            None,
             426,
             "FAILED_PRECONDITION",
         ),
     ];
-    for (i, (reply, status, code)) in cases.iter().enumerate() {
-        assert_eq!(reply.status, *status, "case {i}: {:?}", reply.json);
+    let mut replies = Vec::new();
+    for (i, (method, path, bearer, body, status, code)) in table.into_iter().enumerate() {
+        let reply = call(method, &format!("{base}{path}"), bearer, body).await;
         assert_eq!(
-            reply.json["error"]["code"], *code,
+            reply.status, status,
+            "case {i} {method} {path}: {:?}",
+            reply.json
+        );
+        assert_eq!(
+            reply.json["error"]["code"], code,
             "case {i}: {:?}",
             reply.json
         );
@@ -278,8 +249,9 @@ async fn bad_requests_get_json_errors_with_the_right_status() {
                 .is_some_and(|m| !m.is_empty()),
             "case {i}"
         );
+        replies.push(reply);
     }
-    let not_websocket = &cases.last().unwrap().0;
+    let not_websocket = replies.last().unwrap();
     assert_eq!(not_websocket.headers["upgrade"], "websocket");
     let title = call(
         "POST",

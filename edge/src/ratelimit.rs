@@ -41,7 +41,10 @@ impl RateLimiter {
     }
 
     /// Takes a token for `ip`; on refusal returns the seconds until one is available.
+    /// IPv6 clients are counted per /64, the block one subscriber usually holds, so
+    /// rotating addresses within it buys no fresh bucket.
     pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
+        let ip = bucket_of(ip);
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= MAX_BUCKETS {
@@ -58,6 +61,14 @@ impl RateLimiter {
         } else {
             Err(((1.0 - *tokens) / self.refill_per_s).ceil() as u64)
         }
+    }
+}
+
+/// The bucket key of `ip`: IPv4 as is, IPv6 by its /64.
+fn bucket_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
     }
 }
 
@@ -286,5 +297,18 @@ mod tests {
         let wait = limiter.check(a).unwrap_err();
         assert!((1..=20).contains(&wait), "{wait}");
         assert!(limiter.check(b).is_ok());
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_64() {
+        let limiter = RateLimiter::new(2);
+        let first: IpAddr = "2001:db8:1:2::10".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff::99".parse().unwrap();
+        let other_64: IpAddr = "2001:db8:1:3::10".parse().unwrap();
+        assert!(limiter.check(first).is_ok());
+        assert!(limiter.check(same_64).is_ok());
+        assert!(limiter.check(first).is_err(), "the /64 used its two");
+        assert!(limiter.check(same_64).is_err(), "another address of it too");
+        assert!(limiter.check(other_64).is_ok(), "the next /64 has its own");
     }
 }

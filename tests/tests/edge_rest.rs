@@ -253,6 +253,7 @@ async fn bad_requests_get_json_errors_with_the_right_status() {
     }
     let not_websocket = replies.last().unwrap();
     assert_eq!(not_websocket.headers["upgrade"], "websocket");
+    assert_eq!(not_websocket.headers["sec-websocket-version"], "13");
     let title = call(
         "POST",
         &format!("{base}/streams"),

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Identity, ServerTlsConfig};
+use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::{
     auth::Authenticator,
@@ -35,7 +35,7 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     let tokens = config
         .service_tokens()
         .map_err(|reason| anyhow::anyhow!("{reason}"))?;
-    let tls = tls_config(config)?;
+    let builder = server_builder(config)?;
     let applied = db::migrate(config.database_url.expose()).await?;
     tracing::info!(migrations.applied = applied, "database migrated");
     let pool = db::connect(config.database_url.expose(), config.db_pool_size).await?;
@@ -77,10 +77,6 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
         signal.clone(),
     ));
     let grace = config.shutdown_grace;
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = tls {
-        builder = builder.tls_config(tls)?;
-    }
     let task = tokio::spawn(async move {
         let drained = signal.clone().wait();
         let serve = builder
@@ -117,10 +113,12 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     })
 }
 
-/// Reads `NOVA_TLS_CERT` / `NOVA_TLS_KEY`, when given, into a server TLS config.
-fn tls_config(config: &Config) -> anyhow::Result<Option<ServerTlsConfig>> {
+/// The gRPC server builder, with TLS from `NOVA_TLS_CERT` / `NOVA_TLS_KEY` when given.
+/// Built first thing, so a bad certificate or key stops start-up before anything else
+/// happens, with the variables named.
+fn server_builder(config: &Config) -> anyhow::Result<Server> {
     let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
-        return Ok(None);
+        return Ok(Server::builder());
     };
     let read = |path: &std::path::Path, var: &str| {
         std::fs::read(path).map_err(|e| anyhow::anyhow!("{var} {}: {e}", path.display()))
@@ -130,17 +128,12 @@ fn tls_config(config: &Config) -> anyhow::Result<Option<ServerTlsConfig>> {
     let tls = ServerTlsConfig::new()
         .identity(identity)
         .timeout(Duration::from_secs(10));
-    // Build it once now, so a bad certificate or key stops start-up before anything
-    // else happens, with the variables named.
-    tonic::transport::Server::builder()
-        .tls_config(tls.clone())
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "NOVA_TLS_CERT / NOVA_TLS_KEY: not a usable certificate and key ({})",
-                nova_runtime::causes(&e)
-            )
-        })?;
-    Ok(Some(tls))
+    Server::builder().tls_config(tls).map_err(|e| {
+        anyhow::anyhow!(
+            "NOVA_TLS_CERT / NOVA_TLS_KEY: not a usable certificate and key ({})",
+            nova_runtime::causes(&e)
+        )
+    })
 }
 
 impl ControlPlane {

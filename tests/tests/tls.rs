@@ -317,3 +317,38 @@ async fn grpc_over_tls_serves_verified_clients_the_edge_and_grpcurl() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_server_certificate_stops_start_up_naming_the_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("cert.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let engines = nova_tests::context::Engines::get();
+    let url = engines.fresh_database().await;
+    let mut config = engines.config(&url, &random_token());
+    config.tls_cert = Some(not_pem.clone());
+    config.tls_key = Some(not_pem);
+    let err = match nova_control_plane::start(&config).await {
+        Ok(_) => panic!("a control plane started with a file that is not a certificate"),
+        Err(err) => format!("{err:#}"),
+    };
+    assert!(err.contains("NOVA_TLS_CERT / NOVA_TLS_KEY"), "{err}");
+    // Nothing was migrated first: the check comes before anything else.
+    let mut db = nova_control_plane::db::establish(
+        &nova_control_plane::db::tls::Target::parse(&url).unwrap(),
+    )
+    .await
+    .unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let tables: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'streams'",
+    )
+    .get_result(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(tables.n, 0);
+}

@@ -17,6 +17,10 @@ use diesel_async::{
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use futures::FutureExt;
+use tokio_postgres::{
+    Socket,
+    tls::{MakeTlsConnect, TlsStream},
+};
 
 /// Migrations from the repository's `migrations/` folder, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
@@ -29,22 +33,21 @@ pub type DbPool = Pool<AsyncPgConnection>;
 
 /// Opens one connection to `target`, over TLS when it asks for it.
 pub async fn establish(target: &tls::Target) -> ConnectionResult<AsyncPgConnection> {
-    let failed =
-        |e: tokio_postgres::Error| ConnectionError::BadConnection(nova_runtime::causes(&e));
     match &target.tls {
-        Some(tls) => {
-            let (client, connection) = tokio_postgres::connect(&target.url, tls.clone())
-                .await
-                .map_err(failed)?;
-            AsyncPgConnection::try_from_client_and_connection(client, connection).await
-        }
-        None => {
-            let (client, connection) = tokio_postgres::connect(&target.url, tokio_postgres::NoTls)
-                .await
-                .map_err(failed)?;
-            AsyncPgConnection::try_from_client_and_connection(client, connection).await
-        }
+        Some(tls) => connect_with(&target.url, tls.clone()).await,
+        None => connect_with(&target.url, tokio_postgres::NoTls).await,
     }
+}
+
+async fn connect_with<T>(url: &str, tls: T) -> ConnectionResult<AsyncPgConnection>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: TlsStream + Unpin + Send + 'static,
+{
+    let (client, connection) = tokio_postgres::connect(url, tls)
+        .await
+        .map_err(|e| ConnectionError::BadConnection(nova_runtime::causes(&e)))?;
+    AsyncPgConnection::try_from_client_and_connection(client, connection).await
 }
 
 /// Builds the connection pool; fails fast when PostgreSQL cannot be reached.

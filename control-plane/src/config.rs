@@ -7,7 +7,9 @@
 //! | `NOVA_METRICS_ADDR` | `127.0.0.1:9464` | Prometheus `/metrics` listen address |
 //! | `NOVA_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/nova` | PostgreSQL; TLS by `sslmode` / `sslrootcert` as in libpq (see `db::tls`) |
 //! | `NOVA_DB_POOL_SIZE` | `16` | PostgreSQL connections per process |
-//! | `NOVA_SERVICE_TOKEN` | (required) | token callers send as `authorization: Bearer …`; several may be given comma-separated, for rotation |
+//! | `NOVA_SERVICE_TOKEN` | (required) | admin token(s) callers send as `authorization: Bearer …`: every method, may act for users; several may be given comma-separated, for rotation |
+//! | `NOVA_EDGE_SERVICE_TOKEN` | (none) | token(s) of the edge role: streams for users, sessions, analytics, events; not IngestService |
+//! | `NOVA_INGEST_SERVICE_TOKEN` | (none) | token(s) of the ingest role (ingest-hooks): IngestService and RTMP players' sessions only, never a principal |
 //! | `NOVA_REDIS_URL` | `redis://127.0.0.1:6379/` | Redis; `rediss://` for TLS (system trust store) |
 //! | `NOVA_REDIS_PREFIX` | `nova` | prefix of every Redis key and channel |
 //! | `NOVA_SESSION_TTL` | `30s` | a viewer session without a heartbeat for this long expires |
@@ -26,6 +28,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 pub use nova_runtime::{LogFormat, Secret, parse_duration};
+
+use crate::auth::{ServiceTokens, TokenError};
 
 /// Control-plane configuration; see the module docs for every variable.
 #[derive(Debug, Clone, Parser)]
@@ -78,9 +82,16 @@ pub struct Config {
     /// `viewer_count_changed` is sent at most once per window per stream.
     #[arg(long, env = "NOVA_COUNT_WINDOW", default_value = "250ms", value_parser = parse_duration)]
     pub count_window: Duration,
-    /// Accepted service tokens, comma-separated; each at least 16 characters.
+    /// Admin service tokens (every method, may act for users), comma-separated; each
+    /// at least 16 characters.
     #[arg(long, env = "NOVA_SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Secret,
+    /// Tokens of the edge role, comma-separated.
+    #[arg(long, env = "NOVA_EDGE_SERVICE_TOKEN", hide_env_values = true)]
+    pub edge_service_token: Option<Secret>,
+    /// Tokens of the ingest role (ingest-hooks), comma-separated.
+    #[arg(long, env = "NOVA_INGEST_SERVICE_TOKEN", hide_env_values = true)]
+    pub ingest_service_token: Option<Secret>,
     /// RTMP ingest address given to broadcasters (the key is appended as the last segment).
     #[arg(
         long,
@@ -113,35 +124,19 @@ impl Config {
     /// variable and never echo a secret.
     pub fn load() -> Result<Self, String> {
         let config = Self::try_parse().map_err(|e| e.to_string())?;
-        config.service_tokens()?;
+        config.service_tokens().map_err(|e| e.to_string())?;
         Ok(config)
     }
 
-    /// Returns the accepted service tokens, or why `NOVA_SERVICE_TOKEN` is unusable.
-    pub fn service_tokens(&self) -> Result<Vec<Secret>, String> {
-        parse_tokens(self.service_token.expose())
+    /// Returns the accepted service tokens and their roles, or why one of the token
+    /// variables is unusable.
+    pub fn service_tokens(&self) -> Result<ServiceTokens, TokenError> {
+        ServiceTokens::parse(
+            &self.service_token,
+            self.edge_service_token.as_ref(),
+            self.ingest_service_token.as_ref(),
+        )
     }
-}
-
-/// Shortest accepted service token.
-pub const MIN_TOKEN_LEN: usize = 16;
-
-fn parse_tokens(raw: &str) -> Result<Vec<Secret>, String> {
-    let tokens: Vec<Secret> = raw
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(Secret::from)
-        .collect();
-    if tokens.is_empty() {
-        return Err("NOVA_SERVICE_TOKEN: no token given".into());
-    }
-    if tokens.iter().any(|t| t.expose().len() < MIN_TOKEN_LEN) {
-        return Err(format!(
-            "NOVA_SERVICE_TOKEN: every token needs at least {MIN_TOKEN_LEN} characters"
-        ));
-    }
-    Ok(tokens)
 }
 
 #[cfg(test)]
@@ -149,15 +144,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn short_or_missing_tokens_are_refused_without_echoing_them() {
-        let err = parse_tokens("short").unwrap_err();
-        assert!(
-            !err.contains("short"),
-            "error must not echo the token: {err}"
+    fn role_tokens_are_read_from_their_variables() {
+        let config = Config::try_parse_from([
+            "nova-control-plane",
+            "--service-token",
+            "admin-token-0123456789",
+            "--edge-service-token",
+            "admin-token-0123456789",
+        ])
+        .unwrap();
+        let err = config.service_tokens().err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "NOVA_SERVICE_TOKEN and NOVA_EDGE_SERVICE_TOKEN share a token: give each service its own"
         );
-        assert!(parse_tokens(" , ").is_err());
-        let ok = parse_tokens("aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb").unwrap();
-        assert_eq!(ok.len(), 2);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::auth::Role;
+
 /// Everything a control-plane call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -20,6 +22,17 @@ pub enum Error {
     /// The caller is authenticated but may not do this.
     #[error("{0}")]
     PermissionDenied(&'static str),
+    /// The calling service's role may not call this method.
+    #[error("service role `{role}` may not call {method}")]
+    MethodNotAllowed {
+        /// The caller's role.
+        role: Role,
+        /// The method path, e.g. `/nova.streaming.v1.IngestService/AuthorizePublish`.
+        method: String,
+    },
+    /// The calling service's role may not act for a user, yet named one.
+    #[error("service role `{0}` may not act for a user: send no x-nova-principal")]
+    PrincipalNotAllowed(Role),
     /// The named resource does not exist.
     #[error("{0} not found")]
     NotFound(String),
@@ -63,6 +76,9 @@ impl From<Error> for Status {
             ),
             Error::Unauthenticated(msg) => Status::unauthenticated(msg),
             Error::PermissionDenied(msg) => Status::permission_denied(msg),
+            err @ (Error::MethodNotAllowed { .. } | Error::PrincipalNotAllowed(_)) => {
+                Status::permission_denied(err.to_string())
+            }
             Error::NotFound(what) => Status::not_found(format!("{what} not found")),
             Error::FailedPrecondition(msg) => Status::failed_precondition(msg),
             Error::Database(source) => {

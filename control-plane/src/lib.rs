@@ -2,9 +2,10 @@
 //!
 //! `grpc` adapts requests to the rules in `service`, which store state through `db`
 //! (diesel-async over PostgreSQL) and keep what is live in `redis` (sessions,
-//! counters, pub/sub fan-out between replicas). `auth` checks the service token and names the
-//! calling principal; `error` maps every failure to a `tonic::Status` once. `server`
-//! wires it all and is what `main.rs` and the tests start.
+//! counters, pub/sub fan-out between replicas). `auth` checks the service token, holds
+//! each caller's role to its method allowlist and names the calling principal; `error`
+//! maps every failure to a `tonic::Status` once. `server` wires it all and is what
+//! `main.rs` and the tests start.
 
 pub mod auth;
 pub mod config;

@@ -12,7 +12,10 @@ use nova_runtime::{
     metrics::{Metrics, Red},
     shutdown,
 };
-use opentelemetry::metrics::{Gauge, Histogram};
+use opentelemetry::{
+    KeyValue,
+    metrics::{Counter, Gauge, Histogram},
+};
 
 /// Bucket boundaries of viewers per stream.
 const VIEWER_BUCKETS: &[f64] = &[
@@ -38,6 +41,8 @@ pub struct CpMetrics {
     viewers: Histogram<f64>,
     /// `nova_streaming_stream_duration_seconds`.
     durations: Histogram<f64>,
+    /// `nova_streaming_grpc_auth_refusals_total`.
+    auth_refusals: Counter<u64>,
 }
 
 impl CpMetrics {
@@ -76,6 +81,12 @@ impl CpMetrics {
                 )
                 .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build(),
+            auth_refusals: meter
+                .u64_counter("nova_streaming_grpc_auth_refusals")
+                .with_description(
+                    "gRPC calls refused by the service-token check, by caller role, service and reason",
+                )
+                .build(),
             metrics,
         })
     }
@@ -94,6 +105,25 @@ impl CpMetrics {
     /// Records a completed stream's live duration.
     pub fn completed(&self, duration: Duration) {
         self.durations.record(duration.as_secs_f64(), &[]);
+    }
+
+    /// Counts a call refused by the service-token check. `role` is a role name or
+    /// `none`, `service` a routed service name, `reason` one of a fixed few: every
+    /// label is bounded.
+    pub fn auth_refused(&self, role: &'static str, service: &'static str, reason: &'static str) {
+        self.auth_refusals.add(
+            1,
+            &[
+                KeyValue::new("role", role),
+                KeyValue::new("service", service),
+                KeyValue::new("reason", reason),
+            ],
+        );
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
+        self.metrics.render()
     }
 
     /// Returns the gRPC RED tower layer.

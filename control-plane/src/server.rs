@@ -32,9 +32,7 @@ pub struct ControlPlane {
 /// Migrates the database, binds the listener and starts serving. Returns once the
 /// server accepts connections and reports SERVING.
 pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
-    let tokens = config
-        .service_tokens()
-        .map_err(|reason| anyhow::anyhow!("{reason}"))?;
+    let tokens = config.service_tokens()?;
     let builder = server_builder(config)?;
     let applied = db::migrate(config.database_url.expose()).await?;
     tracing::info!(migrations.applied = applied, "database migrated");
@@ -48,7 +46,7 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     let state = AppState::new(
         pool,
         redis,
-        Authenticator::new(&tokens),
+        Authenticator::new(tokens, metrics.clone()),
         metrics.clone(),
         config,
         signal.clone(),

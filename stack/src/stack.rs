@@ -163,7 +163,10 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
     let redis = Redis::new(&layout.redis_dir(), ports.redis);
     redis.start()?;
 
+    // One token per calling service; NOVA_SERVICE_TOKEN is the admin's (grpcurl, demo).
     let token = stored_secret(&layout.nova, "service-token", "nova_svc_")?;
+    let edge_token = stored_secret(&layout.nova, "edge-service-token", "nova_svc_edge_")?;
+    let ingest_token = stored_secret(&layout.nova, "ingest-service-token", "nova_svc_ingest_")?;
     let hooks_secret = stored_secret(&layout.nova, "hooks-secret", "nova_hook_")?;
     let jwt_secret = stored_secret(&layout.nova, "jwt-secret", "nova_jwt_")?;
     let edge_addr = loopback(ports.edge);
@@ -198,6 +201,8 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
                     ("NOVA_DATABASE_URL".into(), pg.url("nova")),
                     ("NOVA_REDIS_URL".into(), redis.url()),
                     ("NOVA_SERVICE_TOKEN".into(), token.clone()),
+                    ("NOVA_EDGE_SERVICE_TOKEN".into(), edge_token.clone()),
+                    ("NOVA_INGEST_SERVICE_TOKEN".into(), ingest_token.clone()),
                     ("NOVA_RTMP_URL".into(), nginx.rtmp_url()),
                     (
                         "NOVA_METRICS_ADDR".into(),
@@ -220,7 +225,7 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
                         "NOVA_CONTROL_PLANE_URL".into(),
                         format!("http://{grpc_addr}"),
                     ),
-                    ("NOVA_SERVICE_TOKEN".into(), token.clone()),
+                    ("NOVA_SERVICE_TOKEN".into(), ingest_token),
                     ("NOVA_ORIGIN_URL".into(), nginx.origin_url()),
                     ("NOVA_RELAY_URL".into(), nginx.relay_url()),
                     ("NOVA_STAT_URL".into(), nginx.stat_url()),
@@ -243,7 +248,7 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
                         "NOVA_CONTROL_PLANE_URL".into(),
                         format!("http://{grpc_addr}"),
                     ),
-                    ("NOVA_SERVICE_TOKEN".into(), token.clone()),
+                    ("NOVA_SERVICE_TOKEN".into(), edge_token),
                     ("NOVA_JWT_HS256_SECRET".into(), jwt_secret.clone()),
                     (
                         "NOVA_WEB_DIR".into(),

@@ -73,8 +73,12 @@ pub struct TestContext {
     pub engines: Engines,
     /// URL of this test's database.
     pub database_url: String,
-    /// The service token the control plane accepts.
+    /// The admin service token (every method, may act for users).
     pub token: String,
+    /// The edge role's service token.
+    pub edge_token: String,
+    /// The ingest role's service token (ingest-hooks).
+    pub ingest_token: String,
     /// The running control plane.
     control_plane: Option<ControlPlane>,
     /// The control plane's configuration, for starting replicas.
@@ -93,6 +97,9 @@ impl TestContext {
         let database_url = engines.fresh_database().await;
         let token = random_token();
         let mut config = engines.config(&database_url, &token);
+        let (edge_token, ingest_token) = (random_token(), random_token());
+        config.edge_service_token = Some(edge_token.as_str().into());
+        config.ingest_service_token = Some(ingest_token.as_str().into());
         adjust(&mut config);
         let control_plane = nova_control_plane::start(&config)
             .await
@@ -101,6 +108,8 @@ impl TestContext {
             engines,
             database_url,
             token,
+            edge_token,
+            ingest_token,
             control_plane: Some(control_plane),
             config,
         }
@@ -173,6 +182,8 @@ fn config(database_url: &str, redis_url: &str, token: &str) -> Config {
         sample_interval: Duration::from_secs(5),
         count_window: Duration::from_millis(250),
         service_token: token.into(),
+        edge_service_token: None,
+        ingest_service_token: None,
         rtmp_url: "rtmp://127.0.0.1:1935/live".into(),
         reconnect_window: Duration::from_secs(30),
         ingest_timeout: Duration::from_secs(15),

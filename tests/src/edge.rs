@@ -24,7 +24,7 @@ pub fn config(ctx: &TestContext, node: &str) -> nova_edge::Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         control_plane_url: ctx.url(),
         control_plane_ca: None,
-        service_token: ctx.token.as_str().into(),
+        service_token: ctx.edge_token.as_str().into(),
         node: node.into(),
         jwt_hs256_secret: Some(JWT_SECRET.into()),
         jwt_rs256_public_key: None,
@@ -68,7 +68,7 @@ pub fn spawn_process_with(
     .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
     .env("NOVA_EDGE_ADDR", format!("127.0.0.1:{port}"))
     .env("NOVA_CONTROL_PLANE_URL", ctx.url())
-    .env("NOVA_SERVICE_TOKEN", &ctx.token)
+    .env("NOVA_SERVICE_TOKEN", &ctx.edge_token)
     .env("NOVA_EDGE_NODE", node)
     .env("NOVA_JWT_HS256_SECRET", JWT_SECRET)
     .env("NOVA_SESSION_HEARTBEAT", "1s")

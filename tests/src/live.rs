@@ -72,7 +72,7 @@ impl LiveStack {
             secret: Some(secret.as_str().into()),
             control_plane_url: ctx.url(),
             control_plane_ca: None,
-            service_token: ctx.token.as_str().into(),
+            service_token: ctx.ingest_token.as_str().into(),
             ingest_node: "ingest-test".into(),
             origin_url: format!("http://127.0.0.1:{http_port}"),
             relay_url: format!("{rtmp_url}/stream"),

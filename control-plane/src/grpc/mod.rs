@@ -14,13 +14,13 @@ use nova_proto::v1::{
     ingest_service_server::IngestServiceServer, session_service_server::SessionServiceServer,
     stream_service_server::StreamServiceServer,
 };
-use tonic::service::{Routes, interceptor::InterceptedService};
+use tonic::service::Routes;
 use tonic_health::{
     pb::health_server::{Health, HealthServer},
     server::HealthReporter,
 };
 
-use crate::{auth::Authenticator, state::AppState};
+use crate::state::AppState;
 
 /// Fully-qualified names of the nova services, as health and reflection list them.
 pub const SERVICE_NAMES: [&str; 5] = [
@@ -31,37 +31,27 @@ pub const SERVICE_NAMES: [&str; 5] = [
     "nova.streaming.v1.EventService",
 ];
 
-/// Builds the router: the nova services behind the token check, plus health and
-/// reflection (v1 and v1alpha, for older grpcurl) open to all. Reflection also knows
-/// `google.rpc.*`, so clients can decode the error details we send.
+/// Builds the router: the nova services behind the token and allowlist check
+/// ([`crate::auth`]), plus health and reflection (v1 and v1alpha, for older grpcurl)
+/// open to all. Reflection also knows `google.rpc.*`, so clients can decode the error
+/// details we send.
 pub fn routes(
     state: &AppState,
     health: HealthServer<impl Health>,
     stop: crate::shutdown::Signal,
 ) -> anyhow::Result<Routes> {
     let auth = state.authenticator();
-    let mut routes = Routes::default();
-    routes = routes
-        .add_service(guarded(
-            StreamServiceServer::new(stream_service::StreamApi::new(state)),
-            &auth,
-        ))
-        .add_service(guarded(
-            IngestServiceServer::new(ingest_service::IngestApi::new(state)),
-            &auth,
-        ))
-        .add_service(guarded(
-            SessionServiceServer::new(session_service::SessionApi::new(state)),
-            &auth,
-        ))
-        .add_service(guarded(
-            AnalyticsServiceServer::new(analytics_service::AnalyticsApi::new(state)),
-            &auth,
-        ))
-        .add_service(guarded(
-            EventServiceServer::new(event_service::EventApi::new(state, stop)),
-            &auth,
-        ))
+    let streams = StreamServiceServer::new(stream_service::StreamApi::new(state));
+    let ingest = IngestServiceServer::new(ingest_service::IngestApi::new(state));
+    let sessions = SessionServiceServer::new(session_service::SessionApi::new(state));
+    let analytics = AnalyticsServiceServer::new(analytics_service::AnalyticsApi::new(state));
+    let events = EventServiceServer::new(event_service::EventApi::new(state, stop));
+    let routes = Routes::default()
+        .add_service(auth.guard(streams))
+        .add_service(auth.guard(ingest))
+        .add_service(auth.guard(sessions))
+        .add_service(auth.guard(analytics))
+        .add_service(auth.guard(events))
         .add_service(health)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
@@ -73,10 +63,6 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(nova_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-}
-
-fn guarded<S>(service: S, auth: &Authenticator) -> InterceptedService<S, Authenticator> {
-    InterceptedService::new(service, auth.clone())
 }
 
 /// Marks every nova service (and the server as a whole) SERVING.

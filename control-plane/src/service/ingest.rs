@@ -232,8 +232,10 @@ impl Ingest {
         Ok(verdict)
     }
 
-    /// Stores an ingest health reading of an ACTIVE stream; logs `quality_changed` when
-    /// the renditions or the source resolution changed.
+    /// Stores an ingest health reading of an ACTIVE stream held by `node`; logs
+    /// `quality_changed` when the renditions or the source resolution changed. A report
+    /// from any other node is refused and changes nothing (its /stat may still list a
+    /// stream that moved, and no node may speak for another's broadcast).
     pub async fn report_health(&self, id: Uuid, node: &str, health: &Health) -> Result<()> {
         validate_node(node)?;
         let mut conn = self.pool.get().await?;
@@ -244,6 +246,11 @@ impl Ingest {
                 .ok_or_else(|| Error::NotFound(format!("streams/{id}")))?;
             if StreamStatus::from_db(&row.status) != StreamStatus::Active {
                 return Err(Error::FailedPrecondition("the stream is not live".into()));
+            }
+            if row.ingest_node.as_deref() != Some(node) {
+                return Err(Error::PermissionDenied(
+                    "the stream is held by another ingest node",
+                ));
             }
             let previous: Option<Health> = row
                 .ingest_health

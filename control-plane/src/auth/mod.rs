@@ -1,0 +1,80 @@
+//! Caller authentication: a service token in `authorization: Bearer …` metadata,
+//! which names the calling service's [`Role`] and so the methods it may call, and the
+//! principal the caller acts for in `x-nova-principal` (only from roles that act for
+//! users). `tokens` holds the accepted tokens, `role` the allowlists, `guard` the
+//! tower service in front of every nova service.
+
+mod guard;
+mod role;
+mod tokens;
+
+use tonic::Request;
+
+pub use guard::{Authenticator, Guarded};
+pub use role::Role;
+pub use tokens::{MIN_TOKEN_LEN, ServiceTokens, TokenError};
+
+use crate::error::Error;
+
+/// Metadata key naming the principal (end user) a trusted caller acts for.
+pub const PRINCIPAL_HEADER: &str = "x-nova-principal";
+/// Longest accepted principal.
+const MAX_PRINCIPAL_LEN: usize = 256;
+
+/// The principal a call acts for; the owner of the streams it creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal(String);
+
+impl Principal {
+    /// Validates a principal: 1 to 256 printable ASCII characters, no spaces. The
+    /// error says what is wrong.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() || raw.len() > MAX_PRINCIPAL_LEN {
+            return Err(format!("must be 1 to {MAX_PRINCIPAL_LEN} characters"));
+        }
+        if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("must be printable ASCII without spaces".to_owned());
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// Returns the principal as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Who is calling, attached to each authenticated request by [`Authenticator`].
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The calling service's role.
+    role: Role,
+    /// The principal named in `x-nova-principal`, if any, or why it was refused.
+    principal: Option<Result<Principal, String>>,
+}
+
+impl Caller {
+    /// Returns the calling service's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Returns the calling principal; mutations need one.
+    pub fn principal(&self) -> Result<Principal, Error> {
+        match &self.principal {
+            Some(Ok(p)) => Ok(p.clone()),
+            Some(Err(reason)) => Err(Error::invalid(PRINCIPAL_HEADER, reason.clone())),
+            None => Err(Error::Unauthenticated(
+                "this call needs x-nova-principal metadata naming the user it acts for",
+            )),
+        }
+    }
+}
+
+/// Returns the [`Caller`] of a request that went through [`Authenticator`].
+pub fn caller<T>(request: &Request<T>) -> Result<&Caller, Error> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .ok_or(Error::Unauthenticated("missing service token"))
+}

@@ -1,19 +1,130 @@
-//! Every nginx-rtmp callback as one typed enum, parsed from the form nginx POSTs.
+//! Every nginx-rtmp callback as one typed enum, parsed so that no client can steer it.
 //!
-//! nginx sends `call=` to say which callback it is: `publish`, `publish_done`,
-//! `update_publish`, `play`, `play_done`, `update_play`, `done`, `connect`,
-//! `record_done`. For a broadcaster on the ingest application, `name` is the stream
-//! key: it is kept in a [`StreamKey`] that never prints.
+//! nginx-rtmp (`ngx_rtmp_netcall_http_format_session` and `ngx_rtmp_notify_*_create`)
+//! writes its own fields first, each URL-escaped: `app`, `flashver`, `swfurl`,
+//! `tcurl`, `pageurl`, `addr`, `clientid`, then `call` and the callback's own fields
+//! (`name`, `type`; `start`, `duration`, `reset`; `time`, `timestamp`). Then it appends
+//! the client's `?args` from the RTMP URL **raw and unescaped**, so a client can add
+//! any field, again. Three rules follow:
+//!
+//! 1. Which callback it is comes from the URL nginx was configured with
+//!    ([`Kind`], one path each), never from the body; `call` must agree with it.
+//! 2. Every field is taken from its first occurrence, which nginx wrote.
+//! 3. A field name nginx writes in any callback that occurs twice, or occurs at all
+//!    in a callback where nginx does not write it (compared after percent-decoding,
+//!    in any letter case), is a forgery: the callback is refused
+//!    ([`HookError::Forged`]).
+//!
+//! A broadcaster's `name` on the ingest application is its stream key: kept in a
+//! [`StreamKey`] that never prints and refused unless it is plain URL-safe text.
 
-use std::{collections::HashMap, fmt};
+use std::fmt;
 
 use crate::error::HookError;
+
+/// Which callback nginx makes; each has its own URL so the body cannot choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `on_publish`.
+    Publish,
+    /// `on_publish_done`.
+    PublishDone,
+    /// `on_update`, for publishers and players alike.
+    Update,
+    /// `on_play`.
+    Play,
+    /// `on_play_done`.
+    PlayDone,
+    /// `on_done`.
+    Done,
+}
+
+impl Kind {
+    /// Every kind, in the order the router mounts them.
+    pub const ALL: [Self; 6] = [
+        Self::Publish,
+        Self::PublishDone,
+        Self::Update,
+        Self::Play,
+        Self::PlayDone,
+        Self::Done,
+    ];
+
+    /// Returns the URL path nginx is configured to call for this kind.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Publish => "/rtmp/publish",
+            Self::PublishDone => "/rtmp/publish_done",
+            Self::Update => "/rtmp/update",
+            Self::Play => "/rtmp/play",
+            Self::PlayDone => "/rtmp/play_done",
+            Self::Done => "/rtmp/done",
+        }
+    }
+
+    /// Returns the fields nginx writes for this kind after the session's and `call`
+    /// (`name` may be left out by nginx when it is empty).
+    fn own_fields(self) -> &'static [&'static str] {
+        match self {
+            Self::Publish => &["name", "type"],
+            Self::Play => &["name", "start", "duration", "reset"],
+            Self::Update => &["time", "timestamp", "name"],
+            Self::PublishDone | Self::PlayDone | Self::Done => &["name"],
+        }
+    }
+
+    /// Tells whether nginx writes `field` in this kind of callback.
+    fn writes(self, field: &str) -> bool {
+        SESSION_FIELDS.contains(&field) || field == "call" || self.own_fields().contains(&field)
+    }
+}
+
+/// Fields nginx writes first in every callback (`ngx_rtmp_netcall_http_format_session`).
+const SESSION_FIELDS: [&str; 7] = [
+    "app", "flashver", "swfurl", "tcurl", "pageurl", "addr", "clientid",
+];
+
+/// Field names nginx-rtmp writes itself in some callback. A client argument may
+/// never repeat one of them.
+const NGINX_FIELDS: [&str; 18] = [
+    "app",
+    "flashver",
+    "swfurl",
+    "tcurl",
+    "pageurl",
+    "addr",
+    "clientid",
+    "epoch",
+    "call",
+    "name",
+    "type",
+    "start",
+    "duration",
+    "reset",
+    "time",
+    "timestamp",
+    "recorder",
+    "path",
+];
+
+/// Longest stream name accepted (nginx's own limit, `NGX_RTMP_MAX_NAME`, is 256).
+const MAX_NAME: usize = 256;
 
 /// A stream key as nginx passed it (`name`); `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StreamKey(String);
 
 impl StreamKey {
+    /// Accepts a key only if it is 1 to 256 characters of `A-Z a-z 0-9 _ -`, so
+    /// `?`, `&`, `%`, spaces and control characters never reach the control plane.
+    pub fn parse(raw: &str) -> Result<Self, HookError> {
+        let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+        if raw.is_empty() || raw.len() > MAX_NAME || !raw.bytes().all(plain) {
+            return Err(HookError::Refused("stream key not accepted".into()));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
     /// Returns the key, only for sending it to the control plane.
     pub fn expose(&self) -> &str {
         &self.0
@@ -26,26 +137,36 @@ impl fmt::Debug for StreamKey {
     }
 }
 
-/// Fields every callback carries.
+/// Fields every callback carries, all as nginx wrote them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     /// RTMP application, e.g. `live`; empty for nginx's local relay.
     pub app: String,
     /// nginx's connection id.
     pub client_id: String,
-    /// Peer address as nginx saw it.
+    /// Peer address as nginx saw it (for nginx's own relay: the relay's target URL).
     pub addr: String,
+}
+
+/// Who is on the other end of a play: a viewer, or one of nginx's own helpers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Player {
+    /// Somebody watching: counted.
+    Viewer,
+    /// nginx's local relay into the internal application, or our ABR transcoder.
+    Internal,
 }
 
 /// One nginx-rtmp callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Callback {
-    /// `on_publish`: a broadcaster wants to publish with `key`.
+    /// `on_publish`: a broadcaster wants to publish under `name`.
     Publish {
         /// Common fields.
         origin: Origin,
-        /// The stream name, i.e. the key on the ingest application.
-        key: StreamKey,
+        /// The stream name as sent; on the ingest application it should be a key,
+        /// checked with [`StreamKey::parse`] after the address's budget.
+        name: String,
     },
     /// `on_publish_done`: the broadcaster left.
     PublishDone {
@@ -67,98 +188,169 @@ pub enum Callback {
         origin: Origin,
         /// Stream name played.
         name: String,
-        /// Whether this is nginx's local relay or our ABR transcoder, not a viewer.
-        relay: bool,
+        /// Viewer or internal helper.
+        player: Player,
     },
     /// `on_play_done`: a player stopped.
     PlayDone {
         /// Common fields.
         origin: Origin,
-        /// Stream name played.
-        name: String,
-        /// Whether this is nginx's local relay.
-        relay: bool,
     },
     /// `on_update` for a player.
     UpdatePlay {
         /// Common fields.
         origin: Origin,
-        /// Whether this is nginx's local relay.
-        relay: bool,
     },
     /// `on_done`: a publisher or player finished (after the specific `_done`).
     Done {
         /// Common fields.
         origin: Origin,
     },
-    /// `on_connect` / `on_record_done` and anything newer: acknowledged, ignored.
-    Other {
-        /// The `call` value.
-        call: String,
-    },
 }
 
-/// `flashver` nginx gives its own relay connections.
+/// What the parser must know to recognise nginx's own connections.
+#[derive(Debug, Clone)]
+pub struct Insiders {
+    /// `addr` prefix of nginx's local relay: the relay target without scheme, e.g.
+    /// `127.0.0.1:1935/stream/` (nginx sets a relay's address to its target URL,
+    /// which no network peer can have).
+    relay_addr_prefix: String,
+    /// Value of the `nova_internal` argument our ABR transcoder carries (the hooks
+    /// secret, which only nginx's config knows); `None` recognises no transcoder.
+    transcoder_mark: Option<String>,
+}
+
+/// `flashver` nginx gives its own relay connections (clients can claim it too, so
+/// it is only believed together with a relay address).
 const RELAY_FLASHVER: &str = "ngx-local-relay";
-/// RTMP URL argument our ABR transcoder adds when it pulls a stream
-/// (`?internal=transcoder`, see deploy/nginx/abr-on.conf.template).
-const INTERNAL_ARG: (&str, &str) = ("internal", "transcoder");
+/// RTMP URL argument our ABR transcoder adds when it pulls a stream.
+const TRANSCODER_ARG: &str = "nova_internal";
+
+impl Insiders {
+    /// Describes nginx's helpers for a node relaying into `relay_url`
+    /// (`rtmp://host:port/app`) whose transcoder carries `transcoder_mark`.
+    pub fn new(relay_url: &str, transcoder_mark: Option<String>) -> Self {
+        let target = relay_url
+            .strip_prefix("rtmp://")
+            .unwrap_or(relay_url)
+            .trim_end_matches('/');
+        Self {
+            relay_addr_prefix: format!("{target}/"),
+            transcoder_mark,
+        }
+    }
+}
+
+/// A callback body split into `(name, value)` pairs, in order, percent-decoded.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    /// Decodes the body of a `kind` callback; refuses an nginx field that is
+    /// repeated, or present where nginx does not write it.
+    fn parse(kind: Kind, body: &[u8]) -> Result<Self, HookError> {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        for field in NGINX_FIELDS {
+            let count = pairs
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(field))
+                .count();
+            let allowed = usize::from(kind.writes(field));
+            if count > allowed {
+                return Err(HookError::Forged(field));
+            }
+        }
+        Ok(Self(pairs))
+    }
+
+    /// Returns the value of `name` (its first occurrence), if present.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Returns the non-empty value of `name`, or names it as missing.
+    fn require(&self, name: &'static str) -> Result<&str, HookError> {
+        self.get(name)
+            .filter(|v| !v.is_empty())
+            .ok_or(HookError::Malformed(name))
+    }
+
+    fn origin(&self) -> Result<Origin, HookError> {
+        Ok(Origin {
+            // nginx's local relay sends its callbacks with an empty `app`.
+            app: self
+                .get("app")
+                .ok_or(HookError::Malformed("app"))?
+                .to_owned(),
+            client_id: self.require("clientid")?.to_owned(),
+            addr: self.require("addr")?.to_owned(),
+        })
+    }
+}
 
 impl Callback {
-    /// Parses the callback form. Missing or empty required fields are a
-    /// [`HookError::Malformed`] naming the field.
-    pub fn parse(form: &HashMap<String, String>) -> Result<Self, HookError> {
-        let field = |name: &'static str| -> Result<String, HookError> {
-            form.get(name)
-                .filter(|v| !v.is_empty())
-                .cloned()
-                .ok_or(HookError::Malformed(name))
+    /// Parses the body nginx POSTed to the URL of `kind`. A missing field is
+    /// [`HookError::Malformed`]; a `call` that disagrees with the URL, or a client
+    /// argument repeating an nginx field, is [`HookError::Forged`].
+    pub fn parse(kind: Kind, body: &[u8], insiders: &Insiders) -> Result<Self, HookError> {
+        let form = Form::parse(kind, body)?;
+        let call = form.require("call")?;
+        let origin = form.origin()?;
+        let key = || StreamKey::parse(form.require("name")?);
+        let expect = |wanted: &str| {
+            if call == wanted {
+                Ok(())
+            } else {
+                Err(HookError::Forged("call"))
+            }
         };
-        let call = field("call")?;
-        // nginx's local relay sends its callbacks without `app`.
-        let origin = || -> Result<Origin, HookError> {
-            Ok(Origin {
-                app: form.get("app").cloned().unwrap_or_default(),
-                client_id: form.get("clientid").cloned().unwrap_or_default(),
-                addr: form.get("addr").cloned().unwrap_or_default(),
-            })
-        };
-        let relay = form.get("flashver").is_some_and(|f| f == RELAY_FLASHVER)
-            || form
-                .get(INTERNAL_ARG.0)
-                .is_some_and(|v| v == INTERNAL_ARG.1);
-        let key = || field("name").map(StreamKey);
-        Ok(match call.as_str() {
-            "publish" => Self::Publish {
-                origin: origin()?,
-                key: key()?,
+        Ok(match kind {
+            Kind::Publish => {
+                expect("publish")?;
+                Self::Publish {
+                    name: form.require("name")?.to_owned(),
+                    origin,
+                }
+            }
+            Kind::PublishDone => {
+                expect("publish_done")?;
+                Self::PublishDone {
+                    key: key()?,
+                    origin,
+                }
+            }
+            Kind::Update => match call {
+                "update_publish" => Self::UpdatePublish {
+                    key: key()?,
+                    origin,
+                },
+                "update_play" => Self::UpdatePlay { origin },
+                _ => return Err(HookError::Forged("call")),
             },
-            "publish_done" => Self::PublishDone {
-                origin: origin()?,
-                key: key()?,
-            },
-            "update_publish" => Self::UpdatePublish {
-                origin: origin()?,
-                key: key()?,
-            },
-            "play" => Self::Play {
-                origin: origin()?,
-                name: field("name")?,
-                relay,
-            },
-            "play_done" => Self::PlayDone {
-                origin: origin()?,
-                name: field("name")?,
-                relay,
-            },
-            "update_play" => Self::UpdatePlay {
-                origin: origin()?,
-                relay,
-            },
-            "done" => Self::Done { origin: origin()? },
-            other => Self::Other {
-                call: other.chars().take(32).collect(),
-            },
+            Kind::Play => {
+                expect("play")?;
+                let name = form.require("name")?;
+                if name.len() > MAX_NAME {
+                    return Err(HookError::Malformed("name"));
+                }
+                Self::Play {
+                    player: insiders.classify(&form, &origin),
+                    name: name.to_owned(),
+                    origin,
+                }
+            }
+            Kind::PlayDone => {
+                expect("play_done")?;
+                Self::PlayDone { origin }
+            }
+            Kind::Done => {
+                expect("done")?;
+                Self::Done { origin }
+            }
         })
     }
 
@@ -172,85 +364,30 @@ impl Callback {
             Self::PlayDone { .. } => "play_done",
             Self::UpdatePlay { .. } => "update_play",
             Self::Done { .. } => "done",
-            Self::Other { .. } => "other",
+        }
+    }
+}
+
+impl Insiders {
+    /// Tells nginx's relay and our transcoder from viewers, by what no client can
+    /// forge: the relay's address, and the transcoder's secret mark.
+    fn classify(&self, form: &Form, origin: &Origin) -> Player {
+        let relay = form.get("flashver") == Some(RELAY_FLASHVER)
+            && origin.addr.starts_with(&self.relay_addr_prefix);
+        let transcoder = match (&self.transcoder_mark, form.get(TRANSCODER_ARG)) {
+            (Some(mark), Some(presented)) => {
+                subtle::ConstantTimeEq::ct_eq(mark.as_bytes(), presented.as_bytes()).into()
+            }
+            _ => false,
+        };
+        if relay || transcoder {
+            Player::Internal
+        } else {
+            Player::Viewer
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    #[test]
-    fn publish_callbacks_carry_the_key_hidden() {
-        let cb = Callback::parse(&form(&[
-            ("call", "publish"),
-            ("app", "live"),
-            ("name", "sk_live_secret"),
-            ("addr", "127.0.0.1"),
-            ("clientid", "7"),
-            ("type", "live"),
-        ]))
-        .unwrap();
-        let Callback::Publish { origin, key } = &cb else {
-            panic!("{cb:?}")
-        };
-        assert_eq!(origin.app, "live");
-        assert_eq!(key.expose(), "sk_live_secret");
-        assert!(!format!("{cb:?}").contains("sk_live_secret"));
-    }
-
-    #[test]
-    fn every_call_maps_to_its_variant() {
-        for (call, label) in [
-            ("publish_done", "publish_done"),
-            ("update_publish", "update_publish"),
-            ("play", "play"),
-            ("play_done", "play_done"),
-            ("update_play", "update_play"),
-            ("done", "done"),
-            ("connect", "other"),
-        ] {
-            let cb =
-                Callback::parse(&form(&[("call", call), ("app", "live"), ("name", "x")])).unwrap();
-            assert_eq!(cb.label(), label);
-        }
-    }
-
-    #[test]
-    fn the_local_relay_is_recognised() {
-        let cb = Callback::parse(&form(&[
-            ("call", "play"),
-            ("app", "live"),
-            ("name", "a1b2c3"),
-            ("flashver", "ngx-local-relay"),
-        ]))
-        .unwrap();
-        assert!(matches!(cb, Callback::Play { relay: true, .. }));
-        let cb = Callback::parse(&form(&[
-            ("call", "play"),
-            ("app", "stream"),
-            ("name", "a1b2c3"),
-            ("internal", "transcoder"),
-        ]))
-        .unwrap();
-        assert!(matches!(cb, Callback::Play { relay: true, .. }));
-    }
-
-    #[test]
-    fn missing_fields_are_named() {
-        let err = Callback::parse(&form(&[("app", "live")])).unwrap_err();
-        assert!(matches!(err, HookError::Malformed("call")));
-        let err = Callback::parse(&form(&[("call", "publish"), ("app", "live")])).unwrap_err();
-        assert!(matches!(err, HookError::Malformed("name")));
-        let relay = Callback::parse(&form(&[("call", "play"), ("name", "k")])).unwrap();
-        assert!(matches!(relay, Callback::Play { ref origin, .. } if origin.app.is_empty()));
-    }
-}
+#[path = "callback_tests.rs"]
+mod tests;

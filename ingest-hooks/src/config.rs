@@ -3,7 +3,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `NOVA_HOOKS_ADDR` | `127.0.0.1:8090` | where nginx sends its callbacks |
-//! | `NOVA_HOOKS_SECRET` | (none) | shared secret nginx passes as `?secret=`; without one, only loopback callers are accepted |
+//! | `NOVA_HOOKS_SECRET` | (none) | shared secret nginx passes as `?secret=` (URL-safe characters; also marks the ABR transcoder so it is not counted as a viewer); without one, only loopback callers are accepted |
 //! | `NOVA_CONTROL_PLANE_URL` | `http://127.0.0.1:50051` | control-plane gRPC; `https://` for TLS |
 //! | `NOVA_CONTROL_PLANE_CA` | (system trust store) | PEM CA verifying an `https://` control plane |
 //! | `NOVA_SERVICE_TOKEN` | (required) | token for the control plane |
@@ -16,6 +16,8 @@
 //! | `NOVA_STAT_INTERVAL` | `5s` | time between /stat polls |
 //! | `NOVA_UPSTREAM_TIMEOUT` | `2s` | deadline of each control-plane call (keep it under nginx's `netcall_timeout`) |
 //! | `NOVA_FAIL_OPEN_UPDATES` | `false` | keep broadcasters on air when the control plane cannot be reached during on_update |
+//! | `NOVA_PUBLISH_FAILURES` | `10` | refused publishes one address may make before it is refused at once, without asking the control plane |
+//! | `NOVA_PUBLISH_FAILURE_REFILL` | `6s` | one more refused publish is allowed per address after this long |
 //! | `NOVA_HLS_DIR` | (none) | nginx's HLS output folder, watched for segment generation time; unset turns it off |
 //! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
 
@@ -87,6 +89,12 @@ pub struct Config {
     /// Keep broadcasters on air when the control plane is unreachable during on_update.
     #[arg(long, env = "NOVA_FAIL_OPEN_UPDATES", default_value_t = false, action = clap::ArgAction::Set)]
     pub fail_open_updates: bool,
+    /// Refused publishes one address may make before it is refused at once.
+    #[arg(long, env = "NOVA_PUBLISH_FAILURES", default_value = "10")]
+    pub publish_failures: std::num::NonZeroU32,
+    /// One more refused publish is allowed per address after this long.
+    #[arg(long, env = "NOVA_PUBLISH_FAILURE_REFILL", default_value = "6s", value_parser = parse_duration)]
+    pub publish_failure_refill: Duration,
     /// nginx's HLS output folder, watched for segment generation time.
     #[arg(long, env = "NOVA_HLS_DIR")]
     pub hls_dir: Option<std::path::PathBuf>,
@@ -109,6 +117,11 @@ impl Config {
         self.service_token.require_len("NOVA_SERVICE_TOKEN", 16)?;
         if let Some(secret) = &self.secret {
             secret.require_len("NOVA_HOOKS_SECRET", 16)?;
+            let url_safe =
+                |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
+            if !secret.expose().bytes().all(url_safe) {
+                return Err("NOVA_HOOKS_SECRET: use only A-Z a-z 0-9 - _ . ~ (it travels in nginx's callback URLs)".into());
+            }
         }
         if !self.relay_url.starts_with("rtmp://") {
             return Err("NOVA_RELAY_URL: must be an rtmp:// URL".into());

@@ -13,6 +13,14 @@ pub enum HookError {
     /// The form lacks a required field (named).
     #[error("malformed callback: missing `{0}`")]
     Malformed(&'static str),
+    /// The callback carries a field nginx did not write as nginx wrote it: a client
+    /// argument repeating an nginx field (named), or a `call` that disagrees with
+    /// the callback's URL. Counted as `malformed_callback`.
+    #[error("callback refused: `{0}` is not as nginx wrote it")]
+    Forged(&'static str),
+    /// The publisher's address used up its budget of refused publishes.
+    #[error("too many refused publishes from this address; try again later")]
+    Throttled,
     /// The callback did not carry the shared secret (or came from outside loopback
     /// when no secret is configured).
     #[error("callback not authenticated")]
@@ -29,7 +37,9 @@ impl HookError {
     fn status(&self) -> StatusCode {
         match self {
             Self::Malformed(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated | Self::Refused(_) => StatusCode::FORBIDDEN,
+            Self::Unauthenticated | Self::Forged(_) | Self::Throttled | Self::Refused(_) => {
+                StatusCode::FORBIDDEN
+            }
             Self::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -41,6 +51,8 @@ impl IntoResponse for HookError {
         let (code, message) = match &self {
             Self::Malformed(_) => ("invalid_argument", self.to_string()),
             Self::Unauthenticated => ("unauthenticated", self.to_string()),
+            Self::Forged(_) => ("permission_denied", self.to_string()),
+            Self::Throttled => ("resource_exhausted", self.to_string()),
             Self::Refused(reason) => ("permission_denied", reason.clone()),
             Self::Upstream(source) => {
                 tracing::error!(grpc.code = ?source.code(), error = source.message(), "control plane call failed");

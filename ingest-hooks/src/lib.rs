@@ -1,10 +1,13 @@
 //! Nova Streaming ingest-hooks: nginx-rtmp's HTTP callbacks in, control-plane gRPC out.
 //!
-//! `routes` takes every callback on `POST /rtmp`, checks the shared secret and parses
-//! the form into one typed [`callback::Callback`]; `hooks` answers each kind, calling
-//! the control plane through `upstream`; `stat` polls nginx `/stat` for ingest
+//! `routes` takes each kind of callback on its own URL (`POST /rtmp/publish`, …),
+//! checks the shared secret and parses the form into one typed
+//! [`callback::Callback`] that client arguments cannot steer; `hooks` answers each
+//! kind, calling the control plane through `upstream`, with `budget` refusing
+//! addresses that keep failing to publish; `stat` polls nginx `/stat` for ingest
 //! health. `error` maps every failure to the HTTP status nginx acts on.
 
+pub mod budget;
 pub mod callback;
 pub mod config;
 pub mod error;

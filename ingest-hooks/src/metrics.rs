@@ -58,6 +58,8 @@ pub enum BroadcastError {
     MalformedCallback,
     /// A callback came without the shared secret.
     UnauthenticatedCallback,
+    /// A publish was refused at once: its address used up its failed-publish budget.
+    PublishThrottled,
 }
 
 impl BroadcastError {
@@ -68,6 +70,7 @@ impl BroadcastError {
             Self::ControlPlaneUnavailable => "control_plane_unavailable",
             Self::MalformedCallback => "malformed_callback",
             Self::UnauthenticatedCallback => "unauthenticated_callback",
+            Self::PublishThrottled => "publish_throttled",
         }
     }
 }
@@ -87,6 +90,7 @@ impl HooksMetrics {
             BroadcastError::ControlPlaneUnavailable,
             BroadcastError::MalformedCallback,
             BroadcastError::UnauthenticatedCallback,
+            BroadcastError::PublishThrottled,
         ] {
             errors.add(0, &[KeyValue::new("reason", reason.label())]);
         }

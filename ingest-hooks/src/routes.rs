@@ -1,7 +1,8 @@
-//! HTTP routes: `POST /rtmp` takes every nginx-rtmp callback (nginx says which in
-//! `call=`); `GET /healthz` answers liveness.
+//! HTTP routes: one `POST /rtmp/<kind>` per kind of nginx-rtmp callback (see
+//! [`Kind::path`]), so the body never says which callback it is; `GET /healthz`
+//! answers liveness. Any other path is a 404.
 
-use std::{collections::HashMap, net::SocketAddr};
+use std::{collections::HashMap, net::SocketAddr, time::Instant};
 
 use axum::{
     Router,
@@ -12,10 +13,12 @@ use axum::{
 };
 use subtle::ConstantTimeEq;
 
-use std::time::Instant;
-
 use crate::{
-    callback::Callback, error::HookError, hooks, metrics::BroadcastError, state::AppState,
+    callback::{Callback, Kind},
+    error::HookError,
+    hooks,
+    metrics::BroadcastError,
+    state::AppState,
 };
 
 /// Largest callback body accepted (nginx sends a few hundred bytes).
@@ -23,8 +26,19 @@ const MAX_BODY: usize = 16 * 1024;
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/rtmp", post(callback))
+    let mut router = Router::new();
+    for kind in Kind::ALL {
+        router = router.route(
+            kind.path(),
+            post(
+                move |state: State<AppState>,
+                      peer: ConnectInfo<SocketAddr>,
+                      query: Query<HashMap<String, String>>,
+                      body: Bytes| callback(kind, state, peer, query, body),
+            ),
+        );
+    }
+    router
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
@@ -40,23 +54,21 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 async fn callback(
+    kind: Kind,
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Response, HookError> {
     let started = Instant::now();
-    let parsed =
-        authenticate(&state, peer, query.get("secret").map(String::as_str)).and_then(|()| {
-            let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body)
-                .map_err(|_| HookError::Malformed("form body"))?;
-            Callback::parse(&form)
-        });
+    let parsed = authenticate(&state, peer, query.get("secret").map(String::as_str))
+        .and_then(|()| Callback::parse(kind, &body, state.insiders()));
     let callback = match parsed {
         Ok(callback) => callback,
         Err(err) => {
             state.metrics().error(match err {
                 HookError::Unauthenticated => BroadcastError::UnauthenticatedCallback,
+                HookError::Refused(_) => BroadcastError::PublishRefused,
                 _ => BroadcastError::MalformedCallback,
             });
             return Err(err);
@@ -69,13 +81,13 @@ async fn callback(
     if let Err(err) = &answer {
         state.metrics().error(match (err, label) {
             (HookError::Upstream(_), _) => BroadcastError::ControlPlaneUnavailable,
+            (HookError::Throttled, _) => BroadcastError::PublishThrottled,
             (_, "update_publish") => BroadcastError::CutOff,
             _ => BroadcastError::PublishRefused,
         });
     }
     answer
 }
-
 /// With a secret configured, the callback must carry it; without one, only loopback
 /// callers are accepted.
 fn authenticate(

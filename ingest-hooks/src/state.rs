@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use crate::{config::Config, metrics::HooksMetrics, upstream::Upstream};
+use crate::{
+    budget::PublishBudget, callback::Insiders, config::Config, metrics::HooksMetrics,
+    upstream::Upstream,
+};
 
 /// Everything the handlers share; cheap to clone.
 #[derive(Clone)]
@@ -15,6 +18,10 @@ struct Inner {
     upstream: Upstream,
     /// Instruments.
     metrics: HooksMetrics,
+    /// nginx's own connections, as the callback parser recognises them.
+    insiders: Insiders,
+    /// Failed-publish budget per peer address.
+    budget: PublishBudget,
     /// RTMP players on this node: nginx client id → viewer session id.
     players: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
@@ -22,7 +29,14 @@ struct Inner {
 impl AppState {
     /// Assembles the state.
     pub fn new(config: Config, upstream: Upstream, metrics: HooksMetrics) -> Self {
+        let insiders = Insiders::new(
+            &config.relay_url,
+            config.secret.as_ref().map(|s| s.expose().to_owned()),
+        );
+        let budget = PublishBudget::new(config.publish_failures, config.publish_failure_refill);
         Self(Arc::new(Inner {
+            insiders,
+            budget,
             config,
             upstream,
             metrics,
@@ -47,6 +61,16 @@ impl AppState {
 
     fn players(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
         self.0.players.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Returns what the callback parser needs to recognise nginx's own connections.
+    pub fn insiders(&self) -> &Insiders {
+        &self.0.insiders
+    }
+
+    /// Returns the failed-publish budget.
+    pub fn budget(&self) -> &PublishBudget {
+        &self.0.budget
     }
 
     /// Returns the instruments.

@@ -31,8 +31,13 @@ pub struct NginxSettings {
     pub http_port: u16,
     /// Private /stat port on 127.0.0.1.
     pub stat_port: u16,
-    /// ingest-hooks callback URL, secret included.
+    /// ingest-hooks callback base URL (`http://host:port/rtmp`); each callback kind
+    /// gets its own path under it.
     pub hooks_url: String,
+    /// Shared secret nginx passes to ingest-hooks (and marks the ABR transcoder with).
+    pub hooks_secret: String,
+    /// Whether players outside loopback may play the internal application over RTMP.
+    pub rtmp_playback: bool,
     /// on_update period, e.g. `2s`.
     pub update_interval: String,
     /// Whether to transcode into renditions.
@@ -101,7 +106,12 @@ impl Nginx {
             "abr-off.conf"
         });
         let rtmp_port = self.settings.rtmp_port.to_string();
-        let vars: [(&str, String); 11] = [
+        let stream_play = if self.settings.rtmp_playback {
+            "allow play all;"
+        } else {
+            "allow play 127.0.0.1; deny play all;"
+        };
+        let vars: [(&str, String); 13] = [
             ("RTMP_MODULE", RTMP_MODULE.into()),
             ("USER", user),
             ("PREFIX", path(&self.prefix)?),
@@ -117,6 +127,8 @@ impl Nginx {
                 format!("127.0.0.1:{}", self.settings.stat_port),
             ),
             ("HOOKS_URL", self.settings.hooks_url.clone()),
+            ("HOOKS_SECRET", self.settings.hooks_secret.clone()),
+            ("STREAM_PLAY", stream_play.into()),
             ("UPDATE_INTERVAL", self.settings.update_interval.clone()),
             ("ABR_INCLUDE", path(&abr_include)?),
         ];
@@ -138,7 +150,13 @@ impl Nginx {
         let port = self.settings.rtmp_port.to_string();
         fs::write(
             self.prefix.join("abr-on.conf"),
-            render(ABR_ON, &[("RTMP_PORT", port)])?,
+            render(
+                ABR_ON,
+                &[
+                    ("RTMP_PORT", port),
+                    ("HOOKS_SECRET", self.settings.hooks_secret.clone()),
+                ],
+            )?,
         )?;
         fs::write(self.prefix.join("abr-off.conf"), ABR_OFF)?;
         let conf = self.prefix.join("nginx.conf");
@@ -236,14 +254,23 @@ mod tests {
                 rtmp_port: 1935,
                 http_port: 8088,
                 stat_port: 8089,
-                hooks_url: "http://127.0.0.1:8090/rtmp?secret=s".into(),
+                hooks_url: "http://127.0.0.1:8090/rtmp".into(),
+                hooks_secret: "s".into(),
+                rtmp_playback: false,
                 update_interval: "2s".into(),
                 abr: true,
             },
         );
         let conf = nginx.render().unwrap();
-        assert!(conf.contains("on_publish http://127.0.0.1:8090/rtmp?secret=s;"));
+        assert!(conf.contains("on_publish http://127.0.0.1:8090/rtmp/publish?secret=s;"));
+        assert!(conf.contains("on_play_done http://127.0.0.1:8090/rtmp/play_done?secret=s;"));
+        assert!(conf.contains("allow play 127.0.0.1; deny play all;"));
         assert!(conf.contains("include /tmp/p/abr-on.conf;"));
-        render(ABR_ON, &[("RTMP_PORT", "1935".into())]).unwrap();
+        let abr = render(
+            ABR_ON,
+            &[("RTMP_PORT", "1935".into()), ("HOOKS_SECRET", "s".into())],
+        )
+        .unwrap();
+        assert!(abr.contains("/stream/$name?nova_internal=s"));
     }
 }

@@ -182,10 +182,9 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
             rtmp_port: ports.rtmp,
             http_port: ports.http,
             stat_port: ports.stat,
-            hooks_url: format!(
-                "http://127.0.0.1:{}/rtmp?secret={hooks_secret}",
-                ports.hooks
-            ),
+            hooks_url: format!("http://127.0.0.1:{}/rtmp", ports.hooks),
+            hooks_secret: hooks_secret.clone(),
+            rtmp_playback: std::env::var("NOVA_STACK_RTMP_PLAYBACK").is_ok_and(|v| v == "1"),
             update_interval: "2s".into(),
             abr,
         },
@@ -250,6 +249,9 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
                     ),
                     ("NOVA_SERVICE_TOKEN".into(), edge_token),
                     ("NOVA_JWT_HS256_SECRET".into(), jwt_secret.clone()),
+                    // The dev JWT below carries iss=nova-stack and lives 30 days.
+                    ("NOVA_JWT_ISSUER".into(), "nova-stack".into()),
+                    ("NOVA_JWT_MAX_LIFETIME".into(), "744h".into()),
                     (
                         "NOVA_WEB_DIR".into(),
                         web_dir.to_string_lossy().into_owned(),

@@ -22,6 +22,8 @@ pub struct LiveOptions {
     pub reconnect_window: Duration,
     /// nginx's on_update period.
     pub update_interval: Duration,
+    /// Refused publishes one address may make before it is refused at once.
+    pub publish_failures: std::num::NonZeroU32,
 }
 
 impl Default for LiveOptions {
@@ -30,6 +32,7 @@ impl Default for LiveOptions {
             abr: false,
             reconnect_window: Duration::from_secs(30),
             update_interval: Duration::from_secs(1),
+            publish_failures: std::num::NonZeroU32::new(1000).unwrap_or(std::num::NonZeroU32::MIN),
         }
     }
 }
@@ -82,6 +85,8 @@ impl LiveStack {
             stat_interval: Duration::from_secs(1),
             upstream_timeout: Duration::from_secs(2),
             fail_open_updates: false,
+            publish_failures: options.publish_failures,
+            publish_failure_refill: Duration::from_secs(6),
             hls_dir: Some(dir.path().join("media/hls")),
             log_format: nova_ingest_hooks::config::LogFormat::Text,
         };
@@ -95,7 +100,9 @@ impl LiveStack {
                 rtmp_port,
                 http_port,
                 stat_port,
-                hooks_url: format!("http://{}/rtmp?secret={secret}", hooks.addr),
+                hooks_url: format!("http://{}/rtmp", hooks.addr),
+                hooks_secret: secret.clone(),
+                rtmp_playback: false,
                 update_interval: format!("{}ms", options.update_interval.as_millis()),
                 abr: options.abr,
             },

@@ -49,7 +49,7 @@ async fn every_tier_exports_the_specified_metric_names() {
     let hooks_addr = live.hooks.as_ref().unwrap().addr;
     let refused = edge::call(
         "POST",
-        &format!("http://{hooks_addr}/rtmp"),
+        &format!("http://{hooks_addr}/rtmp/publish"),
         None,
         Some("call=publish"),
     )
@@ -103,7 +103,7 @@ async fn every_tier_exports_the_specified_metric_names() {
         ),
         "{hooks}"
     );
-    assert!(hooks.contains(r#"route="/rtmp""#));
+    assert!(hooks.contains(r#"route="/rtmp/publish""#), "{hooks}");
 
     let edge_text = scrape(&format!("{base}/metrics")).await;
     assert_eq!(

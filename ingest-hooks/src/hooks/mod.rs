@@ -12,17 +12,17 @@ use crate::{callback::Callback, error::HookError, state::AppState};
 /// Answers one callback.
 pub async fn handle(state: &AppState, callback: Callback) -> Result<Response, HookError> {
     match callback {
-        Callback::Publish { origin, key } => publish::handle(state, &origin, &key).await,
+        Callback::Publish { origin, name } => publish::handle(state, &origin, &name).await,
         Callback::PublishDone { origin, key } => publish_done::handle(state, &origin, &key).await,
         Callback::UpdatePublish { origin, key } => update::handle(state, &origin, &key).await,
         Callback::Play {
             origin,
             name,
-            relay,
-        } => play::start(state, &origin, &name, relay).await,
+            player,
+        } => play::start(state, &origin, &name, player).await,
         Callback::PlayDone { origin, .. } => play::stop(state, &origin).await,
         Callback::UpdatePlay { origin, .. } => play::renew(state, &origin).await,
-        Callback::Done { .. } | Callback::Other { .. } => Ok(ok()),
+        Callback::Done { .. } => Ok(ok()),
     }
 }
 

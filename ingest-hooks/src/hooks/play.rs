@@ -5,16 +5,20 @@
 
 use axum::response::Response;
 
-use crate::{callback::Origin, error::HookError, state::AppState};
+use crate::{
+    callback::{Origin, Player},
+    error::HookError,
+    state::AppState,
+};
 
 /// `on_play`.
 pub(super) async fn start(
     state: &AppState,
     origin: &Origin,
     name: &str,
-    relay: bool,
+    player: Player,
 ) -> Result<Response, HookError> {
-    if relay {
+    if player == Player::Internal {
         return Ok(super::ok());
     }
     if origin.app == state.config().ingest_app {

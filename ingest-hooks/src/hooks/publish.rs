@@ -1,6 +1,7 @@
 //! `on_publish`: ask the control plane; on yes, redirect the broadcast into the
 //! internal application under the stream's public id, so no playlist, segment, stat
-//! entry or log line carries the key.
+//! entry or log line carries the key. An address that keeps being refused is
+//! refused at once for a while (see [`crate::budget`]), without asking.
 
 use axum::{
     http::{StatusCode, header},
@@ -16,16 +17,30 @@ use crate::{
 pub(super) async fn handle(
     state: &AppState,
     origin: &Origin,
-    key: &StreamKey,
+    name: &str,
 ) -> Result<Response, HookError> {
+    if state.budget().exhausted(&origin.addr) {
+        return Err(HookError::Throttled);
+    }
+    let decided = decide(state, origin, name).await;
+    if let Err(HookError::Refused(_)) = &decided
+        && state.budget().refused(&origin.addr)
+    {
+        tracing::warn!(client.addr = %origin.addr, "address used up its failed-publish budget");
+    }
+    decided
+}
+
+async fn decide(state: &AppState, origin: &Origin, name: &str) -> Result<Response, HookError> {
     if origin.app != state.config().ingest_app {
         return Err(HookError::Refused(format!(
             "publishing is only allowed on the `{}` application",
             state.config().ingest_app
         )));
     }
+    let key = StreamKey::parse(name)?;
     // Fails closed: an unreachable control plane is a refusal (HookError::Upstream → 503).
-    let stream = state.upstream().authorize(key, origin).await?;
+    let stream = state.upstream().authorize(&key, origin).await?;
     tracing::info!(stream.id = %stream.stream_id, client.addr = %origin.addr, "publish accepted");
     let location = format!(
         "{}/{}",

@@ -3,22 +3,54 @@
 
 use std::sync::Arc;
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{
+    extract::{FromRequestParts, OptionalFromRequestParts},
+    http::request::Parts,
+};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
 use serde::Deserialize;
 
 use crate::{config::Config, error::ApiError, state::AppState};
 
-/// Verifies bearer tokens.
+/// Verifies bearer tokens: signature, `exp`, `nbf`, `iss` and `aud` when configured
+/// (then required), and a lifetime of at most `NOVA_JWT_MAX_LIFETIME`.
 #[derive(Clone)]
 pub struct JwtVerifier {
     /// Accepted keys with their algorithm and validation rules.
     keys: Arc<Vec<(DecodingKey, Validation)>>,
+    /// Longest accepted lifetime, seconds.
+    max_lifetime: i64,
 }
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, seconds.
+const LEEWAY: u64 = 60;
 
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    exp: i64,
+    iat: Option<i64>,
+}
+
+impl Claims {
+    /// Refuses a token issued in the future or living longer than `max` seconds
+    /// (`exp - iat`, or `exp - now` without `iat`).
+    fn check_lifetime(&self, max: i64) -> Result<(), ApiError> {
+        let now = chrono::Utc::now().timestamp();
+        let leeway = LEEWAY as i64;
+        if self.iat.is_some_and(|iat| iat > now + leeway) {
+            return Err(ApiError::unauthenticated(
+                "the bearer token is issued in the future",
+            ));
+        }
+        let from = self.iat.unwrap_or(now);
+        if self.exp.saturating_sub(from) > max.saturating_add(leeway) {
+            return Err(ApiError::unauthenticated(
+                "the bearer token lives longer than this edge accepts",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl JwtVerifier {
@@ -28,14 +60,21 @@ impl JwtVerifier {
         let mut keys = Vec::new();
         let validation = |alg| {
             let mut v = Validation::new(alg);
-            v.set_required_spec_claims(&["exp", "sub"]);
+            v.leeway = LEEWAY;
+            v.validate_nbf = true;
+            let mut required = vec!["exp", "sub"];
             match &config.jwt_audience {
-                Some(aud) => v.set_audience(&[aud]),
+                Some(aud) => {
+                    v.set_audience(&[aud]);
+                    required.push("aud");
+                }
                 None => v.validate_aud = false,
             }
             if let Some(iss) = &config.jwt_issuer {
                 v.set_issuer(&[iss]);
+                required.push("iss");
             }
+            v.set_required_spec_claims(&required);
             v
         };
         if let Some(secret) = &config.jwt_hs256_secret {
@@ -63,6 +102,7 @@ impl JwtVerifier {
         }
         Ok(Self {
             keys: Arc::new(keys),
+            max_lifetime: i64::try_from(config.jwt_max_lifetime.as_secs()).unwrap_or(i64::MAX),
         })
     }
 
@@ -76,6 +116,7 @@ impl JwtVerifier {
             }
             return match decode::<Claims>(token, key, validation) {
                 Ok(data) if !data.claims.sub.is_empty() && data.claims.sub.len() <= 256 => {
+                    data.claims.check_lifetime(self.max_lifetime)?;
                     Ok(data.claims.sub)
                 }
                 Ok(_) => Err(ApiError::unauthenticated(
@@ -90,6 +131,16 @@ impl JwtVerifier {
                     }
                     jsonwebtoken::errors::ErrorKind::InvalidIssuer => {
                         "the bearer token is from another issuer"
+                    }
+                    jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
+                        "the bearer token is not valid yet (nbf)"
+                    }
+                    jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(claim) => {
+                        match claim.as_str() {
+                            "iss" => "the bearer token names no issuer (iss)",
+                            "aud" => "the bearer token names no audience (aud)",
+                            _ => "the bearer token lacks a required claim",
+                        }
                     }
                     _ => "invalid bearer token",
                 })),
@@ -112,17 +163,36 @@ impl FromRequestParts<AppState> for Owner {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+        <Self as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthenticated("this call needs `Authorization: Bearer <JWT>`")
+            })
+    }
+}
+
+/// An optional owner: no `Authorization` header is `None` (anonymous); a header
+/// that is not a valid bearer token is refused, never taken as anonymous.
+impl OptionalFromRequestParts<AppState> for Owner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let token = header
+            .to_str()
+            .ok()
             .and_then(|v| {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .ok_or_else(|| {
-                ApiError::unauthenticated("this call needs `Authorization: Bearer <JWT>`")
+                ApiError::unauthenticated("the Authorization header must be `Bearer <JWT>`")
             })?;
-        state.jwt().verify(token.trim()).map(Owner)
+        state.jwt().verify(token.trim()).map(|sub| Some(Owner(sub)))
     }
 }

@@ -12,13 +12,21 @@
 //! | `NOVA_JWT_RS256_PUBLIC_KEY` | (none) | path of a PEM RS256 public key verifying bearer JWTs |
 //! | `NOVA_JWT_ISSUER` / `NOVA_JWT_AUDIENCE` | (none) | required `iss` / `aud`, when set |
 //! | `NOVA_CORS_ORIGINS` | `*` | allowed browser origins, comma-separated |
-//! | `NOVA_MUTATIONS_PER_MINUTE` | `60` | per-client rate limit on POST/DELETE |
+//! | `NOVA_JWT_MAX_LIFETIME` | `24h` | longest accepted token lifetime (`exp - iat`, or `exp - now` without `iat`) |
+//! | `NOVA_MUTATIONS_PER_MINUTE` | `60` | per-client rate limit on POST/DELETE (burst: as many) |
+//! | `NOVA_READS_PER_MINUTE` | `600` | per-client rate limit on REST GETs (burst: a tenth) |
+//! | `NOVA_LIST_CACHE` | `1s` | how long the edge reuses an anonymous `GET /streams` answer (`0s`: never) |
 //! | `NOVA_TRUSTED_PROXIES` | (none) | proxies whose `X-Forwarded-For` names the client, e.g. `10.0.0.0/8` |
 //! | `NOVA_MAX_BODY_BYTES` | `16384` | largest request body |
 //! | `NOVA_WEB_DIR` | `edge/web` of the source tree | the viewer page's files |
 //! | `NOVA_WS_MAX_SOCKETS` | `10000` | most sockets this edge holds; more get 503 (each is a file descriptor and ~13 KiB) |
+//! | `NOVA_WS_OPENS_PER_MINUTE` | `60` | per-client rate of WebSocket opens (burst: a third) |
+//! | `NOVA_WS_MAX_SOCKETS_PER_IP` | `100` | most sockets one client (IPv4 address, IPv6 /64) holds on this edge |
+//! | `NOVA_WS_ALLOWED_ORIGINS` | (unset: any) | browser origins allowed to open WebSockets, comma-separated; others get 403 |
 //! | `NOVA_WS_QUEUE` | `64` | lifecycle events a socket may fall behind before it is closed |
 //! | `NOVA_SESSION_HEARTBEAT` | `10s` | how often the edge renews its viewers' sessions (one batched call) |
+//! | `NOVA_HTTP_HEADER_TIMEOUT` | `10s` | time a connection has to send a request head; also bounds idle keep-alive connections |
+//! | `NOVA_HTTP_IDLE_TIMEOUT` | `60s` | a connection that moves no byte for this long is closed (stalled bodies, unread answers) |
 //! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
 //!
 //! At least one JWT key must be given; without one, mutations are refused.
@@ -27,7 +35,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 
-use crate::ratelimit::TrustedProxies;
+use crate::{ratelimit::TrustedProxies, ws::origin::AllowedOrigins};
 pub use nova_runtime::{LogFormat, Secret, parse_duration};
 
 /// Edge configuration; see the module docs for every variable.
@@ -70,12 +78,30 @@ pub struct Config {
     /// Required JWT audience.
     #[arg(long, env = "NOVA_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
+    /// Longest accepted token lifetime.
+    #[arg(long, env = "NOVA_JWT_MAX_LIFETIME", default_value = "24h", value_parser = parse_duration)]
+    pub jwt_max_lifetime: Duration,
     /// Allowed browser origins, comma-separated, or `*`.
     #[arg(long, env = "NOVA_CORS_ORIGINS", default_value = "*")]
     pub cors_origins: String,
     /// Per-IP rate limit on mutations, per minute.
     #[arg(long, env = "NOVA_MUTATIONS_PER_MINUTE", default_value_t = 60)]
     pub mutations_per_minute: u32,
+    /// Per-IP rate limit on REST GETs, per minute.
+    #[arg(long, env = "NOVA_READS_PER_MINUTE", default_value_t = 600)]
+    pub reads_per_minute: u32,
+    /// How long an anonymous stream list is reused.
+    #[arg(long, env = "NOVA_LIST_CACHE", default_value = "1s", value_parser = parse_duration)]
+    pub list_cache: Duration,
+    /// Per-IP rate of WebSocket opens, per minute.
+    #[arg(long, env = "NOVA_WS_OPENS_PER_MINUTE", default_value_t = 60)]
+    pub ws_opens_per_minute: u32,
+    /// Most sockets one client address holds on this edge.
+    #[arg(long, env = "NOVA_WS_MAX_SOCKETS_PER_IP", default_value_t = 100)]
+    pub ws_max_sockets_per_ip: usize,
+    /// Origins allowed to open WebSockets (comma-separated); unset allows any.
+    #[arg(long, env = "NOVA_WS_ALLOWED_ORIGINS", value_parser = AllowedOrigins::parse)]
+    pub ws_allowed_origins: Option<AllowedOrigins>,
     /// Serve `/metrics` on this address alone, off the public listener (which then
     /// answers 404 there); unset keeps it on `NOVA_EDGE_ADDR`.
     #[arg(long, env = "NOVA_EDGE_METRICS_ADDR")]
@@ -99,6 +125,9 @@ pub struct Config {
     /// How often the edge renews its viewers' sessions.
     #[arg(long, env = "NOVA_SESSION_HEARTBEAT", default_value = "10s", value_parser = parse_duration)]
     pub session_heartbeat: Duration,
+    /// Header-read and idle timeouts of the public and metrics listeners.
+    #[command(flatten)]
+    pub http: nova_runtime::http::HttpLimits,
     /// Log format.
     #[arg(long, env = "NOVA_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -116,14 +145,24 @@ impl Config {
     /// Checks values clap cannot.
     pub fn validate(&self) -> Result<(), String> {
         self.service_token.require_len("NOVA_SERVICE_TOKEN", 16)?;
+        self.http.validate().map_err(|e| e.to_string())?;
         if let Some(secret) = &self.jwt_hs256_secret {
             secret.require_len("NOVA_JWT_HS256_SECRET", 32)?;
         }
-        if self.ws_queue == 0 || self.mutations_per_minute == 0 || self.ws_max_sockets == 0 {
+        if self.ws_queue == 0
+            || self.mutations_per_minute == 0
+            || self.reads_per_minute == 0
+            || self.ws_opens_per_minute == 0
+            || self.ws_max_sockets == 0
+            || self.ws_max_sockets_per_ip == 0
+        {
             return Err(
-                "NOVA_WS_QUEUE, NOVA_WS_MAX_SOCKETS and NOVA_MUTATIONS_PER_MINUTE must be positive"
+                "NOVA_WS_QUEUE, NOVA_WS_MAX_SOCKETS, NOVA_WS_MAX_SOCKETS_PER_IP, NOVA_WS_OPENS_PER_MINUTE, NOVA_READS_PER_MINUTE and NOVA_MUTATIONS_PER_MINUTE must be positive"
                     .into(),
             );
+        }
+        if self.jwt_max_lifetime.is_zero() {
+            return Err("NOVA_JWT_MAX_LIFETIME must be positive".into());
         }
         Ok(())
     }

@@ -64,6 +64,19 @@ impl ApiError {
         }
     }
 
+    /// 429 RESOURCE_EXHAUSTED with a Retry-After: this client holds all the sockets
+    /// one client may.
+    pub fn too_many_sockets() -> Self {
+        Self {
+            retry_after: Some(5),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RESOURCE_EXHAUSTED",
+                "this client holds all the sockets one client may; close one first",
+            )
+        }
+    }
+
     /// 429 RESOURCE_EXHAUSTED with a Retry-After.
     pub fn rate_limited(retry_after: u64) -> Self {
         Self {

@@ -60,6 +60,15 @@ pub fn stream(s: &v1::Stream) -> Value {
     })
 }
 
+/// Removes what only a stream's owner may see (owner id, ingest node) from a
+/// stream's JSON.
+pub fn hide_private(stream: &mut Value) {
+    if let Some(object) = stream.as_object_mut() {
+        object.remove("owner");
+        object.remove("ingest_node");
+    }
+}
+
 /// A live event as WebSocket clients receive it; `None` for events without a kind.
 pub fn event(e: &StreamEvent) -> Option<Value> {
     let id = e

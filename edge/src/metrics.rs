@@ -1,5 +1,5 @@
-//! Edge metrics on `/metrics`: open WebSockets and HTTP rate/errors/duration per
-//! route template.
+//! Edge metrics on `/metrics`: open WebSockets, refusals by reason, and HTTP
+//! rate/errors/duration per route template.
 
 use std::sync::{
     Arc,
@@ -25,6 +25,50 @@ pub struct EdgeMetrics {
     http: Red,
     /// `nova_streaming_websocket_failures_total{reason}`.
     failures: Counter<u64>,
+    /// `nova_streaming_edge_refusals_total{reason}`.
+    refusals: Counter<u64>,
+}
+
+/// Why the edge refused a request before serving it (the `reason` label; a fixed
+/// set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A client's mutations went over `NOVA_MUTATIONS_PER_MINUTE` (429).
+    MutationRate,
+    /// A client's REST GETs went over `NOVA_READS_PER_MINUTE` (429).
+    ReadRate,
+    /// A client's WebSocket opens went over `NOVA_WS_OPENS_PER_MINUTE` (429).
+    WsOpenRate,
+    /// A client held `NOVA_WS_MAX_SOCKETS_PER_IP` sockets already (429).
+    WsClientSockets,
+    /// The edge held `NOVA_WS_MAX_SOCKETS` sockets already (503).
+    WsFull,
+    /// The WebSocket's `Origin` is not in `NOVA_WS_ALLOWED_ORIGINS` (403).
+    WsOrigin,
+}
+
+impl Refusal {
+    /// Every refusal, for zero-initialising the series.
+    pub const ALL: [Self; 6] = [
+        Self::MutationRate,
+        Self::ReadRate,
+        Self::WsOpenRate,
+        Self::WsClientSockets,
+        Self::WsFull,
+        Self::WsOrigin,
+    ];
+
+    /// Returns the `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::MutationRate => "mutation_rate",
+            Self::ReadRate => "read_rate",
+            Self::WsOpenRate => "ws_open_rate",
+            Self::WsClientSockets => "ws_client_sockets",
+            Self::WsFull => "ws_full",
+            Self::WsOrigin => "ws_origin",
+        }
+    }
 }
 
 /// Why a WebSocket failed (the `reason` label; a fixed set).
@@ -81,12 +125,21 @@ impl EdgeMetrics {
         ] {
             failures.add(0, &[KeyValue::new("reason", reason.label())]);
         }
+        let refusals = metrics
+            .meter()
+            .u64_counter("nova_streaming_edge_refusals")
+            .with_description("Requests the edge refused before serving them, by reason")
+            .build();
+        for reason in Refusal::ALL {
+            refusals.add(0, &[KeyValue::new("reason", reason.label())]);
+        }
         Ok(Self {
             metrics,
             sockets,
             open: Arc::default(),
             http,
             failures,
+            refusals,
         })
     }
 
@@ -106,6 +159,12 @@ impl EdgeMetrics {
     pub fn socket_failed(&self, failure: SocketFailure) {
         self.failures
             .add(1, &[KeyValue::new("reason", failure.label())]);
+    }
+
+    /// Counts a refused request.
+    pub fn refused(&self, reason: Refusal) {
+        self.refusals
+            .add(1, &[KeyValue::new("reason", reason.label())]);
     }
 
     /// Returns the open sockets.

@@ -40,11 +40,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Edge> {
     let metrics = EdgeMetrics::new().map_err(|e| anyhow::anyhow!(e))?;
     let metrics_addr = match config.metrics_addr {
         Some(addr) => Some(
-            nova_runtime::metrics::serve(
+            nova_runtime::metrics::serve_with_limits(
                 metrics.registry().clone(),
                 addr,
                 "NOVA_EDGE_METRICS_ADDR",
                 signal.clone(),
+                config.http,
             )
             .await
             .map_err(anyhow::Error::msg)?,
@@ -65,17 +66,21 @@ pub async fn start(config: &Config) -> anyhow::Result<Edge> {
     ));
     tokio::spawn(
         state
+            .limits()
+            .clone()
+            .run_pruning(Duration::from_secs(60), signal.clone()),
+    );
+    tokio::spawn(
+        state
             .sessions()
             .clone()
             .run_heartbeats(config.session_heartbeat, signal.clone()),
     );
-    let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = routes::router(state.clone());
     let sessions = state.sessions().clone();
+    let limits = config.http;
     let task = tokio::spawn(async move {
-        let closing = signal.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { closing.wait().await })
-            .await?;
+        nova_runtime::http::serve(listener, app, signal.clone().wait(), limits).await;
         // Sockets got their close frames; let them leave their sessions.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !sessions.is_empty() && tokio::time::Instant::now() < deadline {

@@ -8,7 +8,8 @@ use crate::{
     auth::JwtVerifier,
     config::Config,
     metrics::EdgeMetrics,
-    ratelimit::RateLimiter,
+    ratelimit::Limits,
+    routes::list::ListCache,
     upstream::Upstream,
     ws::{hub::Hub, sessions::ViewerSessions, slots::Slots},
 };
@@ -24,8 +25,10 @@ struct Inner {
     upstream: Upstream,
     /// Bearer-token verification.
     jwt: JwtVerifier,
-    /// Per-IP limit on mutations.
-    limiter: RateLimiter,
+    /// Per-client rate limits.
+    limits: Limits,
+    /// The short cache of anonymous stream lists.
+    lists: ListCache,
     /// Sockets by stream.
     hub: Hub,
     /// The cap on open sockets.
@@ -47,10 +50,19 @@ impl AppState {
         metrics: EdgeMetrics,
         stop: shutdown::Signal,
     ) -> Self {
-        let sessions = ViewerSessions::new(upstream.clone(), config.node.clone());
+        let sessions = ViewerSessions::new(
+            upstream.clone(),
+            config.node.clone(),
+            config.service_token.expose(),
+        );
         Self(Arc::new(Inner {
-            limiter: RateLimiter::new(config.mutations_per_minute),
-            slots: Slots::new(config.ws_max_sockets),
+            limits: Limits::new(
+                config.mutations_per_minute,
+                config.reads_per_minute,
+                config.ws_opens_per_minute,
+            ),
+            lists: ListCache::new(config.list_cache),
+            slots: Slots::new(config.ws_max_sockets, config.ws_max_sockets_per_ip),
             config,
             upstream,
             jwt,
@@ -81,9 +93,14 @@ impl AppState {
         &self.0.slots
     }
 
-    /// Returns the rate limiter.
-    pub fn limiter(&self) -> &RateLimiter {
-        &self.0.limiter
+    /// Returns the per-client rate limits.
+    pub fn limits(&self) -> &Limits {
+        &self.0.limits
+    }
+
+    /// Returns the anonymous stream-list cache.
+    pub fn lists(&self) -> &ListCache {
+        &self.0.lists
     }
 
     /// Returns the socket hub.

@@ -66,13 +66,13 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
             signal.clone(),
         ));
     }
-    let app = routes::router(AppState::new(config.clone(), upstream, metrics))
-        .into_make_service_with_connect_info::<SocketAddr>();
+    // Every request carries ConnectInfo<SocketAddr>, as with
+    // into_make_service_with_connect_info; NOVA_HTTP_* bound slow and idle clients.
+    let limits = nova_runtime::http::HttpLimits::from_env()?;
+    let app = routes::router(AppState::new(config.clone(), upstream, metrics));
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(signal.wait())
-            .await
-            .map_err(Into::into)
+        nova_runtime::http::serve(listener, app, signal.wait(), limits).await;
+        Ok(())
     });
     tracing::info!(hooks.addr = %addr, ingest.node = %config.ingest_node, "ingest hooks serving");
     Ok(IngestHooks {

@@ -50,7 +50,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Parses `250ms`, `10s`, `5m` or a bare number of seconds.
+/// Parses `250ms`, `10s`, `5m`, `24h` or a bare number of seconds.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
     let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
@@ -59,12 +59,13 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     };
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("`{raw}` is not a duration like 250ms, 10s or 5m"))?;
+        .map_err(|_| format!("`{raw}` is not a duration like 250ms, 10s, 5m or 24h"))?;
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("`{raw}`: unit must be ms, s or m")),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
+        _ => Err(format!("`{raw}`: unit must be ms, s, m or h")),
     }
 }
 
@@ -78,7 +79,8 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("10h").is_err());
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("10d").is_err());
         assert!(parse_duration("soon").is_err());
     }
 

@@ -1,11 +1,13 @@
 //! What every Nova Streaming binary shares: `shutdown` (one signal fanned out to
 //! every task), `telemetry` (tracing set-up), `metrics` (Prometheus through
 //! OpenTelemetry, RED instruments), `grpc` (endpoints with TLS, the service-token
-//! interceptor), and `config` value types (secrets that never print, durations like
+//! interceptor), `http` (the one HTTP/1.1 server with header-read and idle
+//! timeouts every listener uses), and `config` value types (secrets that never print, durations like
 //! `250ms`).
 
 pub mod config;
 pub mod grpc;
+pub mod http;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;

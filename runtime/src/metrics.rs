@@ -176,13 +176,27 @@ pub fn exposition(metrics: &Metrics) -> axum::response::Response {
         .into_response()
 }
 
-/// Serves `GET /metrics` of `metrics` alone on `addr` until `stop`; returns the bound
-/// address. `var` names the setting in the error when the address is taken.
+/// Serves `GET /metrics` of `metrics` alone on `addr` until `stop`, with the
+/// connection limits of `NOVA_HTTP_HEADER_TIMEOUT` / `NOVA_HTTP_IDLE_TIMEOUT` read
+/// from the environment; returns the bound address. `var` names the setting in the
+/// error when the address is taken.
 pub async fn serve(
     metrics: Metrics,
     addr: std::net::SocketAddr,
     var: &str,
     stop: crate::shutdown::Signal,
+) -> Result<std::net::SocketAddr, String> {
+    let limits = crate::http::HttpLimits::from_env().map_err(|e| e.to_string())?;
+    serve_with_limits(metrics, addr, var, stop, limits).await
+}
+
+/// Like [`serve`], with explicit connection limits.
+pub async fn serve_with_limits(
+    metrics: Metrics,
+    addr: std::net::SocketAddr,
+    var: &str,
+    stop: crate::shutdown::Signal,
+    limits: crate::http::HttpLimits,
 ) -> Result<std::net::SocketAddr, String> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -195,11 +209,7 @@ pub async fn serve(
             async move { exposition(&metrics) }
         }),
     );
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.wait())
-            .await;
-    });
+    tokio::spawn(crate::http::serve(listener, app, stop.wait(), limits));
     Ok(bound)
 }
 

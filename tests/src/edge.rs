@@ -30,8 +30,14 @@ pub fn config(ctx: &TestContext, node: &str) -> nova_edge::Config {
         jwt_rs256_public_key: None,
         jwt_issuer: None,
         jwt_audience: None,
+        jwt_max_lifetime: Duration::from_secs(24 * 3600),
         cors_origins: "*".into(),
         mutations_per_minute: 600,
+        reads_per_minute: 60_000,
+        list_cache: Duration::ZERO,
+        ws_opens_per_minute: 60_000,
+        ws_max_sockets_per_ip: 10_000,
+        ws_allowed_origins: None,
         trusted_proxies: nova_edge::ratelimit::TrustedProxies::default(),
         metrics_addr: None,
         max_body_bytes: 16 * 1024,
@@ -39,6 +45,7 @@ pub fn config(ctx: &TestContext, node: &str) -> nova_edge::Config {
         ws_queue: 64,
         ws_max_sockets: 10_000,
         session_heartbeat: Duration::from_secs(1),
+        http: nova_runtime::http::HttpLimits::default(),
         log_format: nova_edge::config::LogFormat::Text,
     }
 }

@@ -44,13 +44,13 @@ async fn streams_can_be_created_read_listed_rotated_and_ended_over_rest() {
         "reads never carry a key"
     );
 
-    // Live streams by default: a pending one is not listed; with status=all it is.
+    // Live streams by default: a pending one is not listed; its owner sees it.
     let live = call("GET", &format!("{base}/streams"), None, None).await;
     assert_eq!(live.json["streams"].as_array().unwrap().len(), 0);
     let all = call(
         "GET",
         &format!("{base}/streams?status=all&owner=alice"),
-        None,
+        Some(&alice),
         None,
     )
     .await;

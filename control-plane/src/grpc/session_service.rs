@@ -1,8 +1,9 @@
 //! `nova.streaming.v1.SessionService` over [`crate::service::sessions`].
 
 use nova_proto::v1::{
-    GetViewerCountRequest, GetViewerCountResponse, HeartbeatRequest, HeartbeatResponse,
-    JoinSessionRequest, JoinSessionResponse, LeaveSessionRequest, LeaveSessionResponse,
+    BatchGetViewerCountsRequest, BatchGetViewerCountsResponse, GetViewerCountRequest,
+    GetViewerCountResponse, HeartbeatRequest, HeartbeatResponse, JoinSessionRequest,
+    JoinSessionResponse, LeaveSessionRequest, LeaveSessionResponse, ViewerCount,
     ViewerKind as ProtoKind, session_service_server::SessionService,
 };
 use tonic::{Request, Response, Status};
@@ -86,6 +87,29 @@ impl SessionService for SessionApi {
             peak_viewers: figures.peak,
             unique_viewers: figures.uniques,
             total_watch_time: Some(duration_ms(figures.watch_ms)),
+        }))
+    }
+
+    async fn batch_get_viewer_counts(
+        &self,
+        request: Request<BatchGetViewerCountsRequest>,
+    ) -> Result<Response<BatchGetViewerCountsResponse>, Status> {
+        let names = request.into_inner().names;
+        let ids = names
+            .iter()
+            .map(|name| parse_stream_name("names", name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let counts = self.sessions.counts(&ids).await?;
+        Ok(Response::new(BatchGetViewerCountsResponse {
+            viewer_counts: names
+                .into_iter()
+                .zip(counts)
+                .map(|(name, (viewer_count, peak_viewers))| ViewerCount {
+                    name,
+                    viewer_count,
+                    peak_viewers,
+                })
+                .collect(),
         }))
     }
 }

@@ -124,6 +124,18 @@ return {
 }
 "#;
 
+// Read-only: counts sessions that have not expired, without dropping the expired
+// ones (the sweeper does that), so it needs no publish and touches nothing.
+const COUNTS: &str = r#"
+local out = {}
+for i = 3, #ARGV do
+  local stream = ARGV[i]
+  table.insert(out, redis.call('ZCOUNT', p .. ':live:' .. stream, '(' .. now, '+inf'))
+  table.insert(out, tonumber(redis.call('GET', p .. ':peak:' .. stream) or '0'))
+end
+return out
+"#;
+
 const SWEEP: &str = r#"
 local swept = 0
 for _, stream in ipairs(redis.call('SMEMBERS', p .. ':live-streams')) do
@@ -157,6 +169,7 @@ struct Scripts {
     heartbeat: Script,
     leave: Script,
     figures: Script,
+    counts: Script,
     sweep: Script,
 }
 
@@ -181,6 +194,7 @@ impl SessionStore {
                 heartbeat: script(HEARTBEAT),
                 leave: script(LEAVE),
                 figures: script(FIGURES),
+                counts: script(COUNTS),
                 sweep: script(SWEEP),
             }),
         }
@@ -250,6 +264,24 @@ impl SessionStore {
             uniques,
             watch_ms,
         })
+    }
+
+    /// Returns the live count and peak of each stream in `stream_ids`, in order, in one
+    /// round trip; a stream without sessions reports `(0, 0)`.
+    pub async fn counts(&self, stream_ids: &[String]) -> redis::RedisResult<Vec<(i64, i64)>> {
+        if stream_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn().await?;
+        let flat: Vec<i64> = self
+            .scripts
+            .counts
+            .arg(self.keys.prefix())
+            .arg(now_ms())
+            .arg(stream_ids)
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(flat.chunks_exact(2).map(|c| (c[0], c[1])).collect())
     }
 
     /// Drops expired sessions of every stream, publishing the new counts; returns how

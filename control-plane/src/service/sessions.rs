@@ -14,6 +14,9 @@ use crate::{
 /// Most sessions one Heartbeat call may carry.
 pub const MAX_HEARTBEAT_BATCH: usize = 10_000;
 
+/// Most streams one BatchGetViewerCounts call may name.
+pub const MAX_COUNT_BATCH: usize = 1_000;
+
 /// How a viewer watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ViewerKind {
@@ -149,6 +152,19 @@ impl Sessions {
             .ok_or_else(|| Error::NotFound(format!("streams/{stream_id}")))?;
         drop(conn);
         Ok(self.store.figures(&stream_id.to_string()).await?)
+    }
+
+    /// Returns the live count and peak of each stream, in order, in one Redis round
+    /// trip and without reading the database (unknown streams report zeros).
+    pub async fn counts(&self, stream_ids: &[Uuid]) -> Result<Vec<(i64, i64)>> {
+        if stream_ids.len() > MAX_COUNT_BATCH {
+            return Err(Error::invalid(
+                "names",
+                format!("at most {MAX_COUNT_BATCH} per call"),
+            ));
+        }
+        let ids: Vec<String> = stream_ids.iter().map(Uuid::to_string).collect();
+        Ok(self.store.counts(&ids).await?)
     }
 
     fn expiry(&self) -> DateTime<Utc> {

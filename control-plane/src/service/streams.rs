@@ -77,7 +77,7 @@ impl Streams {
             &NewStream {
                 id: Uuid::now_v7(),
                 owner: owner.as_str(),
-                title,
+                title: &title,
                 key_hash: &hash.0,
             },
         )
@@ -200,9 +200,32 @@ fn ensure_owner(row: &StreamRow, caller: &Principal) -> Result<()> {
     }
 }
 
-/// Checks a title and returns it trimmed.
-pub fn validate_title(title: &str) -> Result<&str> {
-    let title = title.trim();
+/// Tells whether `c` is an invisible formatting character that can reorder or hide
+/// text around it: bidirectional embeddings, overrides, isolates and marks
+/// (Trojan Source), zero-width characters, and the byte-order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
+/// Checks a title and returns it with bidirectional and zero-width formatting
+/// characters stripped, then trimmed; control characters (C0, C1, DEL) are refused.
+pub fn validate_title(title: &str) -> Result<String> {
+    let stripped: String = title.chars().filter(|c| !is_invisible_format(*c)).collect();
+    let title = stripped.trim();
+    if title.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "stream.title",
+            "must not contain control characters",
+        ));
+    }
     if title.is_empty() {
         return Err(Error::invalid("stream.title", "must not be empty"));
     }
@@ -212,13 +235,7 @@ pub fn validate_title(title: &str) -> Result<&str> {
             format!("must be at most {MAX_TITLE_CHARS} characters"),
         ));
     }
-    if title.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "stream.title",
-            "must not contain control characters",
-        ));
-    }
-    Ok(title)
+    Ok(title.to_owned())
 }
 
 /// Eight bytes identifying a filter, so a token is not reused with other filters.
@@ -269,6 +286,28 @@ mod tests {
         assert!(validate_title(&"é".repeat(200)).is_ok());
         assert!(validate_title(&"é".repeat(201)).is_err());
         assert!(validate_title("bell\u{7}").is_err());
+        assert!(validate_title("esc\u{1b}[31m").is_err());
+        assert!(validate_title("c1\u{9b}").is_err());
+    }
+
+    #[test]
+    fn bidi_and_zero_width_characters_are_stripped_from_titles() {
+        assert_eq!(
+            validate_title("Live \u{202E}3pm.exe\u{202C} show").unwrap(),
+            "Live 3pm.exe show"
+        );
+        assert_eq!(
+            validate_title("\u{2067}a\u{2069}\u{200B}b\u{FEFF}\u{200F}\u{061C}").unwrap(),
+            "ab"
+        );
+        assert!(
+            validate_title("\u{202E}\u{2066} \u{200D}").is_err(),
+            "nothing visible is left"
+        );
+        assert_eq!(
+            validate_title("Καλημέρα 世界 🎥").unwrap(),
+            "Καλημέρα 世界 🎥"
+        );
     }
 
     #[test]

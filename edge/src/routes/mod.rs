@@ -1,6 +1,7 @@
 //! The HTTP surface: `/api/v1` (streams), health, the WebSocket, the viewer page.
 
 pub mod health;
+pub mod list;
 pub mod streams;
 
 use std::time::Duration;
@@ -22,7 +23,7 @@ use crate::{state::AppState, ws};
 pub fn router(state: AppState) -> Router {
     let config = state.config();
     let api = Router::new()
-        .route("/streams", get(streams::list).post(streams::create))
+        .route("/streams", get(list::list).post(streams::create))
         .route("/streams/{id}", get(streams::get).delete(streams::end))
         .route(
             "/streams/{id}/rotate-key",

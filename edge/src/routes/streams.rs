@@ -1,6 +1,6 @@
 //! `/api/v1/streams…`: REST over StreamService, SessionService and AnalyticsService.
-//! Reads are public; mutations need a bearer JWT (its `sub` is the owner) and are
-//! rate-limited per client address.
+//! Reads are public (and rate-limited per client address, like mutations); mutations
+//! need a bearer JWT (its `sub` is the owner). The list is in [`super::list`].
 
 use axum::{
     Json,
@@ -9,10 +9,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
-use futures::future::join_all;
 use nova_proto::v1::{
     CreateStreamRequest, EndStreamRequest, GetStreamMetricsRequest, GetStreamRequest,
-    GetViewerCountRequest, ListStreamsRequest, RotateStreamKeyRequest, Stream, StreamStatus,
+    GetViewerCountRequest, RotateStreamKeyRequest, Stream,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -23,24 +22,10 @@ use crate::{
     error::ApiError,
     extract::{Body, Params},
     json,
-    ratelimit::Admitted,
+    ratelimit::{Admitted, ReadAdmitted},
     state::AppState,
     upstream::as_principal,
 };
-
-/// Query of `GET /streams`.
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    /// `live` (ACTIVE or INTERRUPTED, the default), `active`, `pending`,
-    /// `interrupted`, `completed` or `all`.
-    status: Option<String>,
-    /// Only this owner's streams.
-    owner: Option<String>,
-    /// Page size, 1–1000 (default 50).
-    page_size: Option<i32>,
-    /// Token of the next page.
-    page_token: Option<String>,
-}
 
 /// Body of `POST /streams`.
 #[derive(Debug, Deserialize)]
@@ -61,26 +46,7 @@ pub struct MetricsQuery {
     step: Option<u64>,
 }
 
-fn statuses(raw: Option<&str>) -> Result<Vec<i32>, ApiError> {
-    use StreamStatus::*;
-    let list: &[StreamStatus] = match raw.unwrap_or("live") {
-        "live" => &[Active, Interrupted],
-        "active" => &[Active],
-        "pending" => &[Pending],
-        "interrupted" => &[Interrupted],
-        "completed" => &[Completed],
-        "all" => &[],
-        _ => {
-            return Err(ApiError::invalid(
-                "status",
-                "must be live, active, pending, interrupted, completed or all",
-            ));
-        }
-    };
-    Ok(list.iter().map(|s| *s as i32).collect())
-}
-
-fn stream_name(id: &str) -> Result<String, ApiError> {
+pub(crate) fn stream_name(id: &str) -> Result<String, ApiError> {
     Uuid::try_parse(id)
         .map(|id| format!("{}{id}", nova_proto::STREAM_NAME_PREFIX))
         .map_err(|_| ApiError::invalid("id", "must be a stream id (a UUID)"))
@@ -101,29 +67,6 @@ async fn with_count(state: &AppState, stream: &Stream) -> Value {
         .ok();
     value["viewer_count"] = json!(count);
     value
-}
-
-/// `GET /api/v1/streams`.
-pub async fn list(
-    State(state): State<AppState>,
-    Params(q): Params<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let page = state
-        .upstream()
-        .streams
-        .clone()
-        .list_streams(ListStreamsRequest {
-            page_size: q.page_size.unwrap_or(0),
-            page_token: q.page_token.unwrap_or_default(),
-            statuses: statuses(q.status.as_deref())?,
-            owner: q.owner.unwrap_or_default(),
-        })
-        .await?
-        .into_inner();
-    let streams = join_all(page.streams.iter().map(|s| with_count(&state, s))).await;
-    Ok(Json(
-        json!({ "streams": streams, "next_page_token": page.next_page_token }),
-    ))
 }
 
 /// `POST /api/v1/streams`: creates a stream owned by the token's `sub`.
@@ -164,9 +107,12 @@ pub async fn create(
         .into_response())
 }
 
-/// `GET /api/v1/streams/{id}`.
+/// `GET /api/v1/streams/{id}`: the owner (by bearer token) sees everything, anyone
+/// else the public view (no owner, no ingest node).
 pub async fn get(
     State(state): State<AppState>,
+    _: ReadAdmitted,
+    caller: Option<Owner>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let name = stream_name(&id)?;
@@ -179,7 +125,11 @@ pub async fn get(
         .into_inner()
         .stream
         .unwrap_or_default();
-    Ok(Json(json!({ "stream": with_count(&state, &stream).await })))
+    let mut value = with_count(&state, &stream).await;
+    if caller.is_none_or(|Owner(sub)| sub != stream.owner) {
+        json::hide_private(&mut value);
+    }
+    Ok(Json(json!({ "stream": value })))
 }
 
 /// `DELETE /api/v1/streams/{id}`: ends the stream (owner only).
@@ -248,6 +198,7 @@ fn parse_time(field: &str, raw: Option<&str>) -> Result<Option<prost_types::Time
 /// `GET /api/v1/streams/{id}/metrics`.
 pub async fn metrics(
     State(state): State<AppState>,
+    _: ReadAdmitted,
     Path(id): Path<String>,
     Params(q): Params<MetricsQuery>,
 ) -> Result<Json<Value>, ApiError> {

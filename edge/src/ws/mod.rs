@@ -3,9 +3,11 @@
 //! stream; `queue` is the bounded per-socket queue (stale counts are dropped,
 //! lifecycle events never; too far behind closes the socket); `sessions` joins,
 //! heartbeats (one batched call per edge) and leaves viewer sessions; `slots` caps
-//! the sockets of one edge; `socket` serves one WebSocket.
+//! the sockets of one edge and of one client; `origin` is the optional Origin
+//! allowlist; `socket` serves one WebSocket.
 
 pub mod hub;
+pub mod origin;
 pub mod queue;
 pub mod sessions;
 pub mod slots;

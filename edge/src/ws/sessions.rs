@@ -11,11 +11,15 @@ use std::{
     time::Duration,
 };
 
+use std::net::IpAddr;
+
+use sha2::{Digest, Sha256};
+
 use nova_proto::v1::{HeartbeatRequest, JoinSessionRequest, LeaveSessionRequest, ViewerKind};
 use nova_runtime::shutdown;
 use tonic::Status;
 
-use crate::upstream::Upstream;
+use crate::{ratelimit::client_key, upstream::Upstream};
 
 /// One socket's session.
 #[derive(Debug, Clone)]
@@ -39,17 +43,42 @@ pub struct ViewerSessions {
     entries: Arc<Mutex<HashMap<u64, Entry>>>,
     /// Next socket handle.
     next: Arc<AtomicU64>,
+    /// Key of the viewer-id hash (derived from the service token, so every edge of a
+    /// deployment derives the same id for a client and nobody else can).
+    viewer_key: [u8; 32],
 }
 
 impl ViewerSessions {
-    /// Builds the registry.
-    pub fn new(upstream: Upstream, node: String) -> Self {
+    /// Builds the registry; `secret` keys the viewer ids this edge derives.
+    pub fn new(upstream: Upstream, node: String, secret: &str) -> Self {
+        let viewer_key = Sha256::new()
+            .chain_update(b"nova viewer id v1\0")
+            .chain_update(secret.as_bytes())
+            .finalize()
+            .into();
         Self {
             upstream,
             node,
             entries: Arc::default(),
             next: Arc::default(),
+            viewer_key,
         }
+    }
+
+    /// Returns the viewer id of the client at `ip` (its IPv4 address or IPv6 /64,
+    /// hashed with a secret key): chosen by the edge, never by the client, so
+    /// unique-viewer counts cannot be inflated beyond the addresses a client holds,
+    /// and the address itself is not stored.
+    pub fn viewer_id(&self, ip: IpAddr) -> String {
+        let key = match client_key(ip) {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        };
+        let digest = Sha256::new()
+            .chain_update(self.viewer_key)
+            .chain_update(key)
+            .finalize();
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Joins `stream` as `viewer`; returns the socket's handle and the new count.

@@ -9,6 +9,7 @@ use axum::{
         Path, State,
         ws::{CloseFrame, Message, Utf8Bytes, WebSocket},
     },
+    http::HeaderMap,
     response::Response,
 };
 use futures::{SinkExt, StreamExt};
@@ -22,9 +23,10 @@ use crate::{
     error::ApiError,
     extract::{Params, Upgrade},
     json,
-    metrics::SocketFailure,
+    metrics::{Refusal, SocketFailure},
+    ratelimit::{ClientIp, admit},
     state::AppState,
-    ws::queue::Next,
+    ws::{queue::Next, slots::NoSlot},
 };
 
 /// Close code: the stream does not exist.
@@ -44,40 +46,61 @@ const IDLE_LIMIT: Duration = Duration::from_secs(60);
 /// Query of the WebSocket URL.
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
-    /// Stable anonymous viewer id (for unique-viewer counts).
+    /// Formerly a client-chosen viewer id; still checked for shape (old clients send
+    /// it), never used: the edge derives the viewer id itself, so a client cannot
+    /// inflate unique-viewer counts.
     viewer: Option<String>,
 }
 
 /// Upgrades to a WebSocket with small, explicit buffers (tungstenite's defaults cost
-/// about 130 KB per connection).
+/// about 130 KB per connection), after the Origin allowlist, the client's open rate,
+/// its socket cap and the edge's socket cap.
 pub async fn upgrade(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     Path(id): Path<String>,
     Params(query): Params<WsQuery>,
+    headers: HeaderMap,
     upgrade: Result<Upgrade, ApiError>,
 ) -> Result<Response, ApiError> {
-    let viewer = match query.viewer {
-        Some(v)
-            if !v.is_empty()
-                && v.len() <= 64
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-        {
-            v
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "viewer",
-                "must be 1 to 64 characters from A-Z a-z 0-9 - _",
-            ));
-        }
-        None => String::new(),
-    };
+    if let Some(v) = &query.viewer
+        && (v.is_empty()
+            || v.len() > 64
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return Err(ApiError::invalid(
+            "viewer",
+            "must be 1 to 64 characters from A-Z a-z 0-9 - _",
+        ));
+    }
+    if let Some(allowed) = &state.config().ws_allowed_origins
+        && let Err(refused) = allowed.check(&headers)
+    {
+        state.metrics().refused(Refusal::WsOrigin);
+        return Err(refused);
+    }
     let Upgrade(ws) = upgrade?;
-    let Some(slot) = state.slots().try_take() else {
-        state.metrics().socket_failed(SocketFailure::Full);
-        return Err(ApiError::edge_full());
+    admit(
+        &state,
+        &state.limits().ws_opens,
+        client,
+        Refusal::WsOpenRate,
+    )?;
+    let slot = match state.slots().try_take(client) {
+        Ok(slot) => slot,
+        Err(NoSlot::EdgeFull) => {
+            state.metrics().socket_failed(SocketFailure::Full);
+            state.metrics().refused(Refusal::WsFull);
+            return Err(ApiError::edge_full());
+        }
+        Err(NoSlot::ClientFull) => {
+            state.metrics().refused(Refusal::WsClientSockets);
+            return Err(ApiError::too_many_sockets());
+        }
     };
+    let viewer = state.sessions().viewer_id(client);
     Ok(ws
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
@@ -126,11 +149,6 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
             )
             .await;
         }
-    };
-    let viewer = if viewer.is_empty() {
-        Uuid::new_v4().simple().to_string()
-    } else {
-        viewer
     };
     let (handle, _) = match state.sessions().join(&name, &viewer).await {
         Ok(joined) => joined,

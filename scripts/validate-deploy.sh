@@ -48,6 +48,9 @@ reads = {
     name: set(re.findall(r'env = "(NOVA_[A-Z0-9_]+)"', Path(f"{name}/src/config.rs").read_text()))
     for name in ("control-plane", "edge", "ingest-hooks")
 }
+# Every binary serves HTTP through nova-runtime's server, which reads its own limits.
+for name in reads:
+    reads[name] |= set(re.findall(r'env = "(NOVA_[A-Z0-9_]+)"', Path("runtime/src/http.rs").read_text()))
 reads["nginx-rtmp"] = set(re.findall(r"\$\{?(NOVA_[A-Z0-9_]+)", script))
 for program in ("control-plane", "edge", "ingest-hooks", "nginx-rtmp"):
     if program not in stages:

@@ -8,21 +8,8 @@ const $ = (id) => document.getElementById(id);
 const api = (path) => `/api/v1${path}`;
 const DASH = '–';
 
-// A stable anonymous viewer id (1-64 chars of [A-Za-z0-9_-]), kept in localStorage so
-// the edge can count unique viewers across reloads and reconnects.
-const viewerId = (() => {
-  try {
-    let id = localStorage.getItem('nova.viewer') || '';
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) {
-      id = (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`)
-        .replace(/[^A-Za-z0-9_-]/g, '').slice(0, 64);
-      localStorage.setItem('nova.viewer', id);
-    }
-    return id;
-  } catch (_) {
-    return ''; // storage blocked (private mode): the edge makes up an id per socket
-  }
-})();
+// The edge derives each viewer's id itself (unique-viewer counts cannot be steered
+// from here), so the socket URL carries no viewer id.
 
 // Reads a JSON answer; throws an Error carrying the API's message and HTTP status.
 async function getJson(path) {
@@ -240,8 +227,7 @@ function onEvent(m) {
 
 function connect(id) {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const query = viewerId ? `?viewer=${encodeURIComponent(viewerId)}` : '';
-  const socket = new WebSocket(`${proto}//${location.host}${api(`/streams/${encodeURIComponent(id)}/ws`)}${query}`);
+  const socket = new WebSocket(`${proto}//${location.host}${api(`/streams/${encodeURIComponent(id)}/ws`)}`);
   player.socket = socket;
   socket.onmessage = (event) => {
     if (player.socket !== socket) return;

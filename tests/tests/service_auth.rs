@@ -544,3 +544,49 @@ async fn only_the_holding_node_may_report_health_end_or_keep_a_stream() {
     let stored = get(&ctx, &target.name).await.ingest_health.unwrap();
     assert_eq!((stored.width, stored.height), (640, 360));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_refuses_unusable_role_tokens_naming_the_variable_never_the_token() {
+    let admin = nova_tests::context::random_token();
+    let cases = [
+        (
+            vec![("NOVA_EDGE_SERVICE_TOKEN", "too-short-edge".to_owned())],
+            "NOVA_EDGE_SERVICE_TOKEN: every token needs at least 16 characters".to_owned(),
+            "too-short-edge".to_owned(),
+        ),
+        (
+            vec![("NOVA_INGEST_SERVICE_TOKEN", format!("{admin}, "))],
+            "NOVA_SERVICE_TOKEN and NOVA_INGEST_SERVICE_TOKEN share a token: give each service its own"
+                .to_owned(),
+            admin.clone(),
+        ),
+        (
+            vec![
+                ("NOVA_EDGE_SERVICE_TOKEN", "edge-and-ingest-token-01".to_owned()),
+                ("NOVA_INGEST_SERVICE_TOKEN", "edge-and-ingest-token-01".to_owned()),
+            ],
+            "NOVA_EDGE_SERVICE_TOKEN and NOVA_INGEST_SERVICE_TOKEN share a token".to_owned(),
+            "edge-and-ingest-token-01".to_owned(),
+        ),
+    ];
+    for (env, expected, secret) in cases {
+        let mut command = tokio::process::Command::new(
+            nova_stack::stack::sibling_binary("nova-control-plane").expect("binary built"),
+        );
+        command
+            .env("NOVA_SERVICE_TOKEN", &admin)
+            .env("NOVA_GRPC_ADDR", "127.0.0.1:0")
+            .env("NOVA_METRICS_ADDR", "127.0.0.1:0")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(std::time::Duration::from_secs(30), command.output())
+            .await
+            .unwrap_or_else(|_| panic!("{expected}: the binary did not exit within 30 s"))
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{expected}: it started\n{log}");
+        assert!(log.contains(&expected), "wanted {expected:?} in\n{log}");
+        assert!(!log.contains(&secret), "the error echoes a token:\n{log}");
+    }
+}

@@ -115,6 +115,15 @@ async fn every_tier_exports_the_specified_metric_names() {
         edge_text.contains("nova_streaming_websocket_connections 1"),
         "{edge_text}"
     );
+    assert_eq!(
+        type_of(&edge_text, "nova_streaming_edge_refusals_total").as_deref(),
+        Some("counter"),
+        "{edge_text}"
+    );
+    assert!(
+        edge_text.contains(r#"nova_streaming_edge_refusals_total{reason="ws_origin"} 0"#),
+        "every refusal reason is exported from the start:\n{edge_text}"
+    );
     assert!(
         edge_text.contains(r#"route="/api/v1/streams/{id}""#),
         "route templates, not paths:\n{edge_text}"

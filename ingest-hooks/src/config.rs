@@ -15,7 +15,7 @@
 //! | `NOVA_STAT_URL` | `http://127.0.0.1:8081/stat` | nginx `rtmp_stat` page; empty turns the poller off |
 //! | `NOVA_STAT_INTERVAL` | `5s` | time between /stat polls |
 //! | `NOVA_UPSTREAM_TIMEOUT` | `2s` | deadline of each control-plane call (keep it under nginx's `netcall_timeout`) |
-//! | `NOVA_FAIL_OPEN_UPDATES` | `false` | keep broadcasters on air when the control plane cannot be reached during on_update |
+//! | `NOVA_UPDATE_GRACE` | `5m` | how long admitted broadcasters stay on air while the control plane cannot be reached (their heartbeats are retried meanwhile); `0s` cuts them off at the first failed heartbeat |
 //! | `NOVA_PUBLISH_FAILURES` | `10` | refused publishes one address may make before it is refused at once, without asking the control plane |
 //! | `NOVA_PUBLISH_FAILURE_REFILL` | `6s` | one more refused publish is allowed per address after this long |
 //! | `NOVA_HLS_DIR` | (none) | nginx's HLS output folder, watched for segment generation time; unset turns it off |
@@ -86,9 +86,10 @@ pub struct Config {
     /// Deadline of each control-plane call.
     #[arg(long, env = "NOVA_UPSTREAM_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub upstream_timeout: Duration,
-    /// Keep broadcasters on air when the control plane is unreachable during on_update.
-    #[arg(long, env = "NOVA_FAIL_OPEN_UPDATES", default_value_t = false, action = clap::ArgAction::Set)]
-    pub fail_open_updates: bool,
+    /// How long admitted broadcasters stay on air while the control plane cannot be
+    /// reached.
+    #[arg(long, env = "NOVA_UPDATE_GRACE", default_value = "5m", value_parser = parse_duration)]
+    pub update_grace: Duration,
     /// Refused publishes one address may make before it is refused at once.
     #[arg(long, env = "NOVA_PUBLISH_FAILURES", default_value = "10")]
     pub publish_failures: std::num::NonZeroU32,

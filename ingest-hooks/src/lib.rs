@@ -4,7 +4,8 @@
 //! checks the shared secret and parses the form into one typed
 //! [`callback::Callback`] that client arguments cannot steer; `hooks` answers each
 //! kind, calling the control plane through `upstream`, with `budget` refusing
-//! addresses that keep failing to publish; `stat` polls nginx `/stat` for ingest
+//! addresses that keep failing to publish and `outage` keeping admitted broadcasters
+//! on air for a bounded grace while the control plane is out of reach; `stat` polls nginx `/stat` for ingest
 //! health. `error` maps every failure to the HTTP status nginx acts on.
 
 pub mod budget;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod hooks;
 pub mod metrics;
+pub mod outage;
 pub mod routes;
 pub mod segments;
 pub mod server;

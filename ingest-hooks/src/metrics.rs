@@ -60,6 +60,9 @@ pub enum BroadcastError {
     UnauthenticatedCallback,
     /// A publish was refused at once: its address used up its failed-publish budget.
     PublishThrottled,
+    /// A heartbeat could not reach the control plane; the broadcaster was kept on
+    /// air within the outage grace.
+    HeartbeatUndelivered,
 }
 
 impl BroadcastError {
@@ -71,6 +74,7 @@ impl BroadcastError {
             Self::MalformedCallback => "malformed_callback",
             Self::UnauthenticatedCallback => "unauthenticated_callback",
             Self::PublishThrottled => "publish_throttled",
+            Self::HeartbeatUndelivered => "heartbeat_undelivered",
         }
     }
 }
@@ -91,6 +95,7 @@ impl HooksMetrics {
             BroadcastError::MalformedCallback,
             BroadcastError::UnauthenticatedCallback,
             BroadcastError::PublishThrottled,
+            BroadcastError::HeartbeatUndelivered,
         ] {
             errors.add(0, &[KeyValue::new("reason", reason.label())]);
         }

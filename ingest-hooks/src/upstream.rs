@@ -1,7 +1,11 @@
 //! The control plane as the hooks see it: IngestService calls with the service
 //! token, each bounded by the upstream timeout, refusals told apart from outages.
+//! Heartbeats and disconnects are retried through short outages (a restart of the
+//! control plane) with jittered exponential backoff, within a bounded total delay.
 
-use std::{path::Path, time::Duration};
+use std::{future::Future, path::Path, time::Duration};
+
+use backon::{ExponentialBuilder, Retryable};
 
 use nova_runtime::grpc::{self, Bearer};
 
@@ -38,6 +42,8 @@ pub struct Upstream {
     sessions: SessionServiceClient<InterceptedService<Channel, Bearer>>,
     /// This node.
     node: Node,
+    /// Deadline of each call, retries of heartbeats and disconnects included.
+    timeout: Duration,
 }
 
 impl Upstream {
@@ -59,6 +65,7 @@ impl Upstream {
             client: IngestServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             sessions: SessionServiceClient::with_interceptor(channel, bearer),
             node,
+            timeout,
         })
     }
 
@@ -95,16 +102,17 @@ impl Upstream {
         key: &StreamKey,
         origin: &Origin,
     ) -> Result<Option<Stream>, HookError> {
-        let response = self
-            .client
-            .clone()
-            .publish_ended(PublishEndedRequest {
-                stream_key: key.expose().to_owned(),
-                ingest_node: self.node.id.clone(),
-                client_id: origin.client_id.clone(),
-            })
-            .await
-            .map_err(classify)?;
+        let request = PublishEndedRequest {
+            stream_key: key.expose().to_owned(),
+            ingest_node: self.node.id.clone(),
+            client_id: origin.client_id.clone(),
+        };
+        let response = retrying(self.timeout, || {
+            let mut client = self.client.clone();
+            let request = request.clone();
+            async move { client.publish_ended(request).await.map_err(classify) }
+        })
+        .await?;
         Ok(response.into_inner().stream)
     }
 
@@ -115,17 +123,18 @@ impl Upstream {
         key: &StreamKey,
         origin: &Origin,
     ) -> Result<Option<String>, HookError> {
-        let answer = self
-            .client
-            .clone()
-            .ingest_heartbeat(IngestHeartbeatRequest {
-                stream_key: key.expose().to_owned(),
-                ingest_node: self.node.id.clone(),
-                client_id: origin.client_id.clone(),
-            })
-            .await
-            .map_err(classify)?
-            .into_inner();
+        let request = IngestHeartbeatRequest {
+            stream_key: key.expose().to_owned(),
+            ingest_node: self.node.id.clone(),
+            client_id: origin.client_id.clone(),
+        };
+        let answer = retrying(self.timeout, || {
+            let mut client = self.client.clone();
+            let request = request.clone();
+            async move { client.ingest_heartbeat(request).await.map_err(classify) }
+        })
+        .await?
+        .into_inner();
         Ok((!answer.allowed).then_some(answer.reason))
     }
 
@@ -193,4 +202,31 @@ fn classify(status: Status) -> HookError {
         | Code::FailedPrecondition => HookError::Refused(status.message().to_owned()),
         _ => HookError::Upstream(status),
     }
+}
+
+/// Runs `call`, again on outages (never on refusals) with jittered exponential
+/// backoff from 50 ms, until it answers or `deadline` has passed, so nginx gets its
+/// answer in time whatever the control plane does.
+async fn retrying<T, F, Fut>(deadline: Duration, call: F) -> Result<T, HookError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, HookError>>,
+{
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_millis(400))
+        .with_jitter()
+        .without_max_times()
+        .with_total_delay(Some(deadline));
+    let attempts = call
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|err| matches!(err, HookError::Upstream(_)));
+    tokio::time::timeout(deadline, attempts)
+        .await
+        .unwrap_or_else(|_| {
+            Err(HookError::Upstream(Status::deadline_exceeded(
+                "no answer from the control plane in time",
+            )))
+        })
 }

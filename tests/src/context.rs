@@ -153,6 +153,22 @@ impl TestContext {
             .expect("connect to the test database")
     }
 
+    /// Stops the control plane, waits `down`, and starts it again on the same gRPC
+    /// address, as a restart of its process would (its clients reconnect by
+    /// themselves).
+    pub async fn restart(&mut self, down: Duration) {
+        let addr = self.addr();
+        self.shutdown().await.expect("stop the control plane");
+        tokio::time::sleep(down).await;
+        let mut config = self.config.clone();
+        config.grpc_addr = addr;
+        self.control_plane = Some(
+            nova_control_plane::start(&config)
+                .await
+                .expect("restart the control plane on its address"),
+        );
+    }
+
     /// Shuts the control plane down and returns its outcome.
     pub async fn shutdown(&mut self) -> anyhow::Result<()> {
         match self.control_plane.take() {

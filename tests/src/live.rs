@@ -24,6 +24,8 @@ pub struct LiveOptions {
     pub update_interval: Duration,
     /// Refused publishes one address may make before it is refused at once.
     pub publish_failures: std::num::NonZeroU32,
+    /// How long admitted broadcasters stay on air while the control plane is away.
+    pub update_grace: Duration,
 }
 
 impl Default for LiveOptions {
@@ -33,6 +35,7 @@ impl Default for LiveOptions {
             reconnect_window: Duration::from_secs(30),
             update_interval: Duration::from_secs(1),
             publish_failures: std::num::NonZeroU32::new(1000).unwrap_or(std::num::NonZeroU32::MIN),
+            update_grace: Duration::from_secs(300),
         }
     }
 }
@@ -47,6 +50,8 @@ pub struct LiveStack {
     pub nginx: Nginx,
     /// Owner-side StreamService client (principal `alice`).
     pub streams: clients::Streams,
+    /// The hooks' configuration, for restarting them on their address.
+    hooks_config: nova_ingest_hooks::Config,
     /// Keeps nginx's folders alive.
     _dir: tempfile::TempDir,
 }
@@ -84,7 +89,7 @@ impl LiveStack {
             stat_url: format!("http://127.0.0.1:{stat_port}/stat"),
             stat_interval: Duration::from_secs(1),
             upstream_timeout: Duration::from_secs(2),
-            fail_open_updates: false,
+            update_grace: options.update_grace,
             publish_failures: options.publish_failures,
             publish_failure_refill: Duration::from_secs(6),
             hls_dir: Some(dir.path().join("media/hls")),
@@ -109,11 +114,14 @@ impl LiveStack {
         );
         nginx.start().expect("start nginx");
         let streams = clients::streams(&ctx.url(), Some(&ctx.token), Some("alice")).await;
+        let mut hooks_config = hooks_config;
+        hooks_config.listen = hooks.addr;
         Self {
             ctx,
             hooks: Some(hooks),
             nginx,
             streams,
+            hooks_config,
             _dir: dir,
         }
     }
@@ -184,6 +192,20 @@ impl LiveStack {
             }
         })
         .await
+    }
+
+    /// Stops ingest-hooks, waits `down`, and starts them again on the same address,
+    /// as a restart of their process would.
+    pub async fn restart_hooks(&mut self, down: Duration) {
+        if let Some(hooks) = self.hooks.take() {
+            hooks.shutdown().await.expect("stop ingest-hooks");
+        }
+        tokio::time::sleep(down).await;
+        self.hooks = Some(
+            nova_ingest_hooks::start(&self.hooks_config)
+                .await
+                .expect("restart ingest-hooks on their address"),
+        );
     }
 
     /// Stops hooks and nginx (the control plane stops with the context).

@@ -145,6 +145,9 @@ async fn abr_master_playlist_lists_every_rendition_with_bandwidth_and_resolution
         .expect("viewer count")
         .into_inner()
         .viewer_count;
-    assert_eq!(viewers, 0, "the ABR transcoder and the relay are not counted");
+    assert_eq!(
+        viewers, 0,
+        "the ABR transcoder and the relay are not counted"
+    );
     live.shutdown().await;
 }

@@ -3,6 +3,11 @@
 //! (transaction-scoped, so a dead replica never holds it) lets one sweep at a time.
 //! A sweep works in small batches, one short transaction each, so it never holds the
 //! event-log append lock for long while ingest callbacks wait.
+//!
+//! A replica judges ingest silence only once it has been up for `ingest_timeout`:
+//! after a restart of the control plane (or of every replica), the silence it finds
+//! is its own absence, and the ingest nodes, which kept their broadcasters on air,
+//! get one full timeout to be heard again before anything is declared lost.
 
 use std::time::Duration;
 
@@ -55,15 +60,17 @@ struct Locked {
 }
 
 /// Runs one sweep if no other replica is sweeping: batches until one finds less
-/// than a full batch of either kind (at most `MAX_BATCHES`).
+/// than a full batch of either kind (at most `MAX_BATCHES`). Silent ingests are
+/// declared lost only when `judge_silence` (see the module docs).
 pub async fn sweep(
     pool: &DbPool,
     publisher: &Publisher,
     settings: &ReaperSettings,
+    judge_silence: bool,
 ) -> Result<Sweep> {
     let mut total = Sweep::default();
     for _ in 0..MAX_BATCHES {
-        let batch = sweep_batch(pool, publisher, settings).await?;
+        let batch = sweep_batch(pool, publisher, settings, judge_silence).await?;
         if !batch.led {
             break;
         }
@@ -83,6 +90,7 @@ async fn sweep_batch(
     pool: &DbPool,
     publisher: &Publisher,
     settings: &ReaperSettings,
+    judge_silence: bool,
 ) -> Result<Sweep> {
     let mut conn = pool.get().await?;
     let mut out = Outbox::new();
@@ -105,7 +113,12 @@ async fn sweep_batch(
                 led: true,
                 ..Sweep::default()
             };
-            for id in streams::lock_ingest_lost(conn, quiet_since, BATCH).await? {
+            let lost = if judge_silence {
+                streams::lock_ingest_lost(conn, quiet_since, BATCH).await?
+            } else {
+                Vec::new()
+            };
+            for id in lost {
                 lifecycle::interrupt(conn, &mut out, id, deadline, EndReason::IngestLost).await?;
                 tracing::info!(stream.id = %id, "ingest lost; reconnect window open");
                 sweep.interrupted += 1;
@@ -128,9 +141,11 @@ pub async fn run(
     settings: ReaperSettings,
     stop: shutdown::Signal,
 ) {
+    let started = std::time::Instant::now();
     let mut ticker = shutdown::Ticker::new(settings.interval, stop);
     while ticker.tick().await {
-        if let Err(err) = sweep(&pool, &publisher, &settings).await {
+        let judge_silence = started.elapsed() >= settings.ingest_timeout;
+        if let Err(err) = sweep(&pool, &publisher, &settings, judge_silence).await {
             tracing::warn!(error = %err, "reaper sweep failed; retrying next tick");
         }
     }

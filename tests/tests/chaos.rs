@@ -1,0 +1,166 @@
+//! Faults while a broadcaster is on air, through real nginx-rtmp, ingest-hooks and the
+//! control plane on real PostgreSQL and Redis: a restart of the control plane, a
+//! restart of ingest-hooks, and a control-plane outage longer than the grace. An
+//! admitted broadcaster stays on air through a restart, the event log shows no
+//! spurious interruption, and EndStream still cuts it off once the control plane
+//! answers again; new publishes fail closed during the outage.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    missing_docs
+)]
+
+use std::time::Duration;
+
+use nova_proto::v1::{EndStreamRequest, StreamStatus};
+use nova_tests::{
+    events,
+    live::{LiveOptions, LiveStack},
+    publisher::{Flv, PublishTask, RtmpError, publish},
+};
+use tokio::time::Instant;
+
+const LONG: Duration = Duration::from_secs(3600);
+
+/// Returns the stream's logged lifecycle, e.g. `["started resumed=false"]`.
+async fn lifecycle(live: &LiveStack, stream_id: &str) -> Vec<String> {
+    let mut db = live.ctx.db().await;
+    events::of_stream(&mut db, stream_id)
+        .await
+        .into_iter()
+        .filter(|e| e.kind != "quality_changed")
+        .map(|e| {
+            let payload: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
+            match e.kind.as_str() {
+                "stream_started" => format!("started resumed={}", payload["resumed"]),
+                "stream_ended" => format!("ended {} {}", payload["status"], payload["reason"]),
+                other => other.to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// Starts a stream and a publisher on it; returns the stream's name and id, and the task.
+async fn on_air(live: &mut LiveStack, title: &str) -> (String, String, PublishTask) {
+    let (stream, key) = live.create_stream(title).await;
+    let task = publish(&live.publish_url(&key))
+        .await
+        .expect("publish accepted")
+        .spawn(Flv::fixture(), LONG);
+    live.wait_for_status(&stream.name, StreamStatus::Active, Duration::from_secs(10))
+        .await;
+    (stream.name, stream.stream_id, task)
+}
+
+/// Asserts the publisher is still on air `window` from now (a bounded observation:
+/// nginx would drop it at a failed update, at most one update interval away).
+async fn still_on_air(task: &mut PublishTask, window: Duration, what: &str) {
+    match task.ended_within(window).await {
+        Err(RtmpError::Timeout(_)) => {}
+        other => panic!("the broadcaster was dropped {what}: {other:?}"),
+    }
+}
+
+/// EndStream, then the time until nginx hung up on the broadcaster.
+async fn end_and_time_the_cut(live: &LiveStack, name: &str, task: &mut PublishTask) -> Duration {
+    let ended = Instant::now();
+    live.streams
+        .clone()
+        .end_stream(EndStreamRequest { name: name.into() })
+        .await
+        .expect("EndStream");
+    let result = task.ended_within(Duration::from_secs(10)).await;
+    assert!(
+        matches!(result, Err(RtmpError::Closed)),
+        "cut off by nginx: {result:?}"
+    );
+    ended.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broadcaster_stays_on_air_through_a_control_plane_restart() {
+    // ingest timeout 3 s: the 4 s outage outlasts it, so only the reaper's start-up
+    // grace keeps the stream from being declared lost when the control plane is back.
+    let mut live = LiveStack::start(LiveOptions::default()).await;
+    let (name, id, mut task) = on_air(&mut live, "control plane restart").await;
+
+    live.ctx.restart(Duration::from_secs(4)).await;
+    // While it was down, the hooks vouched for the admitted broadcaster; now its
+    // heartbeats reach the control plane again.
+    still_on_air(
+        &mut task,
+        Duration::from_secs(6),
+        "after the control plane came back",
+    )
+    .await;
+    assert_eq!(live.get(&name).await.status(), StreamStatus::Active);
+    assert_eq!(
+        lifecycle(&live, &id).await,
+        ["started resumed=false"],
+        "no spurious interruption in the event log"
+    );
+    let cut = end_and_time_the_cut(&live, &name, &mut task).await;
+    println!(
+        "control plane restart: on air; EndStream cut off after {:.2} s",
+        cut.as_secs_f64()
+    );
+    live.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broadcaster_stays_on_air_through_an_ingest_hooks_restart() {
+    let mut live = LiveStack::start(LiveOptions {
+        update_interval: Duration::from_secs(2),
+        ..LiveOptions::default()
+    })
+    .await;
+    let (name, id, mut task) = on_air(&mut live, "hooks restart").await;
+
+    live.restart_hooks(Duration::from_secs(2)).await;
+    still_on_air(
+        &mut task,
+        Duration::from_secs(6),
+        "after ingest-hooks came back",
+    )
+    .await;
+    assert_eq!(live.get(&name).await.status(), StreamStatus::Active);
+    assert_eq!(lifecycle(&live, &id).await, ["started resumed=false"]);
+    let cut = end_and_time_the_cut(&live, &name, &mut task).await;
+    println!(
+        "ingest-hooks restart: on air; EndStream cut off after {:.2} s",
+        cut.as_secs_f64()
+    );
+    live.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_longer_than_the_grace_cuts_broadcasters_and_new_publishes_fail_closed() {
+    let mut live = LiveStack::start(LiveOptions {
+        update_grace: Duration::from_secs(3),
+        ..LiveOptions::default()
+    })
+    .await;
+    let (_, _, mut task) = on_air(&mut live, "long outage").await;
+    let (_, other_key) = live.create_stream("not yet live").await;
+
+    let down = Instant::now();
+    live.ctx.shutdown().await.expect("stop the control plane");
+    let refused = publish(&live.publish_url(&other_key)).await;
+    assert!(
+        refused.is_err(),
+        "a new publish fails closed while the control plane is away"
+    );
+    still_on_air(&mut task, Duration::from_secs(2), "inside the grace").await;
+    let result = task.ended_within(Duration::from_secs(10)).await;
+    assert!(
+        matches!(result, Err(RtmpError::Closed)),
+        "cut off once the grace is over: {result:?}"
+    );
+    println!(
+        "control plane away: broadcaster kept {:.2} s (grace 3 s, 1 s updates)",
+        down.elapsed().as_secs_f64()
+    );
+    live.shutdown().await;
+}

@@ -79,8 +79,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Edge> {
     let app = routes::router(state.clone());
     let sessions = state.sessions().clone();
     let limits = config.http;
+    let registry = state.metrics().registry().clone();
     let task = tokio::spawn(async move {
-        nova_runtime::http::serve(listener, app, signal.clone().wait(), limits).await;
+        nova_runtime::http::serve(listener, app, signal.clone().wait(), limits, &registry).await;
         // Sockets got their close frames; let them leave their sessions.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !sessions.is_empty() && tokio::time::Instant::now() < deadline {

@@ -69,9 +69,10 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
     // Every request carries ConnectInfo<SocketAddr>, as with
     // into_make_service_with_connect_info; NOVA_HTTP_* bound slow and idle clients.
     let limits = nova_runtime::http::HttpLimits::from_env()?;
+    let registry = metrics.registry().clone();
     let app = routes::router(AppState::new(config.clone(), upstream, metrics));
     let task = tokio::spawn(async move {
-        nova_runtime::http::serve(listener, app, signal.wait(), limits).await;
+        nova_runtime::http::serve(listener, app, signal.wait(), limits, &registry).await;
         Ok(())
     });
     tracing::info!(hooks.addr = %addr, ingest.node = %config.ingest_node, "ingest hooks serving");

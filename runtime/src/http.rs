@@ -10,6 +10,10 @@
 //!   request body that stopped arriving, a response the client stopped reading).
 //!   Upgraded connections (WebSockets) leave this server and keep their own pings.
 //!
+//! Connections closed by either limit are counted in
+//! `nova_streaming_http_connections_closed_total{reason}` (`header_timeout`,
+//! `idle_timeout`) of the service's registry.
+//!
 //! Every request carries [`axum::extract::ConnectInfo`]`<SocketAddr>` of its peer, as
 //! `into_make_service_with_connect_info::<SocketAddr>()` would. On shutdown the
 //! listener stops accepting, open connections finish their request and close, and
@@ -34,6 +38,7 @@ use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
+use opentelemetry::{KeyValue, metrics::Counter};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
@@ -41,7 +46,7 @@ use tokio::{
     time::Instant,
 };
 
-use crate::config::parse_duration;
+use crate::{config::parse_duration, metrics::Metrics};
 
 /// Connection limits of an HTTP listener; see the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
@@ -99,16 +104,46 @@ impl HttpLimits {
     }
 }
 
+/// Counts connections closed for a client's slowness, by reason.
+#[derive(Clone)]
+struct Closed(Counter<u64>);
+
+impl Closed {
+    const HEADER: &'static str = "header_timeout";
+    const IDLE: &'static str = "idle_timeout";
+
+    fn new(metrics: &Metrics) -> Self {
+        let counter = metrics
+            .meter()
+            .u64_counter("nova_streaming_http_connections_closed")
+            .with_description(
+                "HTTP connections the server closed because the client was too slow, by reason",
+            )
+            .build();
+        for reason in [Self::HEADER, Self::IDLE] {
+            counter.add(0, &[KeyValue::new("reason", reason)]);
+        }
+        Self(counter)
+    }
+
+    fn count(&self, reason: &'static str) {
+        self.0.add(1, &[KeyValue::new("reason", reason)]);
+    }
+}
+
 /// How long open connections get to finish after shutdown is signalled.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Serves `router` on `listener` with `limits` until `stop` resolves, then drains.
+/// Serves `router` on `listener` with `limits` until `stop` resolves, then drains;
+/// counts connections closed by the limits in `metrics`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     stop: impl Future<Output = ()> + Send + 'static,
     limits: HttpLimits,
+    metrics: &Metrics,
 ) {
+    let closed = Closed::new(metrics);
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let mut builder = http1::Builder::new();
     builder
@@ -139,6 +174,7 @@ pub async fn serve(
             builder.clone(),
             limits.idle_timeout,
             closing.clone(),
+            closed.clone(),
         ));
     }
     drop(listener);
@@ -164,6 +200,7 @@ async fn connection(
     builder: Arc<http1::Builder>,
     idle: Duration,
     mut closing: tokio::sync::watch::Receiver<bool>,
+    closed: Closed,
 ) {
     let activity = Activity::new();
     let io = TokioIo::new(Watched {
@@ -181,15 +218,18 @@ async fn connection(
     loop {
         tokio::select! {
             result = conn.as_mut() => {
-                if let Err(err) = result
-                    && !err.is_timeout() && !err.is_incomplete_message()
-                {
-                    tracing::debug!(error = %err, "HTTP connection ended with an error");
+                match result {
+                    Err(err) if err.is_timeout() => closed.count(Closed::HEADER),
+                    Err(err) if !err.is_incomplete_message() => {
+                        tracing::debug!(error = %err, "HTTP connection ended with an error");
+                    }
+                    _ => {}
                 }
                 return;
             }
             () = activity.idle_for(idle) => {
                 tracing::debug!(peer = %peer, "closing an idle HTTP connection");
+                closed.count(Closed::IDLE);
                 return;
             }
             _ = closing.wait_for(|c| *c), if !draining => {
@@ -301,7 +341,8 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    async fn server(limits: HttpLimits) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    async fn server(limits: HttpLimits) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, Metrics) {
+        let metrics = Metrics::new("test").unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let router = Router::new()
@@ -316,15 +357,30 @@ mod tests {
                 axum::routing::post(|body: String| async move { body }),
             );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve(
-            listener,
-            router,
-            async move {
-                let _ = rx.await;
-            },
-            limits,
-        ));
-        (addr, tx)
+        let registry = metrics.clone();
+        tokio::spawn(async move {
+            serve(
+                listener,
+                router,
+                async move {
+                    let _ = rx.await;
+                },
+                limits,
+                &registry,
+            )
+            .await;
+        });
+        (addr, tx, metrics)
+    }
+
+    fn closed(metrics: &Metrics, reason: &str) -> String {
+        let prefix =
+            format!("nova_streaming_http_connections_closed_total{{reason=\"{reason}\"}} ");
+        let text = metrics.render();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+            .to_owned()
     }
 
     /// Reads until the server closes; `Err` when it stays open past `within`.
@@ -343,7 +399,7 @@ mod tests {
             header_timeout: Duration::from_millis(300),
             idle_timeout: Duration::from_secs(30),
         };
-        let (addr, _stop) = server(limits).await;
+        let (addr, _stop, metrics) = server(limits).await;
         let mut slow = TcpStream::connect(addr).await.unwrap();
         slow.write_all(b"GET /peer HT").await.unwrap();
         closed_within(&mut slow, Duration::from_secs(10))
@@ -363,6 +419,8 @@ mod tests {
             answer.ends_with("127.0.0.1"),
             "ConnectInfo is set: {answer}"
         );
+        assert_eq!(closed(&metrics, "header_timeout"), "2");
+        assert_eq!(closed(&metrics, "idle_timeout"), "0");
     }
 
     #[tokio::test]
@@ -371,7 +429,7 @@ mod tests {
             header_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_millis(300),
         };
-        let (addr, _stop) = server(limits).await;
+        let (addr, _stop, metrics) = server(limits).await;
         let mut stalled = TcpStream::connect(addr).await.unwrap();
         stalled
             .write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc")
@@ -380,6 +438,7 @@ mod tests {
         closed_within(&mut stalled, Duration::from_secs(10))
             .await
             .unwrap();
+        assert_eq!(closed(&metrics, "idle_timeout"), "1");
     }
 
     #[test]

@@ -202,6 +202,7 @@ pub async fn serve_with_limits(
         .await
         .map_err(|e| format!("cannot listen on {addr} ({var}): {e}"))?;
     let bound = listener.local_addr().map_err(|e| format!("{var}: {e}"))?;
+    let registry = metrics.clone();
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
@@ -209,7 +210,9 @@ pub async fn serve_with_limits(
             async move { exposition(&metrics) }
         }),
     );
-    tokio::spawn(crate::http::serve(listener, app, stop.wait(), limits));
+    tokio::spawn(async move {
+        crate::http::serve(listener, app, stop.wait(), limits, &registry).await;
+    });
     Ok(bound)
 }
 

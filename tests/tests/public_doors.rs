@@ -96,6 +96,22 @@ async fn slow_header_connections_are_closed_by_the_edge_and_the_hooks() {
     // 1 s header timeout; 20 s is the bound of this wait, not a speed assertion.
     all_closed("edge", on_edge, 20 * SECOND).await;
     all_closed("ingest-hooks", on_hooks, 20 * SECOND).await;
+    for (what, url) in [
+        ("edge", format!("{base}/metrics")),
+        ("ingest-hooks", format!("http://{hooks_addr}/metrics")),
+    ] {
+        let text = nova_tests::http::get(&url).await.unwrap().text();
+        let closed: u64 = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    r#"nova_streaming_http_connections_closed_total{reason="header_timeout"} "#,
+                )
+            })
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{what}: no header_timeout count in\n{text}"));
+        assert!(closed >= 100, "{what} counted {closed} header timeouts");
+    }
 
     // Well-behaved clients are still served: REST, the hooks' health, a WebSocket.
     assert_eq!(

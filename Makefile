@@ -42,4 +42,5 @@ test: lint build
 ## bench: release-build benchmarks on real engines; prints figures beside a same-run baseline
 bench: deps build
 	$(CARGO) build --release --workspace --bins
+	$(STACK) test-env -- $(CARGO) bench -p nova-tests --bench latency
 	$(STACK) test-env -- $(CARGO) bench -p nova-tests --bench edge_fanout

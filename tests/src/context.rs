@@ -157,9 +157,16 @@ impl TestContext {
     /// address, as a restart of its process would (its clients reconnect by
     /// themselves).
     pub async fn restart(&mut self, down: Duration) {
+        self.restart_while(tokio::time::sleep(down)).await;
+    }
+
+    /// Stops the control plane, runs `during` while it is down (say, calls to a
+    /// replica), and starts it again on the same gRPC address; returns what `during`
+    /// returned.
+    pub async fn restart_while<T>(&mut self, during: impl std::future::Future<Output = T>) -> T {
         let addr = self.addr();
         self.shutdown().await.expect("stop the control plane");
-        tokio::time::sleep(down).await;
+        let out = during.await;
         let mut config = self.config.clone();
         config.grpc_addr = addr;
         self.control_plane = Some(
@@ -167,6 +174,7 @@ impl TestContext {
                 .await
                 .expect("restart the control plane on its address"),
         );
+        out
     }
 
     /// Shuts the control plane down and returns its outcome.
@@ -197,7 +205,7 @@ fn config(database_url: &str, redis_url: &str, token: &str) -> Config {
         session_ttl: Duration::from_secs(30),
         sample_interval: Duration::from_secs(5),
         count_window: Duration::from_millis(250),
-        service_token: token.into(),
+        service_token: Some(token.into()),
         edge_service_token: None,
         ingest_service_token: None,
         rtmp_url: "rtmp://127.0.0.1:1935/live".into(),

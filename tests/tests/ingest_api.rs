@@ -341,8 +341,8 @@ async fn the_reaper_completes_after_the_window_and_interrupts_quiet_ingests() {
 async fn ingest_health_is_stored_and_quality_changes_are_logged_once() {
     let mut w = World::start(|_| {}).await;
     let (stream, key) = w.create().await;
-    let health = |height: i32| IngestHealth {
-        bitrate_kbps: 350,
+    let health = |height: i32, kbps: i64| IngestHealth {
+        bitrate_kbps: kbps,
         frame_rate: 25.0,
         width: 320,
         height,
@@ -353,7 +353,7 @@ async fn ingest_health_is_stored_and_quality_changes_are_logged_once() {
             name: "src".into(),
             width: 320,
             height,
-            bitrate_kbps: 350,
+            bitrate_kbps: kbps,
         }],
     };
     let report = |h: IngestHealth| ReportIngestHealthRequest {
@@ -363,40 +363,60 @@ async fn ingest_health_is_stored_and_quality_changes_are_logged_once() {
     };
     let err = w
         .ingest
-        .report_ingest_health(report(health(180)))
+        .report_ingest_health(report(health(180, 350)))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "not live yet");
 
     w.authorize(&key).await.unwrap();
+    let quality_events = async |w: &World| {
+        w.kinds(&stream)
+            .await
+            .into_iter()
+            .filter(|k| k.starts_with("quality_changed"))
+            .count()
+    };
+    // A steady broadcast whose bitrate wanders writes one quality_changed, the first.
+    for kbps in [350, 16586, 16634, 16944, 0, 420] {
+        w.ingest
+            .report_ingest_health(report(health(180, kbps)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        quality_events(&w).await,
+        1,
+        "bitrate alone is not a quality change"
+    );
+    let stored = w.get(&stream.name).await.ingest_health.unwrap();
+    assert_eq!(
+        stored.bitrate_kbps, 420,
+        "the live bitrate is kept in ingest health"
+    );
+
+    // A new size is a change, and so is a new codec.
     w.ingest
-        .report_ingest_health(report(health(180)))
-        .await
-        .unwrap();
-    w.ingest
-        .report_ingest_health(report(health(180)))
-        .await
-        .unwrap();
-    w.ingest
-        .report_ingest_health(report(health(240)))
+        .report_ingest_health(report(health(240, 420)))
         .await
         .unwrap();
     let stored = w.get(&stream.name).await.ingest_health.unwrap();
     assert_eq!(
         (stored.width, stored.height, stored.bitrate_kbps),
-        (320, 240, 350)
+        (320, 240, 420)
     );
     assert_eq!(stored.video_codec, "H264");
     assert!(stored.report_time.is_some());
-    let quality: Vec<_> = w
-        .kinds(&stream)
-        .await
-        .into_iter()
-        .filter(|k| k.starts_with("quality_changed"))
-        .collect();
-    assert_eq!(quality.len(), 2, "{quality:?}");
+    assert_eq!(quality_events(&w).await, 2);
+    let mut hevc = health(240, 420);
+    hevc.video_codec = "HEVC".into();
+    w.ingest.report_ingest_health(report(hevc)).await.unwrap();
+    assert_eq!(
+        quality_events(&w).await,
+        3,
+        "a codec change is a quality change"
+    );
 
-    let mut bad = health(180);
+    let mut bad = health(180, 350);
     bad.frame_rate = -1.0;
     let err = w
         .ingest

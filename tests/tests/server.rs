@@ -99,12 +99,12 @@ async fn the_binary_with_migrate_only_migrates_and_exits_without_serving() {
         let mut command = tokio::process::Command::new(
             nova_stack::stack::sibling_binary("nova-control-plane").expect("binary built"),
         );
+        // A migration needs the database URL and nothing else (no service token).
         command
             .arg("--migrate-only")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("NOVA_DATABASE_URL", &url)
-            .env("NOVA_SERVICE_TOKEN", context::random_token())
-            .env("NOVA_GRPC_ADDR", "127.0.0.1:0")
-            .env("NOVA_METRICS_ADDR", "127.0.0.1:0")
             .kill_on_drop(true);
         command
     };
@@ -123,6 +123,27 @@ async fn the_binary_with_migrate_only_migrates_and_exits_without_serving() {
         );
         assert!(log.contains("database migrated; exiting"), "{round}: {log}");
     }
+    // Serving still needs the admin token, and says so.
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(
+            nova_stack::stack::sibling_binary("nova-control-plane").expect("binary built"),
+        )
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NOVA_DATABASE_URL", &url)
+        .kill_on_drop(true)
+        .output(),
+    )
+    .await
+    .expect("a control plane without a token exits at once")
+    .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "served without a token: {log}");
+    assert!(
+        log.contains("NOVA_SERVICE_TOKEN is required to serve"),
+        "{log}"
+    );
     let mut db =
         <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&url)
             .await

@@ -14,6 +14,9 @@ pub const MIN_TOKEN_LEN: usize = 16;
 /// a token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
+    /// The variable is required to serve and is not set.
+    #[error("{0} is required to serve (only --migrate-only runs without it)")]
+    Missing(&'static str),
     /// The variable is set but holds no token.
     #[error("{0}: no token given")]
     Empty(&'static str),

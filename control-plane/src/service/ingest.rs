@@ -66,6 +66,25 @@ pub struct Health {
     pub report_time: chrono::DateTime<Utc>,
 }
 
+impl Health {
+    /// Tells whether `other` is a different quality from this one, as
+    /// `quality_changed` promises: the renditions (names and sizes), the source
+    /// resolution or a codec changed. Bitrates and frame rates wander with the
+    /// content and are not a change: the live figures stay in the stored health.
+    pub fn quality_differs(&self, other: &Health) -> bool {
+        let shape = |h: &Health| {
+            h.renditions
+                .iter()
+                .map(|r| (r.name.clone(), r.width, r.height))
+                .collect::<Vec<_>>()
+        };
+        shape(self) != shape(other)
+            || (self.width, self.height) != (other.width, other.height)
+            || self.video_codec != other.video_codec
+            || self.audio_codec != other.audio_codec
+    }
+}
+
 /// The refusal every bad key gets, whatever the reason, so keys cannot be probed.
 const DENIED: &str = "stream key not accepted";
 
@@ -256,10 +275,7 @@ impl Ingest {
                 .ingest_health
                 .as_ref()
                 .and_then(|v| serde_json::from_value(v.clone()).ok());
-            let changed = previous.is_none_or(|p| {
-                p.renditions != health.renditions
-                    || (p.width, p.height) != (health.width, health.height)
-            });
+            let changed = previous.is_none_or(|p| p.quality_differs(health));
             let value = serde_json::to_value(health)
                 .map_err(|e| Error::invalid("health", e.to_string()))?;
             streams::set_health(conn, id, value).await?;

@@ -1,6 +1,9 @@
 //! The demo stream `make up` creates, with ready-to-paste broadcaster settings.
 
-use nova_proto::v1::{CreateStreamRequest, Stream, stream_service_client::StreamServiceClient};
+use nova_proto::v1::{
+    CreateStreamRequest, EndStreamRequest, ListStreamsRequest, RotateStreamKeyRequest, Stream,
+    StreamStatus, stream_service_client::StreamServiceClient,
+};
 use tonic::{Request, transport::Endpoint};
 
 /// A stream created for the person running the stack.
@@ -14,37 +17,101 @@ pub struct Demo {
     pub key: String,
 }
 
-/// Creates a stream owned by `demo` through the control plane at `grpc_addr`.
-pub async fn create(grpc_addr: &str, token: &str) -> anyhow::Result<Demo> {
+/// Title of the demo stream; `make up` finds its earlier one by it.
+const TITLE: &str = "Demo stream";
+
+/// Returns the demo stream owned by `demo` through the control plane at `grpc_addr`:
+/// the one an earlier `make up` created (with a fresh key, since the old one was shown
+/// only once), or a new one. Older leftovers of earlier runs are ended, so repeated
+/// runs leave exactly one usable demo stream.
+pub async fn ensure(grpc_addr: &str, token: &str) -> anyhow::Result<Demo> {
     let channel = Endpoint::from_shared(format!("http://{grpc_addr}"))?
         .connect()
         .await?;
     let mut client = StreamServiceClient::new(channel);
-    let mut request = Request::new(CreateStreamRequest {
-        stream: Some(Stream {
-            title: "Demo stream".into(),
-            ..Default::default()
-        }),
-    });
+    let open = client
+        .list_streams(as_demo(
+            ListStreamsRequest {
+                page_size: 100,
+                owner: "demo".into(),
+                statuses: [
+                    StreamStatus::Pending,
+                    StreamStatus::Active,
+                    StreamStatus::Interrupted,
+                ]
+                .map(i32::from)
+                .to_vec(),
+                ..Default::default()
+            },
+            token,
+        )?)
+        .await?
+        .into_inner()
+        .streams;
+    // Newest first: keep the first demo stream, end the rest.
+    let mut earlier = open.into_iter().filter(|s| s.title == TITLE);
+    let kept = earlier.next();
+    for leftover in earlier {
+        client
+            .end_stream(as_demo(
+                EndStreamRequest {
+                    name: leftover.name,
+                },
+                token,
+            )?)
+            .await?;
+    }
+    let (stream, key) = match kept {
+        Some(stream) => {
+            let answer = client
+                .rotate_stream_key(as_demo(
+                    RotateStreamKeyRequest { name: stream.name },
+                    token,
+                )?)
+                .await?
+                .into_inner();
+            (answer.stream.unwrap_or_default(), answer.stream_key)
+        }
+        None => {
+            let answer = client
+                .create_stream(as_demo(
+                    CreateStreamRequest {
+                        stream: Some(Stream {
+                            title: TITLE.into(),
+                            ..Default::default()
+                        }),
+                    },
+                    token,
+                )?)
+                .await?
+                .into_inner();
+            (answer.stream.unwrap_or_default(), answer.stream_key)
+        }
+    };
+    Ok(Demo {
+        name: stream.name,
+        stream_id: stream.stream_id,
+        key,
+    })
+}
+
+/// Wraps `message` as a call of the admin token acting for `demo`.
+fn as_demo<T>(message: T, token: &str) -> anyhow::Result<Request<T>> {
+    let mut request = Request::new(message);
     request
         .metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);
     request
         .metadata_mut()
         .insert("x-nova-principal", "demo".parse()?);
-    let answer = client.create_stream(request).await?.into_inner();
-    let stream = answer.stream.unwrap_or_default();
-    Ok(Demo {
-        name: stream.name,
-        stream_id: stream.stream_id,
-        key: answer.stream_key,
-    })
+    Ok(request)
 }
 
 /// Returns how to go live on the demo stream and where to watch it.
 pub fn instructions(demo: &Demo, rtmp_url: &str, hls_url: &str) -> String {
     format!(
-        "Demo stream {name} (its key is shown only now):\n\n\
+        "Demo stream {name} (its key is shown only now; the next `make up` reuses the\n\
+         stream with a new key):\n\n\
          Go live with ffmpeg (a test pattern and a tone):\n  \
          ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \\\n    \
          -c:v libx264 -preset veryfast -tune zerolatency -g 30 -b:v 2500k -pix_fmt yuv420p \\\n    \

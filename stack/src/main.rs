@@ -128,7 +128,7 @@ async fn announce(layout: &Layout, vars: &[(&'static str, String)]) {
         layout.env_file().display(),
         env_file::render(vars)
     ));
-    match demo::create(&var("NOVA_GRPC_ADDR"), &var("NOVA_SERVICE_TOKEN")).await {
+    match demo::ensure(&var("NOVA_GRPC_ADDR"), &var("NOVA_SERVICE_TOKEN")).await {
         Ok(demo) => say(&demo::instructions(
             &demo,
             &var("NOVA_RTMP_URL"),

@@ -6,7 +6,10 @@
 //! - REST `GET /api/v1/streams/{id}` through the edge, live and pending, against the
 //!   edge's `/healthz`;
 //! - the on_publish decision (an nginx-shaped callback to ingest-hooks, answered after
-//!   `AuthorizePublish`) for an accepted and for a refused key.
+//!   `AuthorizePublish`) for an accepted and for a refused key;
+//! - a publish storm: `NOVA_BENCH_STORM` (default 300) on_publish callbacks for
+//!   distinct streams sent at once, as after an ingest restart: how many got on air
+//!   and how long the slowest waited.
 //!
 //! A flat ~40 ms here is a timer (Nagle's algorithm meeting delayed ACKs), not work.
 //! Run with `make bench`; it prints p50/p99/max and asserts nothing about speed.
@@ -189,6 +192,45 @@ async fn bench() {
         post(&client, url.clone(), accepted.clone(), 302)
     })
     .await;
+
+    let storm: usize = std::env::var("NOVA_BENCH_STORM")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let mut keys = Vec::with_capacity(storm);
+    for i in 0..storm {
+        keys.push(create(&format!("storm {i}")).await.1);
+    }
+    let started = Instant::now();
+    let answers = futures::future::join_all(keys.iter().enumerate().map(|(i, key)| {
+        let url = url.clone();
+        let body: Body = format!(
+            "app=live&flashver=FMLE%2F3.0&swfurl=&tcurl=rtmp%3A%2F%2F127.0.0.1%2Flive&pageurl=\
+             &addr=198.51.100.{}&clientid={}&call=publish&name={key}&type=live",
+            i % 250,
+            1000 + i
+        )
+        .into();
+        async move {
+            // A fresh connection each, as nginx opens one per callback.
+            let client = bytes_body::client();
+            let at = Instant::now();
+            let status = bytes_body::status(&client, url, body).await;
+            (status, at.elapsed())
+        }
+    }))
+    .await;
+    let wall = started.elapsed();
+    let on_air = answers.iter().filter(|(s, _)| *s == 302).count();
+    let slowest = answers.iter().map(|(_, t)| *t).max().unwrap_or_default();
+    let mut statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    statuses.sort();
+    statuses.dedup();
+    println!(
+        "  publish storm: {storm} at once                  {on_air}/{storm} on air (answers {statuses:?}), slowest {:.0} ms, all answered in {:.0} ms",
+        slowest.as_secs_f64() * 1000.0,
+        wall.as_secs_f64() * 1000.0
+    );
 }
 
 /// Starts ingest-hooks in-process against `ctx` (the /stat poller off); returns its address.
@@ -252,6 +294,22 @@ mod bytes_body {
             .unwrap();
         assert_eq!(answer.status(), 200, "{url}");
         answer.into_body().collect().await.unwrap();
+    }
+
+    /// POSTs a form to `url`; returns the status (0 when the request failed).
+    pub async fn status(client: &Client<HttpConnector, Body>, url: String, body: Body) -> u16 {
+        let request = hyper::Request::post(url.as_str())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .unwrap();
+        match client.request(request).await {
+            Ok(answer) => {
+                let status = answer.status().as_u16();
+                let _ = answer.into_body().collect().await;
+                status
+            }
+            Err(_) => 0,
+        }
     }
 
     /// POSTs a form to `url`, expecting `status`, and reads the body.

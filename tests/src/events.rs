@@ -24,3 +24,22 @@ pub async fn of_stream(db: &mut AsyncPgConnection, stream_id: &str) -> Vec<Logge
     .await
     .expect("read stream_events")
 }
+
+/// Returns a stream's logged lifecycle as short lines, oldest first, without
+/// `quality_changed`: `started resumed=false`, `ended interrupted publisher_disconnected`.
+pub async fn lifecycle(db: &mut AsyncPgConnection, stream_id: &str) -> Vec<String> {
+    of_stream(db, stream_id)
+        .await
+        .into_iter()
+        .filter(|e| e.kind != "quality_changed")
+        .map(|e| {
+            let payload: serde_json::Value = serde_json::from_str(&e.payload).unwrap_or_default();
+            let text = |field: &str| payload[field].as_str().unwrap_or_default().to_owned();
+            match e.kind.as_str() {
+                "stream_started" => format!("started resumed={}", payload["resumed"]),
+                "stream_ended" => format!("ended {} {}", text("status"), text("reason")),
+                other => other.to_owned(),
+            }
+        })
+        .collect()
+}

@@ -265,23 +265,7 @@ async fn ffmpeg_disconnects_resumes_within_the_window_then_completes() {
     .await;
 
     let mut db = live.ctx.db().await;
-    let logged: Vec<String> = events::of_stream(&mut db, &stream.stream_id)
-        .await
-        .into_iter()
-        .map(|e| {
-            let payload: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
-            match e.kind.as_str() {
-                "stream_started" => format!("started resumed={}", payload["resumed"]),
-                "stream_ended" => format!(
-                    "ended {} {}",
-                    payload["status"].as_str().unwrap(),
-                    payload["reason"].as_str().unwrap()
-                ),
-                other => other.to_owned(),
-            }
-        })
-        .filter(|e| e != "quality_changed")
-        .collect();
+    let logged = events::lifecycle(&mut db, &stream.stream_id).await;
     assert_eq!(
         logged,
         [

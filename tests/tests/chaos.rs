@@ -26,20 +26,7 @@ const LONG: Duration = Duration::from_secs(3600);
 
 /// Returns the stream's logged lifecycle, e.g. `["started resumed=false"]`.
 async fn lifecycle(live: &LiveStack, stream_id: &str) -> Vec<String> {
-    let mut db = live.ctx.db().await;
-    events::of_stream(&mut db, stream_id)
-        .await
-        .into_iter()
-        .filter(|e| e.kind != "quality_changed")
-        .map(|e| {
-            let payload: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
-            match e.kind.as_str() {
-                "stream_started" => format!("started resumed={}", payload["resumed"]),
-                "stream_ended" => format!("ended {} {}", payload["status"], payload["reason"]),
-                other => other.to_owned(),
-            }
-        })
-        .collect()
+    events::lifecycle(&mut live.ctx.db().await, stream_id).await
 }
 
 /// Starts a stream and a publisher on it; returns the stream's name and id, and the task.

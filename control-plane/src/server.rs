@@ -26,6 +26,10 @@ pub struct ControlPlane {
     trigger: shutdown::Trigger,
     /// The serving task.
     task: JoinHandle<anyhow::Result<()>>,
+    /// The reaper and the sampler, joined on shutdown.
+    tasks: shutdown::Tasks,
+    /// How long shutdown waits for them.
+    grace: Duration,
 }
 
 /// Migrates the database, binds the listener and starts serving. Returns once the
@@ -62,13 +66,14 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     let addr = listener.local_addr()?;
     grpc::mark_serving(&reporter).await;
 
-    tokio::spawn(reaper::run(
+    let tasks = shutdown::Tasks::new();
+    tasks.spawn(reaper::run(
         state.pool().clone(),
         state.publisher().clone(),
         state.reaper(),
         signal.clone(),
     ));
-    tokio::spawn(analytics::run(
+    tasks.spawn(analytics::run(
         state.analytics().clone(),
         config.sample_interval,
         signal.clone(),
@@ -112,6 +117,8 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
         metrics_addr,
         trigger,
         task,
+        tasks,
+        grace,
     })
 }
 
@@ -139,10 +146,15 @@ fn server_builder(config: &Config) -> anyhow::Result<Server> {
 }
 
 impl ControlPlane {
-    /// Stops accepting calls, lets open ones finish within the grace period, and
-    /// returns the server's outcome.
+    /// Stops accepting calls, lets open ones finish within the grace period, joins
+    /// the reaper and the sampler (within the grace too), and returns the server's
+    /// outcome.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.trigger.fire();
-        self.task.await?
+        let served = self.task.await?;
+        if let Err(unfinished) = self.tasks.join(self.grace).await {
+            tracing::warn!(error = %unfinished, "background tasks abandoned");
+        }
+        served
     }
 }

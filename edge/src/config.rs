@@ -25,6 +25,7 @@
 //! | `NOVA_WS_ALLOWED_ORIGINS` | (unset: any) | browser origins allowed to open WebSockets, comma-separated; others get 403 |
 //! | `NOVA_WS_QUEUE` | `64` | lifecycle events a socket may fall behind before it is closed |
 //! | `NOVA_SESSION_HEARTBEAT` | `10s` | how often the edge renews its viewers' sessions (one batched call) |
+//! | `NOVA_EDGE_DRAIN_TIMEOUT` | `10s` | on SIGTERM, how long sockets get to close (1001) and leave their sessions before the process exits |
 //! | `NOVA_HTTP_HEADER_TIMEOUT` | `10s` | time a connection has to send a request head; also bounds idle keep-alive connections |
 //! | `NOVA_HTTP_IDLE_TIMEOUT` | `60s` | a connection that moves no byte for this long is closed (stalled bodies, unread answers) |
 //! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
@@ -125,6 +126,9 @@ pub struct Config {
     /// How often the edge renews its viewers' sessions.
     #[arg(long, env = "NOVA_SESSION_HEARTBEAT", default_value = "10s", value_parser = parse_duration)]
     pub session_heartbeat: Duration,
+    /// How long shutdown waits for sockets and background tasks to finish.
+    #[arg(long, env = "NOVA_EDGE_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
     /// Header-read and idle timeouts of the public and metrics listeners.
     #[command(flatten)]
     pub http: nova_runtime::http::HttpLimits,

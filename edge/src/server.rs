@@ -59,33 +59,48 @@ pub async fn start(config: &Config) -> anyhow::Result<Edge> {
         metrics,
         signal.clone(),
     );
-    tokio::spawn(ws::hub::run_upstream(
+    let tasks = state.tasks().clone();
+    tasks.spawn(ws::watch::run(
         upstream,
         state.hub().clone(),
         signal.clone(),
     ));
-    tokio::spawn(
+    tasks.spawn(
         state
             .limits()
             .clone()
             .run_pruning(Duration::from_secs(60), signal.clone()),
     );
-    tokio::spawn(
+    tasks.spawn(
         state
             .sessions()
             .clone()
             .run_heartbeats(config.session_heartbeat, signal.clone()),
     );
     let app = routes::router(state.clone());
-    let sessions = state.sessions().clone();
     let limits = config.http;
     let registry = state.metrics().registry().clone();
+    let drain = config.drain_timeout;
     let task = tokio::spawn(async move {
-        nova_runtime::http::serve(listener, app, signal.clone().wait(), limits, &registry).await;
-        // Sockets got their close frames; let them leave their sessions.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !sessions.is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let stopped = signal.clone().wait();
+        let serving = nova_runtime::http::serve(listener, app, signal.wait(), limits, &registry);
+        tokio::pin!(serving);
+        let served = tokio::select! {
+            () = &mut serving => true,
+            () = stopped => false,
+        };
+        // From here every socket is sending its close frame (1001) and leaving its
+        // session; the background tasks are stopping. All of it within the deadline.
+        let deadline = tokio::time::Instant::now() + drain;
+        if !served && tokio::time::timeout_at(deadline, serving).await.is_err() {
+            tracing::warn!("HTTP connections still open at the drain deadline");
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tasks.join(left).await {
+            Ok(()) => tracing::info!("drained: every socket closed and left its session"),
+            Err(unfinished) => {
+                tracing::warn!(error = %unfinished, "drain deadline passed; exiting")
+            }
         }
         Ok(())
     });
@@ -100,7 +115,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Edge> {
 }
 
 impl Edge {
-    /// Closes every socket (1001), stops serving and waits.
+    /// Closes every socket (1001 with a reconnect hint), stops serving and waits for
+    /// the sockets to leave their sessions and the background tasks to end, at most
+    /// `NOVA_EDGE_DRAIN_TIMEOUT`.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.trigger.fire();
         self.task.await?

@@ -39,6 +39,8 @@ struct Inner {
     metrics: EdgeMetrics,
     /// Tells sockets to close on shutdown.
     stop: shutdown::Signal,
+    /// Background tasks and open sockets, joined on shutdown.
+    tasks: shutdown::Tasks,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ impl AppState {
             sessions,
             metrics,
             stop,
+            tasks: shutdown::Tasks::new(),
         }))
     }
 
@@ -121,5 +124,10 @@ impl AppState {
     /// Returns the shutdown signal.
     pub fn stop(&self) -> shutdown::Signal {
         self.0.stop.clone()
+    }
+
+    /// Returns the background tasks and open sockets that shutdown joins.
+    pub fn tasks(&self) -> &shutdown::Tasks {
+        &self.0.tasks
     }
 }

@@ -20,7 +20,13 @@ pub struct IngestHooks {
     trigger: shutdown::Trigger,
     /// The serving task.
     task: JoinHandle<anyhow::Result<()>>,
+    /// The /stat poller and the segment watcher, joined on shutdown.
+    tasks: shutdown::Tasks,
 }
+
+/// How long shutdown waits for the background tasks (a /stat poll in flight is
+/// bounded by its own interval).
+const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Binds the listener, starts the /stat poller and serves callbacks.
 pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
@@ -42,6 +48,7 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
     let addr = listener.local_addr()?;
     let (trigger, signal) = shutdown::channel();
     let metrics = HooksMetrics::new().map_err(|e| anyhow::anyhow!(e))?;
+    let tasks = shutdown::Tasks::new();
     if !config.stat_url.is_empty() {
         let public_app = config
             .relay_url
@@ -49,7 +56,7 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
             .next()
             .unwrap_or("stream")
             .to_owned();
-        tokio::spawn(stat::run(
+        tasks.spawn(stat::run(
             config.stat_url.clone(),
             config.stat_interval,
             (public_app, "abr".to_owned()),
@@ -59,7 +66,7 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
         ));
     }
     if let Some(dir) = &config.hls_dir {
-        tokio::spawn(segments::run(
+        tasks.spawn(segments::run(
             dir.clone(),
             std::time::Duration::from_millis(500),
             metrics.clone(),
@@ -80,13 +87,18 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
         addr,
         trigger,
         task,
+        tasks,
     })
 }
 
 impl IngestHooks {
-    /// Stops serving and waits for in-flight callbacks.
+    /// Stops serving, waits for in-flight callbacks and joins the background tasks.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.trigger.fire();
-        self.task.await?
+        let served = self.task.await?;
+        if let Err(unfinished) = self.tasks.join(DRAIN_DEADLINE).await {
+            tracing::warn!(error = %unfinished, "background tasks abandoned");
+        }
+        served
     }
 }

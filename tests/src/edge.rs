@@ -194,6 +194,7 @@ impl Viewer {
     }
 
     /// Returns the next JSON message, failing after `timeout`; `Err` when the socket ends.
+    /// Every frame must match its message in `docs/asyncapi.yaml` ([`crate::frames`]).
     pub async fn next(&mut self, timeout: Duration) -> Result<Value, Ended> {
         loop {
             let message = tokio::time::timeout(timeout, self.socket.next())
@@ -201,7 +202,9 @@ impl Viewer {
                 .unwrap_or_else(|_| panic!("no WebSocket message within {timeout:?}"));
             match message {
                 Some(Ok(Message::Text(text))) => {
-                    return Ok(serde_json::from_str(&text).expect("JSON frame"));
+                    let frame = serde_json::from_str(&text).expect("JSON frame");
+                    crate::frames::assert_valid(&frame);
+                    return Ok(frame);
                 }
                 Some(Ok(Message::Close(frame))) => {
                     return Err(frame.map_or(Ended::Dropped, |f| {

@@ -12,6 +12,7 @@ pub mod context;
 pub mod edge;
 pub mod events;
 pub mod ffmpeg;
+pub mod frames;
 pub mod hls;
 pub mod http;
 pub mod live;

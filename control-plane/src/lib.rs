@@ -4,7 +4,8 @@
 //! (diesel-async over PostgreSQL) and keep what is live in `redis` (sessions,
 //! counters, pub/sub fan-out between replicas). `auth` checks the service token, holds
 //! each caller's role to its method allowlist and names the calling principal; `error`
-//! maps every failure to a `tonic::Status` once. `server` wires it all and is what
+//! maps every failure to a `tonic::Status` once. `health` probes Redis, whose absence
+//! degrades sessions and counts but not publishing. `server` wires it all and is what
 //! `main.rs` and the tests start.
 
 pub mod auth;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod grpc;
+pub mod health;
 pub mod keys;
 pub mod metrics;
 pub mod redis;

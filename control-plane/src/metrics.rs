@@ -43,6 +43,10 @@ pub struct CpMetrics {
     durations: Histogram<f64>,
     /// `nova_streaming_grpc_auth_refusals_total`.
     auth_refusals: Counter<u64>,
+    /// `nova_streaming_redis_up`.
+    redis_up: Gauge<u64>,
+    /// `nova_streaming_events_unpublished_total`.
+    unpublished: Counter<u64>,
 }
 
 impl CpMetrics {
@@ -62,7 +66,25 @@ impl CpMetrics {
             )
             .build();
         peak.record(0, &[]);
+        let redis_up = meter
+            .u64_gauge("nova_streaming_redis_up")
+            .with_description(
+                "1 while Redis answers this replica's probe, 0 while it is away (sessions and counts unavailable, events read from the log)",
+            )
+            .build();
+        redis_up.record(0, &[]);
+        let unpublished = meter
+            .u64_counter("nova_streaming_events_unpublished")
+            .with_description(
+                "Lifecycle events not published to Redis pub/sub (other replicas read them from the durable log), by reason",
+            )
+            .build();
+        for reason in ["queue_full", "redis_unavailable", "redis_error"] {
+            unpublished.add(0, &[KeyValue::new("reason", reason)]);
+        }
         Ok(Self {
+            redis_up,
+            unpublished,
             grpc: metrics.red("grpc"),
             active,
             peak,
@@ -105,6 +127,20 @@ impl CpMetrics {
     /// Records a completed stream's live duration.
     pub fn completed(&self, duration: Duration) {
         self.durations.record(duration.as_secs_f64(), &[]);
+    }
+
+    /// Records whether Redis answers.
+    pub fn redis_up(&self, up: bool) {
+        self.redis_up.record(u64::from(up), &[]);
+    }
+
+    /// Counts lifecycle events not published to Redis; `reason` is one of
+    /// `queue_full`, `redis_unavailable`, `redis_error`.
+    pub fn unpublished(&self, reason: &'static str, events: usize) {
+        self.unpublished.add(
+            u64::try_from(events).unwrap_or(u64::MAX),
+            &[KeyValue::new("reason", reason)],
+        );
     }
 
     /// Counts a call refused by the service-token check. `role` is a role name or

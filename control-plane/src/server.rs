@@ -9,8 +9,9 @@ use crate::{
     auth::Authenticator,
     config::Config,
     db, grpc,
+    health::{self, RedisProbe},
     metrics::CpMetrics,
-    redis,
+    redis::{self, availability::Availability},
     service::{analytics, reaper},
     shutdown,
     state::AppState,
@@ -33,22 +34,31 @@ pub struct ControlPlane {
 }
 
 /// Migrates the database, binds the listener and starts serving. Returns once the
-/// server accepts connections and reports SERVING.
+/// server accepts connections and reports SERVING. Redis need not answer: the server
+/// starts degraded (health `nova.redis` NOT_SERVING) and recovers when it does.
 pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     let tokens = config.service_tokens()?;
     let builder = server_builder(config)?;
     let applied = db::migrate(config.database_url.expose()).await?;
     tracing::info!(migrations.applied = applied, "database migrated");
     let pool = db::connect(config.database_url.expose(), config.db_pool_size).await?;
-    let redis = redis::connect(config.redis_url.expose(), config.db_pool_size)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach Redis (NOVA_REDIS_URL): {e}"))?;
+    // Redis is not needed to start: the pool connects lazily and the probe reports.
+    let redis = redis::pool(config.redis_url.expose(), config.db_pool_size)
+        .map_err(|e| anyhow::anyhow!("NOVA_REDIS_URL: {e}"))?;
+    let availability = match redis::ping(&redis, health::PROBE_TIMEOUT).await {
+        Ok(()) => Availability::new(true),
+        Err(err) => {
+            tracing::warn!(error = %err, "Redis unavailable at start-up: serving without sessions and counts until it answers");
+            Availability::new(false)
+        }
+    };
     let (trigger, signal) = shutdown::channel();
     let metrics = CpMetrics::new().map_err(|e| anyhow::anyhow!(e))?;
     let metrics_addr = metrics.serve(config.metrics_addr, signal.clone()).await?;
     let state = AppState::new(
         pool,
         redis,
+        availability,
         Authenticator::new(tokens, metrics.clone()),
         metrics.clone(),
         config,
@@ -56,6 +66,13 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     );
 
     let (reporter, health) = tonic_health::server::health_reporter();
+    let probe = RedisProbe {
+        pool: state.redis().clone(),
+        availability: state.redis_availability().clone(),
+        hub: state.hub().clone(),
+        reporter: reporter.clone(),
+        metrics: metrics.clone(),
+    };
     let routes = grpc::routes(&state, health, signal.clone())?;
     let listener = TcpListener::bind(config.grpc_addr).await.map_err(|e| {
         anyhow::anyhow!(
@@ -65,6 +82,8 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     })?;
     let addr = listener.local_addr()?;
     grpc::mark_serving(&reporter).await;
+    probe.report().await;
+    tokio::spawn(probe.run(signal.clone()));
 
     let tasks = shutdown::Tasks::new();
     tasks.spawn(reaper::run(

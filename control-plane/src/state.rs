@@ -7,10 +7,15 @@ use crate::{
     config::Config,
     db::DbPool,
     metrics::CpMetrics,
-    redis::{Keys, RedisPool, fanout::Publisher, sessions::SessionStore},
+    redis::{Keys, RedisPool, availability::Availability, sessions::SessionStore},
     service::{
-        analytics::Analytics, ingest::Ingest, live::Hub, reaper::ReaperSettings,
-        sessions::Sessions, streams::Streams,
+        analytics::Analytics,
+        ingest::Ingest,
+        live::Hub,
+        publish::{Drain, Publisher},
+        reaper::ReaperSettings,
+        sessions::Sessions,
+        streams::Streams,
     },
     shutdown,
 };
@@ -40,29 +45,42 @@ struct Inner {
     hub: Hub,
     /// RTMP ingest address handed to broadcasters.
     rtmp_url: String,
+    /// Whether Redis answers now.
+    redis_availability: Availability,
+    /// Redis connections (for the availability probe).
+    redis: RedisPool,
 }
 
 impl AppState {
-    /// Assembles the state and starts the live hub (Redis subscription), which runs
-    /// until `stop`.
+    /// Assembles the state and starts the live hub (event-log follower and Redis
+    /// subscription) and the event publisher, which run until `stop`. Redis need not
+    /// answer: `availability` says whether it does.
     pub fn new(
         pool: DbPool,
         redis: RedisPool,
+        availability: Availability,
         authenticator: Authenticator,
         metrics: CpMetrics,
         config: &Config,
         stop: shutdown::Signal,
     ) -> Self {
         let keys = Keys::new(&config.redis_prefix);
-        let publisher = Publisher::new(redis.clone(), keys.clone(), metrics.clone());
         let ttl_ms = i64::try_from(config.session_ttl.as_millis()).unwrap_or(i64::MAX);
-        let store = SessionStore::new(redis, keys.clone(), ttl_ms);
+        let store = SessionStore::new(redis.clone(), keys.clone(), ttl_ms, availability.clone());
         let hub = Hub::start(
+            pool.clone(),
             config.redis_url.expose().to_owned(),
-            keys,
+            keys.clone(),
             config.count_window,
-            stop,
+            stop.clone(),
         );
+        let drain = Drain {
+            pool: redis.clone(),
+            keys,
+            availability: availability.clone(),
+            hub: hub.clone(),
+        };
+        let publisher = Publisher::start(drain, metrics.clone(), stop);
         Self(Arc::new(Inner {
             authenticator,
             streams: Streams::new(pool.clone(), publisher.clone()),
@@ -78,12 +96,24 @@ impl AppState {
                 reconnect_window: config.reconnect_window,
             },
             sessions: Sessions::new(pool.clone(), store.clone()),
-            analytics: Analytics::new(pool.clone(), store, metrics),
+            analytics: Analytics::new(pool.clone(), store, metrics, config.sample_interval),
             publisher,
             hub,
             pool,
             rtmp_url: config.rtmp_url.clone(),
+            redis_availability: availability,
+            redis,
         }))
+    }
+
+    /// Returns whether Redis answers now.
+    pub fn redis_availability(&self) -> &Availability {
+        &self.0.redis_availability
+    }
+
+    /// Returns the Redis pool.
+    pub fn redis(&self) -> &RedisPool {
+        &self.0.redis
     }
 
     /// Returns the event publisher.

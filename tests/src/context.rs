@@ -60,6 +60,25 @@ impl Engines {
     }
 }
 
+/// Returns the PostgreSQL URL `url` with its `host:port` replaced by `addr` (e.g. a
+/// chaos proxy in front of the server).
+pub fn with_address(url: &str, addr: SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").expect("URL has a scheme");
+    let (authority, path) = rest.split_once('/').expect("URL has a database path");
+    let host_start = authority.rfind('@').map_or(0, |at| at + 1);
+    format!("{scheme}://{}{addr}/{path}", &authority[..host_start])
+}
+
+/// Returns the `host:port` of a loopback PostgreSQL or Redis URL.
+pub fn address_of(url: &str) -> SocketAddr {
+    let (_, rest) = url.split_once("://").expect("URL has a scheme");
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    host.replace("localhost", "127.0.0.1")
+        .parse()
+        .expect("URL names 127.0.0.1:<port>")
+}
+
 /// A random service token.
 pub fn random_token() -> String {
     let mut bytes = [0u8; 24];

@@ -7,19 +7,25 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod audience;
 pub mod clients;
 pub mod context;
 pub mod edge;
 pub mod events;
 pub mod ffmpeg;
+pub mod figures;
 pub mod frames;
 pub mod hls;
 pub mod http;
 pub mod live;
+pub mod on_air;
+pub mod private_redis;
 pub mod prometheus;
+pub mod proxy;
 pub mod publisher;
 pub mod tls;
 pub mod tools;
 pub mod wait;
+pub mod watcher;
 
 pub use context::TestContext;

@@ -26,6 +26,13 @@ pub struct LiveOptions {
     pub publish_failures: std::num::NonZeroU32,
     /// How long admitted broadcasters stay on air while the control plane is away.
     pub update_grace: Duration,
+    /// An active stream without ingest updates for this long is interrupted; `None`
+    /// for three update intervals.
+    pub ingest_timeout: Option<Duration>,
+    /// Reach PostgreSQL through this proxy (its upstream is set to the server).
+    pub database_proxy: Option<std::sync::Arc<crate::proxy::ChaosProxy>>,
+    /// Use this Redis instead of the test engines' one.
+    pub redis_url: Option<String>,
 }
 
 impl Default for LiveOptions {
@@ -36,6 +43,9 @@ impl Default for LiveOptions {
             update_interval: Duration::from_secs(1),
             publish_failures: std::num::NonZeroU32::new(1000).unwrap_or(std::num::NonZeroU32::MIN),
             update_grace: Duration::from_secs(300),
+            ingest_timeout: None,
+            database_proxy: None,
+            redis_url: None,
         }
     }
 }
@@ -61,7 +71,19 @@ impl LiveStack {
     pub async fn start(options: LiveOptions) -> Self {
         let ctx = TestContext::start_with(|c| {
             c.reconnect_window = options.reconnect_window;
-            c.ingest_timeout = options.update_interval * 3;
+            c.ingest_timeout = options
+                .ingest_timeout
+                .unwrap_or(options.update_interval * 3);
+            if let Some(proxy) = &options.database_proxy {
+                let url = c.database_url.expose().to_owned();
+                proxy.set_upstream(crate::context::address_of(&url));
+                c.database_url = crate::context::with_address(&url, proxy.addr)
+                    .as_str()
+                    .into();
+            }
+            if let Some(url) = &options.redis_url {
+                c.redis_url = url.as_str().into();
+            }
         })
         .await;
         let dir = tempfile::Builder::new()

@@ -74,3 +74,13 @@ pub async fn after(
         .load(conn)
         .await
 }
+
+/// Returns the newest log position, or 0 for an empty log.
+pub async fn newest(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
+    use diesel::dsl::max;
+    Ok(stream_events::table
+        .select(max(stream_events::id))
+        .first::<Option<i64>>(conn)
+        .await?
+        .unwrap_or(0))
+}

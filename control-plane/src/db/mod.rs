@@ -1,6 +1,7 @@
 //! PostgreSQL access: the connection pool (TLS as libpq's `sslmode` says), embedded
 //! migrations, and one module of queries per table.
 
+pub mod analytics;
 pub mod events;
 pub mod metrics;
 pub mod schema;

@@ -72,6 +72,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Persisted viewer figures of live and completed streams.
+    stream_analytics (stream_id) {
+        /// Stream.
+        stream_id -> Uuid,
+        /// Highest concurrent viewers.
+        peak_viewers -> Int8,
+        /// Approximate distinct viewers.
+        unique_viewers -> Int8,
+        /// Accumulated watch time, milliseconds.
+        watch_ms -> Int8,
+        /// Redis's HyperLogLog of viewers.
+        uniques_hll -> Nullable<Bytea>,
+        /// Last persisted.
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(stream_events -> streams (stream_id));
 diesel::joinable!(stream_metrics -> streams (stream_id));
-diesel::allow_tables_to_appear_in_same_query!(streams, stream_events, stream_metrics);
+diesel::joinable!(stream_analytics -> streams (stream_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    streams,
+    stream_events,
+    stream_metrics,
+    stream_analytics
+);

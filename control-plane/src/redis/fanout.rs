@@ -1,18 +1,19 @@
 //! Events between replicas over Redis pub/sub: lifecycle events are published after
 //! their transaction commits; viewer counts are published by the session scripts.
 //! Every replica subscribes (on a dedicated connection: pooled ones cannot
-//! SUBSCRIBE) and hands what arrives to [`crate::service::live`].
+//! SUBSCRIBE) and hands what arrives to [`crate::service::live`]. Pub/sub is only a
+//! fast path for lifecycle events: they are read back from the durable log after any
+//! gap, so a message lost here is never an event lost.
 
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::{
-    metrics::CpMetrics,
     redis::{Keys, RedisPool},
-    service::events::{Outbox, StoredEvent},
+    service::events::StoredEvent,
     shutdown,
 };
 
@@ -33,85 +34,76 @@ pub enum Wire {
     Event(StoredEvent),
 }
 
-/// Tells the world what a committed transaction did: publishes its lifecycle events
-/// and records its completed streams' durations.
-#[derive(Clone)]
-pub struct Publisher {
-    /// Connections.
-    pool: RedisPool,
-    /// Names.
-    keys: Keys,
-    /// Where stream durations go.
-    metrics: CpMetrics,
+/// Publishes lifecycle events on the events channel in one pipeline. The caller
+/// bounds the time it may take.
+pub async fn publish_events(
+    pool: &RedisPool,
+    keys: &Keys,
+    events: &[StoredEvent],
+) -> anyhow::Result<()> {
+    let mut conn = pool.get().await.map_err(super::pool_error)?;
+    let mut pipe = redis::pipe();
+    for event in events {
+        pipe.publish(
+            keys.events_channel(),
+            serde_json::to_string(&Wire::Event(event.clone()))?,
+        )
+        .ignore();
+    }
+    pipe.query_async::<()>(&mut *conn).await?;
+    Ok(())
 }
 
-impl Publisher {
-    /// Builds a publisher.
-    pub fn new(pool: RedisPool, keys: Keys, metrics: CpMetrics) -> Self {
-        Self {
-            pool,
-            keys,
-            metrics,
-        }
-    }
+/// Longest wait for a subscription to be set up.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-    /// Publishes what a committed transaction did. Failures are logged, not returned:
-    /// the durable log already holds the events and watchers can resume from it.
-    pub async fn publish(&self, out: &Outbox) {
-        for duration in &out.completed {
-            self.metrics.completed(*duration);
-        }
-        let events = &out.events;
-        if events.is_empty() {
-            return;
-        }
-        let result: anyhow::Result<()> = async {
-            let mut conn = self.pool.get().await?;
-            let mut pipe = redis::pipe();
-            for event in events {
-                pipe.publish(
-                    self.keys.events_channel(),
-                    serde_json::to_string(&Wire::Event(event.clone()))?,
-                )
-                .ignore();
-            }
-            pipe.query_async::<()>(&mut *conn).await?;
-            Ok(())
-        }
-        .await;
-        if let Err(err) = result {
-            tracing::warn!(error = %err, events = events.len(), "could not publish events; watchers will see them on resume");
-        }
-    }
+/// Where [`subscribe`] hands what arrives.
+pub struct Subscriber {
+    /// Lifecycle events (a hint: the durable log is the truth).
+    pub events: mpsc::Sender<StoredEvent>,
+    /// Viewer-count changes.
+    pub counts: mpsc::Sender<Wire>,
+    /// `true` while subscribed: a change to `true` means messages may have been
+    /// missed while the subscription was down.
+    pub connected: watch::Sender<bool>,
 }
 
 /// Subscribes to both channels and forwards what arrives to `out` until shutdown,
-/// reconnecting (after 1 s) whenever the connection drops.
-pub async fn subscribe(url: String, keys: Keys, out: mpsc::Sender<Wire>, stop: shutdown::Signal) {
+/// reconnecting (after 1 s) whenever the connection drops, and saying in
+/// `out.connected` whether it is subscribed.
+pub async fn subscribe(url: String, keys: Keys, out: Subscriber, stop: shutdown::Signal) {
     let stopped = stop.wait();
     tokio::pin!(stopped);
     loop {
         let session = async {
             let client = redis::Client::open(super::connection_info(&url)?)?;
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(keys.events_channel()).await?;
-            pubsub.subscribe(keys.counts_channel()).await?;
+            let subscribed = async {
+                let mut pubsub = client.get_async_pubsub().await?;
+                pubsub.subscribe(keys.events_channel()).await?;
+                pubsub.subscribe(keys.counts_channel()).await?;
+                anyhow::Ok(pubsub)
+            };
+            let pubsub = tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribed)
+                .await
+                .map_err(|_| anyhow::anyhow!("subscribing timed out"))??;
             tracing::debug!("subscribed to event channels");
+            out.connected.send_replace(true);
             let mut messages = pubsub.into_on_message();
             while let Some(msg) = messages.next().await {
                 let payload: String = match msg.get_payload() {
                     Ok(p) => p,
                     Err(_) => continue,
                 };
-                match serde_json::from_str::<Wire>(&payload) {
-                    Ok(wire) => {
-                        if out.send(wire).await.is_err() {
-                            return Ok(());
-                        }
-                    }
+                let sent = match serde_json::from_str::<Wire>(&payload) {
+                    Ok(Wire::Event(event)) => out.events.send(event).await.is_ok(),
+                    Ok(count) => out.counts.send(count).await.is_ok(),
                     Err(err) => {
-                        tracing::warn!(error = %err, "unreadable message on an event channel")
+                        tracing::warn!(error = %err, "unreadable message on an event channel");
+                        true
                     }
+                };
+                if !sent {
+                    return Ok(());
                 }
             }
             anyhow::Ok(())
@@ -119,11 +111,13 @@ pub async fn subscribe(url: String, keys: Keys, out: mpsc::Sender<Wire>, stop: s
         tokio::select! {
             () = &mut stopped => return,
             result = session => {
-                if out.is_closed() {
+                out.connected.send_replace(false);
+                if out.events.is_closed() || out.counts.is_closed() {
                     return;
                 }
-                if let Err(err) = result {
-                    tracing::warn!(error = %err, "event subscription lost; reconnecting");
+                match result {
+                    Err(err) => tracing::warn!(error = %err, "event subscription lost; reconnecting"),
+                    Ok(()) => tracing::warn!("event subscription closed by Redis; reconnecting"),
                 }
             }
         }

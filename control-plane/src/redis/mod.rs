@@ -1,8 +1,11 @@
 //! Redis: what is live. `sessions` holds viewer sessions and counters (one Lua
 //! script, so one round trip, per operation); `fanout` carries events between
-//! replicas over pub/sub. Every key and channel starts with a configurable prefix, so
-//! several deployments (or tests) can share one Redis.
+//! replicas over pub/sub; `availability` is whether Redis answers now. Every key and
+//! channel starts with a configurable prefix, so several deployments (or tests) can
+//! share one Redis. Redis is never needed to start or to decide a publish: the pool
+//! connects lazily and calls fail fast with [`unavailable`] while it is away.
 
+pub mod availability;
 pub mod fanout;
 pub mod sessions;
 
@@ -53,18 +56,40 @@ pub fn connection_info(url: &str) -> RedisResult<ConnectionInfo> {
         .set_tcp_settings(TcpSettings::default().set_nodelay(true)))
 }
 
-/// Connects the pool; fails fast when Redis cannot be reached.
-pub async fn connect(url: &str, size: u32) -> anyhow::Result<RedisPool> {
+/// Builds the pool without connecting: connections are made on first use, so the
+/// control plane starts (and decides publishes) while Redis is away. Fails only on a
+/// malformed URL.
+pub fn pool(url: &str, size: u32) -> anyhow::Result<RedisPool> {
     let manager = RedisConnectionManager::new(connection_info(url)?)?;
-    let pool = bb8::Pool::builder()
+    Ok(bb8::Pool::builder()
         .max_size(size)
-        .connection_timeout(Duration::from_secs(5))
+        .min_idle(Some(0))
+        .connection_timeout(Duration::from_secs(2))
         .test_on_check_out(true)
-        .build(manager)
-        .await?;
-    {
-        let mut conn = pool.get().await?;
-        let _: String = redis::cmd("PING").query_async(&mut *conn).await?;
+        .build_unchecked(manager))
+}
+
+/// Sends one PING through the pool within `timeout`.
+pub async fn ping(pool: &RedisPool, timeout: Duration) -> RedisResult<()> {
+    let attempt = async {
+        let mut conn = pool.get().await.map_err(pool_error)?;
+        redis::cmd("PING").query_async::<String>(&mut *conn).await?;
+        Ok(())
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .unwrap_or_else(|_| Err(unavailable("PING timed out")))
+}
+
+/// Returns the error of a call refused because Redis is away.
+pub fn unavailable(detail: &'static str) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Io, "Redis unavailable", detail.to_owned()))
+}
+
+/// Turns a pool error into a Redis error.
+pub fn pool_error(err: bb8::RunError<redis::RedisError>) -> redis::RedisError {
+    match err {
+        bb8::RunError::User(e) => e,
+        bb8::RunError::TimedOut => unavailable("timed out waiting for a Redis connection"),
     }
-    Ok(pool)
 }

@@ -5,7 +5,7 @@
 
 use redis::Script;
 
-use crate::redis::{Keys, RedisPool};
+use crate::redis::{Keys, RedisPool, availability::Availability};
 
 /// Viewer figures of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -18,6 +18,27 @@ pub struct Figures {
     pub uniques: i64,
     /// Accumulated watch time, milliseconds (updated at heartbeats and leaves).
     pub watch_ms: i64,
+}
+
+/// A stream's viewer figures as last persisted in PostgreSQL, to seed Redis with
+/// after it lost them (restart, flush).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seed {
+    /// Persisted peak.
+    pub peak: i64,
+    /// Persisted watch time, milliseconds.
+    pub watch_ms: i64,
+    /// Persisted HyperLogLog of viewers (Redis's own encoding); empty if none.
+    pub uniques_hll: Vec<u8>,
+}
+
+/// A stream's figures together with its HyperLogLog, for persisting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The figures.
+    pub figures: Figures,
+    /// The HyperLogLog of viewers (Redis's own encoding); empty if none.
+    pub uniques_hll: Vec<u8>,
 }
 
 /// A session to start.
@@ -124,6 +145,34 @@ return {
 }
 "#;
 
+// Seeds a stream's figures from PostgreSQL once per Redis lifetime (the `seeded`
+// marker goes with a flush or an empty restart, so the next sample seeds again),
+// then returns the figures and the HyperLogLog for persisting.
+const SNAPSHOT: &str = r#"
+local stream, peak0, watch0, hll0 = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local uniq = p .. ':uniq:' .. stream
+if redis.call('SET', p .. ':seeded:' .. stream, '1', 'NX') then
+  if hll0 ~= '' then
+    local tmp = p .. ':seed-tmp:' .. stream
+    redis.call('SET', tmp, hll0)
+    redis.call('PFMERGE', uniq, tmp)
+    redis.call('DEL', tmp)
+  end
+  if watch0 > 0 then redis.call('INCRBY', p .. ':watch:' .. stream, watch0) end
+  local peak = tonumber(redis.call('GET', p .. ':peak:' .. stream) or '0')
+  if peak0 > peak then redis.call('SET', p .. ':peak:' .. stream, peak0) end
+end
+local live = p .. ':live:' .. stream
+local count = redis.call('ZCOUNT', live, '(' .. now, '+inf')
+return {
+  count,
+  tonumber(redis.call('GET', p .. ':peak:' .. stream) or '0'),
+  redis.call('PFCOUNT', uniq),
+  tonumber(redis.call('GET', p .. ':watch:' .. stream) or '0'),
+  redis.call('GET', uniq) or ''
+}
+"#;
+
 // Read-only: counts sessions that have not expired, without dropping the expired
 // ones (the sweeper does that), so it needs no publish and touches nothing.
 const COUNTS: &str = r#"
@@ -162,6 +211,8 @@ pub struct SessionStore {
     ttl_ms: i64,
     /// The scripts, loaded once per connection on first use (EVALSHA, then EVAL).
     scripts: std::sync::Arc<Scripts>,
+    /// Whether Redis answers: calls fail at once while it does not.
+    availability: Availability,
 }
 
 struct Scripts {
@@ -171,6 +222,7 @@ struct Scripts {
     figures: Script,
     counts: Script,
     sweep: Script,
+    snapshot: Script,
 }
 
 fn script(body: &str) -> Script {
@@ -184,11 +236,12 @@ pub fn now_ms() -> i64 {
 
 impl SessionStore {
     /// Builds the store; sessions live `ttl_ms` without a heartbeat.
-    pub fn new(pool: RedisPool, keys: Keys, ttl_ms: i64) -> Self {
+    pub fn new(pool: RedisPool, keys: Keys, ttl_ms: i64, availability: Availability) -> Self {
         Self {
             pool,
             keys,
             ttl_ms,
+            availability,
             scripts: std::sync::Arc::new(Scripts {
                 join: script(JOIN),
                 heartbeat: script(HEARTBEAT),
@@ -196,6 +249,7 @@ impl SessionStore {
                 figures: script(FIGURES),
                 counts: script(COUNTS),
                 sweep: script(SWEEP),
+                snapshot: script(SNAPSHOT),
             }),
         }
     }
@@ -296,15 +350,36 @@ impl SessionStore {
             .await
     }
 
+    /// Seeds the stream's figures from `seed` if Redis lost them since it last did,
+    /// then returns its figures (sessions not yet expired) and HyperLogLog.
+    pub async fn snapshot(&self, stream_id: &str, seed: &Seed) -> redis::RedisResult<Snapshot> {
+        let mut conn = self.conn().await?;
+        let (count, peak, uniques, watch_ms, uniques_hll): (i64, i64, i64, i64, Vec<u8>) = self
+            .scripts
+            .snapshot
+            .arg(self.keys.prefix())
+            .arg(now_ms())
+            .arg(stream_id)
+            .arg(seed.peak)
+            .arg(seed.watch_ms)
+            .arg(seed.uniques_hll.as_slice())
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(Snapshot {
+            figures: Figures {
+                count,
+                peak,
+                uniques,
+                watch_ms,
+            },
+            uniques_hll,
+        })
+    }
+
     async fn conn(
         &self,
     ) -> redis::RedisResult<bb8::PooledConnection<'_, bb8_redis::RedisConnectionManager>> {
-        self.pool.get().await.map_err(|e| match e {
-            bb8::RunError::User(e) => e,
-            bb8::RunError::TimedOut => redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "timed out waiting for a Redis connection",
-            )),
-        })
+        self.availability.check()?;
+        self.pool.get().await.map_err(super::pool_error)
     }
 }

@@ -1,8 +1,15 @@
 //! Analytics: the sampler that writes viewers and ingest bitrate of live streams to
 //! PostgreSQL (one replica at a time, under an advisory lock), and the window queries
 //! behind GetStreamMetrics.
+//!
+//! The sampler also persists each followed stream's peak, unique viewers (with the
+//! HyperLogLog itself) and watch time to `stream_analytics`, after seeding Redis
+//! back from them if Redis lost them since (see [`SessionStore::snapshot`]): a
+//! Redis restart or flush loses at most one sampling interval of figures.
+//! GetStreamMetrics reports the greater of the live and the persisted figures, and
+//! the persisted ones alone while Redis is away.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use diesel::{sql_query, sql_types::Bool};
@@ -12,12 +19,13 @@ use uuid::Uuid;
 use crate::{
     db::{
         DbPool,
+        analytics::{self as persisted, Persisted},
         metrics::{self, Point, Sample},
         streams,
     },
     error::{Error, Result},
     metrics::CpMetrics,
-    redis::sessions::SessionStore,
+    redis::sessions::{Figures, Seed, SessionStore},
     shutdown,
 };
 
@@ -27,6 +35,8 @@ const SAMPLER_LOCK: i64 = 0x6e6f_7661_7361_6d70;
 pub const MAX_POINTS: i64 = 10_000;
 /// Points of a window when the caller gives no step.
 const DEFAULT_POINTS: i64 = 300;
+/// Sampling intervals a completed stream's figures are still persisted for.
+const AFTER_COMPLETION: i32 = 3;
 
 /// A stream's metrics over a window.
 #[derive(Debug, Clone)]
@@ -52,6 +62,8 @@ pub struct Analytics {
     store: SessionStore,
     /// Live gauges and the viewers histogram.
     metrics: CpMetrics,
+    /// Sampling interval.
+    interval: Duration,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -61,21 +73,22 @@ struct Locked {
 }
 
 impl Analytics {
-    /// Builds the service.
-    pub fn new(pool: DbPool, store: SessionStore, metrics: CpMetrics) -> Self {
+    /// Builds the service; the sampler runs every `interval`.
+    pub fn new(pool: DbPool, store: SessionStore, metrics: CpMetrics, interval: Duration) -> Self {
         Self {
             pool,
             store,
             metrics,
+            interval,
         }
     }
 
     /// Reads every live stream's viewers and updates this replica's gauges; if no
-    /// other replica is sampling, also writes the samples and feeds the viewers
-    /// histogram. Returns how many samples were written.
+    /// other replica is sampling, also persists the figures of every followed stream
+    /// (seeding Redis back first if it lost them), writes the samples and feeds the
+    /// viewers histogram. Returns how many samples were written.
     pub async fn sample(&self) -> Result<usize> {
         let mut conn = self.pool.get().await?;
-        let store = self.store.clone();
         let gauges = self.metrics.clone();
         conn.transaction(async |conn| {
             let lock: Locked = sql_query(format!(
@@ -85,10 +98,18 @@ impl Analytics {
             .await?;
             let at = Utc::now();
             let active = metrics::active_streams(conn).await?;
+            let counts = if lock.locked {
+                self.persist(conn, at).await?
+            } else {
+                HashMap::new()
+            };
             let mut samples = Vec::with_capacity(active.len());
             let mut peak = 0;
             for (stream_id, health) in &active {
-                let figures = store.figures(&stream_id.to_string()).await?;
+                let figures = match counts.get(stream_id) {
+                    Some(figures) => *figures,
+                    None => self.store.figures(&stream_id.to_string()).await?,
+                };
                 peak = peak.max(figures.count);
                 let bitrate = health
                     .as_ref()
@@ -112,6 +133,46 @@ impl Analytics {
             Ok(metrics::insert(conn, &samples).await?)
         })
         .await
+    }
+
+    /// Seeds and snapshots every followed stream's figures and persists them;
+    /// returns the figures by stream.
+    async fn persist(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        at: DateTime<Utc>,
+    ) -> Result<HashMap<Uuid, Figures>> {
+        let window = chrono::Duration::from_std(self.interval).unwrap_or_default();
+        let followed = persisted::followed_streams(conn, at - window * AFTER_COMPLETION).await?;
+        let stored: HashMap<Uuid, Persisted> = persisted::load(conn, &followed)
+            .await?
+            .into_iter()
+            .map(|row| (row.stream_id, row))
+            .collect();
+        let mut figures = HashMap::with_capacity(followed.len());
+        let mut rows = Vec::with_capacity(followed.len());
+        for id in followed {
+            let seed = stored
+                .get(&id)
+                .map(|row| Seed {
+                    peak: row.peak_viewers,
+                    watch_ms: row.watch_ms,
+                    uniques_hll: row.uniques_hll.clone().unwrap_or_default(),
+                })
+                .unwrap_or_default();
+            let snapshot = self.store.snapshot(&id.to_string(), &seed).await?;
+            let f = snapshot.figures;
+            rows.push(Persisted {
+                stream_id: id,
+                peak_viewers: f.peak.max(0),
+                unique_viewers: f.uniques.max(0),
+                watch_ms: f.watch_ms.max(0),
+                uniques_hll: (!snapshot.uniques_hll.is_empty()).then_some(snapshot.uniques_hll),
+            });
+            figures.insert(id, f);
+        }
+        persisted::upsert(conn, &rows).await?;
+        Ok(figures)
     }
 
     /// Returns the series of a stream over `[start, end)` with `step`, defaults
@@ -149,8 +210,23 @@ impl Analytics {
         }
         let points = metrics::series(&mut conn, stream_id, start, end, step_s).await?;
         let sampled_peak = metrics::peak(&mut conn, stream_id).await?.unwrap_or(0);
+        let stored = persisted::find(&mut conn, stream_id)
+            .await?
+            .unwrap_or_default();
         drop(conn);
-        let figures = self.store.figures(&stream_id.to_string()).await?;
+        let live = match self.store.figures(&stream_id.to_string()).await {
+            Ok(figures) => figures,
+            Err(err) => {
+                tracing::warn!(stream.id = %stream_id, error = %err, "live figures unavailable; reporting the persisted ones");
+                Figures::default()
+            }
+        };
+        let figures = Figures {
+            count: live.count,
+            peak: live.peak.max(stored.peak_viewers),
+            uniques: live.uniques.max(stored.unique_viewers),
+            watch_ms: live.watch_ms.max(stored.watch_ms),
+        };
         let duration = row
             .started_at
             .map(|started| {

@@ -138,6 +138,18 @@ pub struct StoredEvent {
     pub event: Event,
 }
 
+impl StoredEvent {
+    /// Rebuilds an event from its log row; `None` for unknown kinds.
+    pub fn from_row(row: crate::db::events::EventRow) -> Option<Self> {
+        Some(Self {
+            event: Event::from_stored(&row.kind, &row.payload)?,
+            cursor: row.id,
+            stream_id: row.stream_id,
+            at: row.created_at,
+        })
+    }
+}
+
 /// What a transaction did that others must hear of once it commits: the events it
 /// logged, and how long each stream it completed was live.
 #[derive(Debug, Default)]

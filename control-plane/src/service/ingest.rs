@@ -15,7 +15,7 @@ use crate::{
     },
     error::{Error, Result},
     keys::{KeyHash, looks_like_key},
-    redis::fanout::Publisher,
+    service::publish::Publisher,
     service::{
         StreamStatus,
         events::{Event, Outbox, Playback, Rendition},
@@ -165,7 +165,7 @@ impl Ingest {
             }
         })
         .await?;
-        self.publisher.publish(&out).await;
+        self.publisher.publish(&out);
         Ok(result)
     }
 
@@ -200,7 +200,7 @@ impl Ingest {
                 .await
             })
             .await?;
-        self.publisher.publish(&out).await;
+        self.publisher.publish(&out);
         Ok(result)
     }
 
@@ -247,7 +247,7 @@ impl Ingest {
                 })
             })
             .await?;
-        self.publisher.publish(&out).await;
+        self.publisher.publish(&out);
         Ok(verdict)
     }
 
@@ -288,7 +288,7 @@ impl Ingest {
             Ok(())
         })
         .await?;
-        self.publisher.publish(&out).await;
+        self.publisher.publish(&out);
         Ok(())
     }
 

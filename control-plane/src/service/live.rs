@@ -1,19 +1,23 @@
-//! The live hub of one replica: what arrives over Redis pub/sub, with viewer counts
-//! coalesced per stream (the first change goes out at once, later ones at most once
-//! per window with the latest value), broadcast to every WatchEvents call.
+//! The live hub of one replica, broadcast to every WatchEvents call: lifecycle events
+//! in log order, exactly once, from [`crate::service::follow`] (which reads the
+//! durable log after any gap, so a Redis outage loses none), and viewer counts from
+//! Redis pub/sub, coalesced per stream (the first change goes out at once, later
+//! ones at most once per window with the latest value). Counts are not durable: after
+//! a Redis outage they converge as sessions heartbeat or rejoin.
 
 use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use tokio::{
-    sync::{broadcast, mpsc},
+    sync::{broadcast, mpsc, watch},
     time::Instant,
 };
 use uuid::Uuid;
 
 use crate::{
+    db::DbPool,
     redis::{Keys, fanout},
-    service::events::StoredEvent,
+    service::{events::StoredEvent, follow},
     shutdown,
 };
 
@@ -50,19 +54,61 @@ impl LiveEvent {
 pub struct Hub {
     /// Fan-out to every watcher; slow watchers lag and resume from the log.
     tx: broadcast::Sender<LiveEvent>,
+    /// This replica's committed events, to the follower.
+    local: mpsc::Sender<StoredEvent>,
+    /// Whether the pub/sub subscription is up.
+    subscribed: watch::Receiver<bool>,
 }
 
 /// Capacity of the per-replica broadcast buffer.
 const HUB_CAPACITY: usize = 4096;
 
 impl Hub {
-    /// Subscribes to Redis and starts coalescing; runs until shutdown.
-    pub fn start(redis_url: String, keys: Keys, window: Duration, stop: shutdown::Signal) -> Self {
+    /// Follows the event log, subscribes to Redis (retrying while it is away) and
+    /// starts coalescing counts; runs until shutdown.
+    pub fn start(
+        pool: DbPool,
+        redis_url: String,
+        keys: Keys,
+        window: Duration,
+        stop: shutdown::Signal,
+    ) -> Self {
         let (tx, _) = broadcast::channel(HUB_CAPACITY);
-        let (raw_tx, raw_rx) = mpsc::channel(HUB_CAPACITY);
-        tokio::spawn(fanout::subscribe(redis_url, keys, raw_tx, stop));
-        tokio::spawn(coalesce(raw_rx, tx.clone(), window));
-        Self { tx }
+        let (counts_tx, counts_rx) = mpsc::channel(HUB_CAPACITY);
+        let (remote_tx, remote) = mpsc::channel(HUB_CAPACITY);
+        let (local, local_rx) = mpsc::channel(HUB_CAPACITY);
+        let (connected_tx, connected) = watch::channel(false);
+        let subscriber = fanout::Subscriber {
+            events: remote_tx,
+            counts: counts_tx,
+            connected: connected_tx,
+        };
+        tokio::spawn(fanout::subscribe(redis_url, keys, subscriber, stop.clone()));
+        let subscribed = connected.clone();
+        let hints = follow::Hints {
+            remote,
+            local: local_rx,
+            connected,
+        };
+        tokio::spawn(follow::run(pool, hints, tx.clone(), stop));
+        tokio::spawn(coalesce(counts_rx, tx.clone(), window));
+        Self {
+            tx,
+            local,
+            subscribed,
+        }
+    }
+
+    /// Returns true while the Redis pub/sub subscription is up (viewer counts from
+    /// other replicas arrive only then).
+    pub fn subscribed(&self) -> bool {
+        *self.subscribed.borrow()
+    }
+
+    /// Hands the hub an event this replica committed; never waits (if the hint is
+    /// dropped, the follower finds the event in the log).
+    pub fn local(&self, event: StoredEvent) {
+        let _ = self.local.try_send(event);
     }
 
     /// Returns a receiver of every live event from now on.
@@ -98,9 +144,7 @@ async fn coalesce(
         tokio::select! {
             message = rx.recv() => match message {
                 None => return,
-                Some(fanout::Wire::Event(event)) => {
-                    let _ = tx.send(LiveEvent::Lifecycle(event));
-                }
+                Some(fanout::Wire::Event(_)) => {}
                 Some(fanout::Wire::Count { stream_id, count, peak }) => {
                     let Ok(stream_id) = Uuid::try_parse(&stream_id) else { continue };
                     let now = Instant::now();

@@ -1,11 +1,15 @@
 //! The rules of the control plane, independent of gRPC: each module owns one
-//! resource and uses `db` for storage.
+//! resource and uses `db` for storage. `publish` queues committed events for the
+//! replica's hub (`live`, whose lifecycle feed `follow` reads the durable log) and
+//! for Redis pub/sub.
 
 pub mod analytics;
 pub mod events;
+pub mod follow;
 pub mod ingest;
 pub mod lifecycle;
 pub mod live;
+pub mod publish;
 pub mod reaper;
 pub mod sessions;
 pub mod status;

@@ -18,9 +18,9 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use crate::{
     db::{DbPool, streams},
     error::{Error, Result},
-    redis::fanout::Publisher,
     service::events::Outbox,
     service::lifecycle::{self, EndReason},
+    service::publish::Publisher,
     shutdown,
 };
 
@@ -130,7 +130,7 @@ async fn sweep_batch(
             Ok(sweep)
         })
         .await?;
-    publisher.publish(&out).await;
+    publisher.publish(&out);
     Ok(result)
 }
 

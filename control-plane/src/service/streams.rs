@@ -14,8 +14,8 @@ use crate::{
     },
     error::{Error, Result},
     keys::StreamKey,
-    redis::fanout::Publisher,
     service::events::Outbox,
+    service::publish::Publisher,
     service::{
         StreamStatus,
         lifecycle::{self, EndReason},
@@ -157,7 +157,7 @@ impl Streams {
                 lifecycle::complete(conn, &mut out, id, EndReason::EndedByOwner).await
             })
             .await?;
-        self.publisher.publish(&out).await;
+        self.publisher.publish(&out);
         Ok(result)
     }
 

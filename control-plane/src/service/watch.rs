@@ -9,7 +9,7 @@ use crate::{
     db::{DbPool, events},
     error::Result,
     service::{
-        events::{Event, StoredEvent},
+        events::StoredEvent,
         live::{Hub, LiveEvent},
     },
     shutdown,
@@ -107,14 +107,8 @@ async fn replay(
         for row in rows {
             cursor = row.id;
             newest = Some(row.id);
-            let Some(event) = Event::from_stored(&row.kind, &row.payload) else {
+            let Some(stored) = StoredEvent::from_row(row) else {
                 continue;
-            };
-            let stored = StoredEvent {
-                cursor: row.id,
-                stream_id: row.stream_id,
-                at: row.created_at,
-                event,
             };
             if out.send(Ok(LiveEvent::Lifecycle(stored))).await.is_err() {
                 return Ok(newest);

@@ -1,0 +1,45 @@
+//! Broadcasts through the live stack: put one on air, check it stays there, end it.
+
+use std::time::Duration;
+
+use nova_proto::v1::{EndStreamRequest, StreamStatus};
+
+use crate::{
+    live::LiveStack,
+    publisher::{Flv, PublishTask, RtmpError, publish},
+};
+
+/// Starts a publisher on a new stream through nginx; returns its name and task.
+pub async fn on_air(live: &mut LiveStack, title: &str) -> (String, PublishTask) {
+    let (stream, key) = live.create_stream(title).await;
+    let task = publish(&live.publish_url(&key))
+        .await
+        .expect("publish accepted")
+        .spawn(Flv::fixture(), Duration::from_secs(3600));
+    live.wait_for_status(&stream.name, StreamStatus::Active, Duration::from_secs(10))
+        .await;
+    (stream.name, task)
+}
+
+/// Asserts the publisher stays on air for `window` (nginx would drop it at a failed
+/// update, one update interval away).
+pub async fn still_on_air(task: &mut PublishTask, window: Duration, what: &str) {
+    match task.ended_within(window).await {
+        Err(RtmpError::Timeout(_)) => {}
+        other => panic!("the broadcaster was dropped {what}: {other:?}"),
+    }
+}
+
+/// Ends the stream and asserts nginx cuts the broadcaster off at nginx's next update.
+pub async fn end_and_cut(live: &LiveStack, name: &str, task: &mut PublishTask) {
+    live.streams
+        .clone()
+        .end_stream(EndStreamRequest { name: name.into() })
+        .await
+        .expect("EndStream");
+    let result = task.ended_within(Duration::from_secs(10)).await;
+    assert!(
+        matches!(result, Err(RtmpError::Closed)),
+        "cut off: {result:?}"
+    );
+}

@@ -56,7 +56,8 @@ pub async fn run(upstream: Upstream, hub: Hub, stop: shutdown::Signal) {
         };
         match ended {
             Ended::NotOpened(status) => {
-                tracing::debug!(grpc.code = ?status.code(), error = status.message(), "event stream not open yet");
+                // At most one line per backoff step (5 s once the outage lasts).
+                tracing::warn!(grpc.code = ?status.code(), error = status.message(), "cannot open the event stream; retrying");
             }
             Ended::Broke(status) => {
                 opened_before = true;

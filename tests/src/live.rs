@@ -62,8 +62,53 @@ pub struct LiveStack {
     pub streams: clients::Streams,
     /// The hooks' configuration, for restarting them on their address.
     hooks_config: nova_ingest_hooks::Config,
+    /// The options it was started with, for more nodes.
+    options: LiveOptions,
     /// Keeps nginx's folders alive.
     _dir: tempfile::TempDir,
+}
+
+/// One ingest node: a private nginx-rtmp and its ingest-hooks, reporting as one node
+/// id to a control plane.
+pub struct IngestNode {
+    /// The hooks service (`None` once stopped).
+    pub hooks: Option<IngestHooks>,
+    /// The nginx of this node.
+    pub nginx: Nginx,
+    /// Keeps nginx's folders alive.
+    _dir: tempfile::TempDir,
+}
+
+impl IngestNode {
+    /// Starts nginx and ingest-hooks as node `node` against `ctx`'s control plane.
+    pub async fn start(ctx: &TestContext, options: &LiveOptions, node: &str) -> Self {
+        let (hooks, nginx, _, dir) = launch(ctx, options, node).await;
+        Self {
+            hooks,
+            nginx,
+            _dir: dir,
+        }
+    }
+
+    /// Returns the RTMP URL to publish `key` to on this node.
+    pub fn publish_url(&self, key: &str) -> String {
+        format!("{}/{key}", self.nginx.rtmp_url())
+    }
+
+    /// Stops this node the way a crash would look to broadcasters: nginx goes first,
+    /// then its hooks.
+    pub async fn shutdown(&mut self) {
+        let _ = self.nginx.stop();
+        if let Some(hooks) = self.hooks.take() {
+            let _ = hooks.shutdown().await;
+        }
+    }
+}
+
+impl Drop for IngestNode {
+    fn drop(&mut self) {
+        let _ = self.nginx.stop();
+    }
 }
 
 impl LiveStack {
@@ -86,66 +131,23 @@ impl LiveStack {
             }
         })
         .await;
-        let dir = tempfile::Builder::new()
-            .prefix("nova-live-")
-            .tempdir()
-            .expect("temp dir");
-        let (rtmp_port, http_port, stat_port) = (
-            free_port().unwrap(),
-            free_port().unwrap(),
-            free_port().unwrap(),
-        );
-        let secret = random_token();
-        let rtmp_url = format!("rtmp://127.0.0.1:{rtmp_port}");
-        let hooks_config = nova_ingest_hooks::Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            secret: Some(secret.as_str().into()),
-            control_plane_url: ctx.url(),
-            control_plane_ca: None,
-            service_token: ctx.ingest_token.as_str().into(),
-            ingest_node: "ingest-test".into(),
-            origin_url: format!("http://127.0.0.1:{http_port}"),
-            relay_url: format!("{rtmp_url}/stream"),
-            ingest_app: "live".into(),
-            abr: options.abr,
-            stat_url: format!("http://127.0.0.1:{stat_port}/stat"),
-            stat_interval: Duration::from_secs(1),
-            upstream_timeout: Duration::from_secs(2),
-            update_grace: options.update_grace,
-            publish_failures: options.publish_failures,
-            publish_failure_refill: Duration::from_secs(6),
-            hls_dir: Some(dir.path().join("media/hls")),
-            log_format: nova_ingest_hooks::config::LogFormat::Text,
-        };
-        let hooks = nova_ingest_hooks::start(&hooks_config)
-            .await
-            .expect("start ingest-hooks");
-        let nginx = Nginx::new(
-            &dir.path().join("nginx"),
-            &dir.path().join("media"),
-            NginxSettings {
-                rtmp_port,
-                http_port,
-                stat_port,
-                hooks_url: format!("http://{}/rtmp", hooks.addr),
-                hooks_secret: secret.clone(),
-                rtmp_playback: false,
-                update_interval: format!("{}ms", options.update_interval.as_millis()),
-                abr: options.abr,
-            },
-        );
-        nginx.start().expect("start nginx");
+        let (hooks, nginx, hooks_config, dir) = launch(&ctx, &options, "ingest-test").await;
         let streams = clients::streams(&ctx.url(), Some(&ctx.token), Some("alice")).await;
-        let mut hooks_config = hooks_config;
-        hooks_config.listen = hooks.addr;
         Self {
             ctx,
-            hooks: Some(hooks),
+            hooks,
             nginx,
             streams,
             hooks_config,
+            options,
             _dir: dir,
         }
+    }
+
+    /// Starts another ingest node (nginx + ingest-hooks) named `node` against the same
+    /// control plane, with the same options.
+    pub async fn add_node(&self, node: &str) -> IngestNode {
+        IngestNode::start(&self.ctx, &self.options, node).await
     }
 
     /// Creates a stream owned by `alice`; returns it and its key.
@@ -243,4 +245,70 @@ impl Drop for LiveStack {
     fn drop(&mut self) {
         let _ = self.nginx.stop();
     }
+}
+
+/// Starts nginx and ingest-hooks as node `node`; returns the hooks, nginx, the hooks'
+/// configuration (bound address filled in) and the folder holding nginx's files.
+async fn launch(
+    ctx: &TestContext,
+    options: &LiveOptions,
+    node: &str,
+) -> (
+    Option<IngestHooks>,
+    Nginx,
+    nova_ingest_hooks::Config,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::Builder::new()
+        .prefix("nova-live-")
+        .tempdir()
+        .expect("temp dir");
+    let (rtmp_port, http_port, stat_port) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
+    let secret = random_token();
+    let rtmp_url = format!("rtmp://127.0.0.1:{rtmp_port}");
+    let hooks_config = nova_ingest_hooks::Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        secret: Some(secret.as_str().into()),
+        control_plane_url: ctx.url(),
+        control_plane_ca: None,
+        service_token: ctx.ingest_token.as_str().into(),
+        ingest_node: node.into(),
+        origin_url: format!("http://127.0.0.1:{http_port}"),
+        relay_url: format!("{rtmp_url}/stream"),
+        ingest_app: "live".into(),
+        abr: options.abr,
+        stat_url: format!("http://127.0.0.1:{stat_port}/stat"),
+        stat_interval: Duration::from_secs(1),
+        upstream_timeout: Duration::from_secs(2),
+        update_grace: options.update_grace,
+        publish_failures: options.publish_failures,
+        publish_failure_refill: Duration::from_secs(6),
+        hls_dir: Some(dir.path().join("media/hls")),
+        log_format: nova_ingest_hooks::config::LogFormat::Text,
+    };
+    let hooks = nova_ingest_hooks::start(&hooks_config)
+        .await
+        .expect("start ingest-hooks");
+    let nginx = Nginx::new(
+        &dir.path().join("nginx"),
+        &dir.path().join("media"),
+        NginxSettings {
+            rtmp_port,
+            http_port,
+            stat_port,
+            hooks_url: format!("http://{}/rtmp", hooks.addr),
+            hooks_secret: secret.clone(),
+            rtmp_playback: false,
+            update_interval: format!("{}ms", options.update_interval.as_millis()),
+            abr: options.abr,
+        },
+    );
+    nginx.start().expect("start nginx");
+    let mut hooks_config = hooks_config;
+    hooks_config.listen = hooks.addr;
+    (Some(hooks), nginx, hooks_config, dir)
 }

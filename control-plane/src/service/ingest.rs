@@ -152,9 +152,17 @@ impl Ingest {
                 {
                     Err(Error::PermissionDenied("the stream is already live from another connection"))
                 }
-                StreamStatus::Active => {
-                    // nginx retried, or the previous holder went silent: same state, this holder.
+                StreamStatus::Active if row.held_by(holder) => {
+                    // nginx retried: same state, same holder, nothing to tell anyone.
                     Ok((streams::activate(conn, row.id, holder, &playback).await?, false))
+                }
+                StreamStatus::Active => {
+                    // The previous holder went silent (its node died) and the broadcaster
+                    // came back through another connection, maybe another node: a resume,
+                    // told to viewers with the new playback URLs.
+                    let row = lifecycle::activate(conn, &mut out, &row, holder, &playback).await?;
+                    tracing::info!(stream.id = %row.id, ingest.node = %attempt.node, "stream taken over by a new connection");
+                    Ok((row, true))
                 }
                 status @ (StreamStatus::Pending | StreamStatus::Interrupted) => {
                     let resumed = status == StreamStatus::Interrupted;

@@ -43,7 +43,8 @@ impl EndReason {
     }
 }
 
-/// Makes a stream ACTIVE on `holder` (first publish or resume) and logs `stream_started`.
+/// Makes a stream ACTIVE on `holder` (first publish, resume, or a takeover from a
+/// silent holder) and logs `stream_started`, `resumed` unless it was PENDING.
 pub async fn activate(
     conn: &mut AsyncPgConnection,
     out: &mut Outbox,
@@ -51,7 +52,7 @@ pub async fn activate(
     holder: Holder<'_>,
     playback: &Playback,
 ) -> Result<StreamRow> {
-    let resumed = StreamStatus::from_db(&row.status) == StreamStatus::Interrupted;
+    let resumed = StreamStatus::from_db(&row.status) != StreamStatus::Pending;
     let updated = streams::activate(conn, row.id, holder, playback).await?;
     append(
         conn,

@@ -96,13 +96,13 @@ fn example(message: &str) -> Value {
     frames::document()["components"]["messages"][message]["examples"][0]["payload"].clone()
 }
 
-/// Returns `frame` with `field` set to `value` (or removed when `value` is null and
-/// `remove` is set).
+/// Returns `frame` with `field` set to `value`.
 fn with(mut frame: Value, field: &str, value: Value) -> Value {
     frame[field] = value;
     frame
 }
 
+/// Returns `frame` without `field`.
 fn without(mut frame: Value, field: &str) -> Value {
     frame.as_object_mut().unwrap().remove(field);
     frame

@@ -6,6 +6,8 @@
 
 use std::{path::PathBuf, process::Output, time::Duration};
 
+use tokio::io::{AsyncBufReadExt, BufReader};
+
 use nova_tests::{
     TestContext,
     edge::{self, call, jwt},
@@ -101,7 +103,7 @@ async fn curl_tests_pass_against_a_real_edge_and_stop_at_the_first_failure() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn broadcaster_goes_live_prints_every_event_and_ends_the_stream() {
+async fn broadcaster_goes_live_prints_every_event_and_ends_the_stream_on_ctrl_c_or_a_timer() {
     let python = workspace_root().join(".nova/tools/venv/bin/python");
     assert!(
         python.exists(),
@@ -118,17 +120,17 @@ async fn broadcaster_goes_live_prints_every_event_and_ends_the_stream() {
     let e = nova_edge::start(&config).await.expect("start an edge");
     let url = format!("http://{}", e.addr);
     let token = jwt("demo");
+    let script = example("broadcaster.py");
+    let env = [
+        ("NOVA_EDGE_URL", url.as_str()),
+        ("NOVA_DEV_JWT", token.as_str()),
+    ];
 
+    // With a timer, as scripts run it.
     let out = run(
         &python,
-        &[
-            &example("broadcaster.py"),
-            "--title",
-            "example run",
-            "--seconds",
-            "4",
-        ],
-        &[("NOVA_EDGE_URL", &url), ("NOVA_DEV_JWT", &token)],
+        &[&script, "--title", "timed run", "--seconds", "2"],
+        &env,
         Duration::from_secs(90),
     )
     .await;
@@ -138,44 +140,106 @@ async fn broadcaster_goes_live_prints_every_event_and_ends_the_stream() {
     );
     assert!(
         out.status.success(),
-        "broadcaster.py failed ({}):\n{stdout}{stderr}",
+        "broadcaster.py --seconds 2 failed ({}):\n{stdout}{stderr}",
         out.status
     );
+    let id = assert_broadcast(&stdout, &stderr, &token);
+    let stream = call("GET", &format!("{url}/api/v1/streams/{id}"), None, None).await;
+    assert_eq!(stream.json["stream"]["status"], "completed");
 
-    // Every event it printed is a frame the contract allows, in the expected order.
-    let mut kinds = Vec::new();
+    // With Ctrl-C (SIGINT) once it is live, as a person runs it.
+    let mut child = tokio::process::Command::new(&python)
+        .args([&script, "--title", "interrupted run"])
+        .env_remove("NOVA_TOKEN")
+        .envs(env)
+        .current_dir(workspace_root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start broadcaster.py");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdout = String::new();
+    let live = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("read its output") {
+            stdout.push_str(&line);
+            stdout.push('\n');
+            if line.starts_with("event stream_started:") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(
+        live,
+        "broadcaster.py printed no stream_started within 30 s:\n{stdout}"
+    );
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("read its output") {
+            stdout.push_str(&line);
+            stdout.push('\n');
+        }
+        child
+            .wait_with_output()
+            .await
+            .expect("broadcaster.py exits")
+    })
+    .await
+    .expect("broadcaster.py exits within 30 s of Ctrl-C");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "broadcaster.py failed after Ctrl-C ({}):\n{stdout}{stderr}",
+        out.status
+    );
+    let id = assert_broadcast(&stdout, &stderr, &token);
+    let stream = call("GET", &format!("{url}/api/v1/streams/{id}"), None, None).await;
+    assert_eq!(stream.json["stream"]["status"], "completed");
+
+    e.shutdown().await.expect("edge stops");
+    replica.shutdown().await.expect("replica stops");
+    stack.shutdown().await;
+}
+
+/// Checks what one run of broadcaster.py printed: every event a frame the contract
+/// allows, a snapshot first, the stream going live, `stream_ended` (completed by its
+/// owner) last, and no secret; returns the stream's id.
+fn assert_broadcast(stdout: &str, stderr: &str, token: &str) -> String {
+    let mut events = Vec::new();
     for line in stdout.lines() {
         if let Some(rest) = line.strip_prefix("event ") {
             let (kind, text) = rest.split_once(": ").expect("event <type>: <json>");
             let frame: serde_json::Value = serde_json::from_str(text).expect("a JSON frame");
             assert_eq!(frame["type"], kind);
             frames::assert_valid(&frame);
-            kinds.push((kind.to_owned(), frame));
+            events.push(frame);
         }
     }
-    let names: Vec<&str> = kinds.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(names.first(), Some(&"snapshot"), "{stdout}");
-    assert!(names.contains(&"stream_started"), "{stdout}");
-    let (last, end) = kinds.last().unwrap();
-    assert_eq!(last, "stream_ended", "{stdout}");
-    assert_eq!(end["status"], "completed");
-    assert_eq!(end["reason"], "ended_by_owner");
-
-    // The stream it created is completed, and no key was printed.
-    let id = end["stream_id"].as_str().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"snapshot"), "{stdout}");
+    assert!(kinds.contains(&"stream_started"), "{stdout}");
+    let end = events.last().unwrap();
+    assert_eq!(end["type"], "stream_ended", "{stdout}");
+    assert_eq!(end["status"], "completed", "{stdout}");
+    assert_eq!(end["reason"], "ended_by_owner", "{stdout}");
+    let id = end["stream_id"].as_str().unwrap().to_owned();
     assert!(stdout.contains(&format!("created stream {id}")), "{stdout}");
-    let stream = call("GET", &format!("{url}/api/v1/streams/{id}"), None, None).await;
-    assert_eq!(stream.json["stream"]["status"], "completed");
-    for printed in [&stdout, &stderr] {
+    assert!(
+        stdout.contains(&format!("ended stream {id}: status completed")),
+        "{stdout}"
+    );
+    for printed in [stdout, stderr] {
         assert!(
-            !printed.contains(&token)
+            !printed.contains(token)
                 && printed
                     .match_indices("sk_live_")
                     .all(|(at, _)| printed[at + 8..].starts_with('…')),
             "no secret is printed:\n{printed}"
         );
     }
-    e.shutdown().await.expect("edge stops");
-    replica.shutdown().await.expect("replica stops");
-    stack.shutdown().await;
+    id
 }

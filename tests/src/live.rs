@@ -27,7 +27,7 @@ pub struct LiveOptions {
     /// How long admitted broadcasters stay on air while the control plane is away.
     pub update_grace: Duration,
     /// An active stream without ingest updates for this long is interrupted; `None`
-    /// for three update intervals.
+    /// for five update intervals (room for callbacks slowed by a loaded test machine).
     pub ingest_timeout: Option<Duration>,
     /// Reach PostgreSQL through this proxy (its upstream is set to the server).
     pub database_proxy: Option<std::sync::Arc<crate::proxy::ChaosProxy>>,
@@ -118,7 +118,7 @@ impl LiveStack {
             c.reconnect_window = options.reconnect_window;
             c.ingest_timeout = options
                 .ingest_timeout
-                .unwrap_or(options.update_interval * 3);
+                .unwrap_or(options.update_interval * 5);
             if let Some(proxy) = &options.database_proxy {
                 let url = c.database_url.expose().to_owned();
                 proxy.set_upstream(crate::context::address_of(&url));

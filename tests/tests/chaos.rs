@@ -70,7 +70,11 @@ async fn end_and_time_the_cut(live: &LiveStack, name: &str, task: &mut PublishTa
 async fn a_broadcaster_stays_on_air_through_a_control_plane_restart() {
     // ingest timeout 3 s: the 4 s outage outlasts it, so only the reaper's start-up
     // grace keeps the stream from being declared lost when the control plane is back.
-    let mut live = LiveStack::start(LiveOptions::default()).await;
+    let mut live = LiveStack::start(LiveOptions {
+        ingest_timeout: Some(Duration::from_secs(3)),
+        ..LiveOptions::default()
+    })
+    .await;
     let (name, id, mut task) = on_air(&mut live, "control plane restart").await;
 
     live.ctx.restart(Duration::from_secs(4)).await;

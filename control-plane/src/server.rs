@@ -83,9 +83,9 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     let addr = listener.local_addr()?;
     grpc::mark_serving(&reporter).await;
     probe.report().await;
-    tokio::spawn(probe.run(signal.clone()));
 
     let tasks = shutdown::Tasks::new();
+    tasks.spawn(probe.run(signal.clone()));
     tasks.spawn(reaper::run(
         state.pool().clone(),
         state.publisher().clone(),

@@ -154,6 +154,8 @@ async fn every_tier_exports_the_specified_metric_names() {
         ("nova_streaming_viewers_total", "histogram"),
         ("nova_streaming_grpc_server_requests_total", "counter"),
         ("nova_streaming_grpc_server_duration_seconds", "histogram"),
+        ("nova_streaming_redis_up", "gauge"),
+        ("nova_streaming_events_unpublished_total", "counter"),
     ] {
         assert_eq!(
             type_of(&cp, family).as_deref(),
@@ -163,6 +165,11 @@ async fn every_tier_exports_the_specified_metric_names() {
     }
     assert!(
         cp.contains(r#"method="/nova.streaming.v1.IngestService/AuthorizePublish""#),
+        "{cp}"
+    );
+    assert!(cp.contains("nova_streaming_redis_up 1"), "{cp}");
+    assert!(
+        cp.contains(r#"nova_streaming_events_unpublished_total{reason="redis_error"} 0"#),
         "{cp}"
     );
 

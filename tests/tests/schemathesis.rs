@@ -57,6 +57,8 @@ async fn the_edge_conforms_to_its_openapi_document() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // Shown with --no-capture (or on failure): the summary and schemathesis' warnings.
+    println!("{report}");
     assert!(
         out.status.success(),
         "schemathesis reported a mismatch between the edge and docs/openapi.yaml \

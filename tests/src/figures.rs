@@ -1,5 +1,5 @@
-//! What a test reads back about streams: persisted viewer figures, the analytics
-//! summary, and how many streams are ACTIVE.
+//! What a test reads back about streams and the control plane: persisted viewer
+//! figures, the analytics summary, how many streams are ACTIVE, and the Redis gauge.
 
 use nova_proto::v1::GetStreamMetricsRequest;
 
@@ -64,4 +64,17 @@ pub async fn active_streams(db: &mut diesel_async::AsyncPgConnection) -> i64 {
         .await
         .expect("count active streams");
     row.n
+}
+
+/// Returns the value of `nova_streaming_redis_up` on the control plane's `/metrics`.
+pub async fn redis_up(ctx: &TestContext) -> String {
+    let text = crate::http::get(&ctx.metrics_url())
+        .await
+        .expect("scrape /metrics")
+        .text();
+    text.lines()
+        .find(|l| l.starts_with("nova_streaming_redis_up"))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or("missing")
+        .to_owned()
 }

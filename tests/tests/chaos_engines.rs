@@ -23,7 +23,7 @@ use nova_tests::{
     TestContext,
     audience::{Audience, join},
     clients,
-    figures::{active_streams, persisted, summary},
+    figures::{active_streams, persisted, redis_up, summary},
     live::{LiveOptions, LiveStack},
     on_air::{end_and_cut, on_air, still_on_air},
     private_redis::PrivateRedis,
@@ -75,7 +75,8 @@ impl World {
         format!("http://{}", self.replica.addr)
     }
 
-    async fn create(&mut self, title: &str) -> (String, String) {
+    /// Creates a stream and admits a broadcaster on it; returns its name and key.
+    async fn go_live(&mut self, title: &str) -> (String, String) {
         let created = self
             .streams
             .create_stream(CreateStreamRequest {
@@ -87,12 +88,7 @@ impl World {
             .await
             .expect("CreateStream")
             .into_inner();
-        (created.stream.unwrap().name, created.stream_key)
-    }
-
-    /// Creates a stream and admits a broadcaster on it; returns its name and key.
-    async fn go_live(&mut self, title: &str) -> (String, String) {
-        let (name, key) = self.create(title).await;
+        let (name, key) = (created.stream.unwrap().name, created.stream_key);
         self.ingest
             .authorize_publish(AuthorizePublishRequest {
                 stream_key: key.clone(),
@@ -113,6 +109,28 @@ impl World {
             .end_stream(EndStreamRequest { name: name.into() })
             .await
             .expect("EndStream");
+    }
+
+    /// Waits until GetViewerCount of `name` says `n`.
+    async fn wait_for_count(&self, name: &str, n: i64, timeout: Duration) {
+        wait::until(&format!("{name} to count {n} viewers"), timeout, || {
+            let mut sessions = self.sessions.clone();
+            let name = name.to_owned();
+            async move {
+                let count = sessions
+                    .get_viewer_count(GetViewerCountRequest { name })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_inner()
+                    .viewer_count;
+                if count == n {
+                    Ok(())
+                } else {
+                    Err(count.to_string())
+                }
+            }
+        })
+        .await;
     }
 
     async fn shutdown(self) {
@@ -148,20 +166,7 @@ async fn redis_loses_everything(loss: Loss) {
         HEARTBEAT,
     )
     .await;
-    wait::until("three viewers counted", Duration::from_secs(10), || {
-        let mut w = world.sessions.clone();
-        let a = a.clone();
-        async move {
-            let n = w
-                .get_viewer_count(GetViewerCountRequest { name: a })
-                .await
-                .map_err(|e| e.to_string())?
-                .into_inner()
-                .viewer_count;
-            if n == 3 { Ok(()) } else { Err(n.to_string()) }
-        }
-    })
-    .await;
+    world.wait_for_count(&a, 3, Duration::from_secs(10)).await;
     // The sampler persists a's figures once they hold more watch time than the two
     // viewers who stay can add between the loss and the end of the test.
     let before = wait::until(
@@ -177,40 +182,29 @@ async fn redis_loses_everything(loss: Loss) {
     .await;
 
     audience.drop_viewer("v3");
-    match loss {
-        Loss::Flush => redis.flush_all(),
+    let b = match loss {
+        Loss::Flush => {
+            redis.flush_all();
+            world.go_live("b").await.0
+        }
         Loss::Restart => {
             redis.stop();
             // During the outage: stream CRUD and publish decisions from PostgreSQL; a
             // stream starts and ends, another starts; sessions answer UNAVAILABLE.
             let (c, _) = world.go_live("c").await;
             world.end(&c).await;
+            let b = world.go_live("b").await.0;
             let refused = join(&mut world.sessions, &a, "v4").await.unwrap_err();
             assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
             tokio::time::sleep(Duration::from_secs(3)).await; // the outage itself
             redis.start();
+            b
         }
-    }
+    };
     let back = Instant::now();
-    let (b, _) = world.go_live("b").await;
-    wait::until(
-        "a's count to converge to its two viewers",
-        HEARTBEAT * 2 + Duration::from_secs(2),
-        || {
-            let mut w = world.sessions.clone();
-            let a = a.clone();
-            async move {
-                let n = w
-                    .get_viewer_count(GetViewerCountRequest { name: a })
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .into_inner()
-                    .viewer_count;
-                if n == 2 { Ok(()) } else { Err(n.to_string()) }
-            }
-        },
-    )
-    .await;
+    world
+        .wait_for_count(&a, 2, HEARTBEAT * 2 + Duration::from_secs(2))
+        .await;
     let converged = back.elapsed();
     // A new viewer after the loss: unique viewers are v1..v4 only if the persisted
     // HyperLogLog (v1, v2, v3) was merged back into Redis.
@@ -409,17 +403,4 @@ async fn a_control_plane_started_before_redis_becomes_ready_when_it_appears() {
         .assert_exactly_the_log(&mut world.ctx.db().await, Duration::from_secs(5))
         .await;
     world.shutdown().await;
-}
-
-/// The value of `nova_streaming_redis_up` on the control plane's `/metrics`.
-async fn redis_up(ctx: &TestContext) -> String {
-    let text = nova_tests::http::get(&ctx.metrics_url())
-        .await
-        .expect("scrape /metrics")
-        .text();
-    text.lines()
-        .find(|l| l.starts_with("nova_streaming_redis_up"))
-        .and_then(|l| l.rsplit(' ').next())
-        .unwrap_or("missing")
-        .to_owned()
 }

@@ -74,6 +74,8 @@ pub struct Subscriber {
 pub async fn subscribe(url: String, keys: Keys, out: Subscriber, stop: shutdown::Signal) {
     let stopped = stop.wait();
     tokio::pin!(stopped);
+    // Failed attempts in a row: only the first of an outage is logged as a warning.
+    let mut failures = 0u32;
     loop {
         let session = async {
             let client = redis::Client::open(super::connection_info(&url)?)?;
@@ -86,6 +88,7 @@ pub async fn subscribe(url: String, keys: Keys, out: Subscriber, stop: shutdown:
             let pubsub = tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribed)
                 .await
                 .map_err(|_| anyhow::anyhow!("subscribing timed out"))??;
+            failures = 0;
             tracing::debug!("subscribed to event channels");
             out.connected.send_replace(true);
             let mut messages = pubsub.into_on_message();
@@ -116,9 +119,11 @@ pub async fn subscribe(url: String, keys: Keys, out: Subscriber, stop: shutdown:
                     return;
                 }
                 match result {
-                    Err(err) => tracing::warn!(error = %err, "event subscription lost; reconnecting"),
+                    Err(err) if failures == 0 => tracing::warn!(error = %err, "event subscription lost; reconnecting every second"),
+                    Err(err) => tracing::debug!(error = %err, failures, "event subscription still down"),
                     Ok(()) => tracing::warn!("event subscription closed by Redis; reconnecting"),
                 }
+                failures = failures.saturating_add(1);
             }
         }
         tokio::select! {

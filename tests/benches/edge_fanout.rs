@@ -84,8 +84,16 @@ async fn bench() {
         .stream
         .unwrap();
     let cap = (2 * n + 100).to_string();
-    let (edge_child, base) =
-        edge::spawn_process_with(&ctx, "bench-edge", &[("NOVA_WS_MAX_SOCKETS", cap)]);
+    // Every socket comes from 127.0.0.1: lift the per-client caps meant for the public.
+    let (edge_child, base) = edge::spawn_process_with(
+        &ctx,
+        "bench-edge",
+        &[
+            ("NOVA_WS_MAX_SOCKETS", cap.clone()),
+            ("NOVA_WS_MAX_SOCKETS_PER_IP", cap),
+            ("NOVA_WS_OPENS_PER_MINUTE", "10000000".to_owned()),
+        ],
+    );
     let ws_url = format!(
         "{}/api/v1/streams/{}/ws",
         base.replacen("http://", "ws://", 1),

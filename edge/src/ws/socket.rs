@@ -108,7 +108,7 @@ pub async fn upgrade(
     // shutdown waits for it.
     let running = state.tasks().guard();
     Ok(ws
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(512)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(256 * 1024)
         .max_message_size(16 * 1024)

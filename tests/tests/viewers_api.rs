@@ -247,8 +247,14 @@ async fn sessions_expire_by_themselves_and_watchers_see_the_count_fall() {
         last = next_count(&mut watch, Duration::from_secs(2)).await;
     }
     assert_eq!(last, 2);
-    // Nobody heartbeats: the sweeper drops both sessions once their TTL passes.
-    assert_eq!(next_count(&mut watch, Duration::from_secs(5)).await, 0);
+    // Nobody heartbeats: the sweeper drops both sessions once their TTL passes, in one
+    // sweep, or in two when a sweep falls between their expiries (joins far apart on a
+    // loaded machine).
+    let mut count = next_count(&mut watch, Duration::from_secs(5)).await;
+    if count == 1 {
+        count = next_count(&mut watch, Duration::from_secs(5)).await;
+    }
+    assert_eq!(count, 0);
     assert_eq!(w.figures(&stream.name).await, (0, 2, 2));
 }
 

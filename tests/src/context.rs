@@ -41,6 +41,15 @@ impl Engines {
         }
     }
 
+    /// Uses the engines at these URLs (e.g. private ones a test restarts).
+    pub fn at(database_admin_url: String, redis_url: String) -> Self {
+        Self {
+            database_admin_url,
+            redis_url,
+            _own: None,
+        }
+    }
+
     /// Creates an empty database with a unique name and returns its URL.
     pub async fn fresh_database(&self) -> String {
         let name = format!("nova_test_{}", uuid::Uuid::new_v4().simple());
@@ -112,7 +121,11 @@ impl TestContext {
 
     /// Like [`TestContext::start`], with the control-plane config adjusted by `adjust`.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        let engines = Engines::get();
+        Self::start_on(Engines::get(), adjust).await
+    }
+
+    /// Like [`TestContext::start_with`], on the given engines.
+    pub async fn start_on(engines: Engines, adjust: impl FnOnce(&mut Config)) -> Self {
         let database_url = engines.fresh_database().await;
         let token = random_token();
         let mut config = engines.config(&database_url, &token);

@@ -185,6 +185,32 @@ async fn live_count(ctx: &TestContext, id: &str) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_edge_that_has_seen_no_event_yet_still_misses_none_across_a_restart() {
+    // The edge's first WatchEvents is live only; the control plane tells it where that
+    // starts (x-nova-log-position), so the break below resumes exactly.
+    let mut ctx = TestContext::start_with(|c| c.ingest_timeout = Duration::from_secs(300)).await;
+    let e = edge::start(&ctx, "edge-fresh").await;
+    let base = format!("http://{}", e.addr);
+    let mut main = Callers::new(&ctx, &ctx.url()).await;
+    let (a, key_a) = main.create("first event during the outage").await;
+    let mut viewer = Watched::connect(&base, &a).await;
+    let replica = ctx.replica().await;
+    let mut other = Callers::new(&ctx, &format!("http://{}", replica.addr)).await;
+    ctx.restart_while(other.go_live(&key_a)).await;
+    viewer.until_lifecycle(1, 15 * SECOND).await;
+    assert_eq!(viewer.lifecycle, ["started resumed=false"]);
+    let mut main = Callers::new(&ctx, &ctx.url()).await;
+    main.end(&a).await;
+    viewer.until_lifecycle(2, 15 * SECOND).await;
+    assert_eq!(
+        viewer.lifecycle,
+        ["started resumed=false", "ended completed ended_by_owner"],
+        "each event once, in order"
+    );
+    replica.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn viewers_see_each_lifecycle_event_once_in_order_across_a_control_plane_restart() {
     // No ingest heartbeats in this test: keep the reaper from declaring ingest lost.
     let mut ctx = TestContext::start_with(|c| c.ingest_timeout = Duration::from_secs(300)).await;

@@ -76,11 +76,21 @@ impl EventService for EventApi {
                 )
             })?),
         };
+        // A live-only watcher starts after the log's newest position, so it is told
+        // where it starts (LOG_POSITION_HEADER) and can resume exactly after a break
+        // even before its first lifecycle event.
+        let after = match after {
+            Some(cursor) => cursor,
+            None => watch::log_position(&self.pool).await?,
+        };
         let (tx, rx) = mpsc::channel(WATCHER_BUFFER);
         tokio::spawn(watch::run(
             self.pool.clone(),
             self.hub.clone(),
-            WatchRequest { stream, after },
+            WatchRequest {
+                stream,
+                after: Some(after),
+            },
             tx,
             self.stop.clone(),
         ));
@@ -90,9 +100,18 @@ impl EventService for EventApi {
             })
             .map_err(Status::from)
         });
-        Ok(Response::new(Box::pin(out)))
+        let mut response = Response::new(Box::pin(out) as EventStream);
+        if let Ok(value) = after.to_string().parse() {
+            response.metadata_mut().insert(LOG_POSITION_HEADER, value);
+        }
+        Ok(response)
     }
 }
+
+/// Response metadata of WatchEvents: the cursor the stream starts after (the request's
+/// `after_cursor`, or the log's newest position for a live-only watcher). Sent back as
+/// `after_cursor`, it resumes without losing an event even if none was delivered yet.
+pub const LOG_POSITION_HEADER: &str = "x-nova-log-position";
 
 /// Converts a live event to its proto.
 pub fn event_to_proto(event: &LiveEvent) -> StreamEvent {

@@ -27,6 +27,13 @@ pub struct WatchRequest {
     pub after: Option<i64>,
 }
 
+/// Returns the durable log's newest position (0 when it is empty): where a watcher
+/// that wants only what happens from now on starts.
+pub async fn log_position(pool: &DbPool) -> Result<i64> {
+    let mut conn = pool.get().await?;
+    Ok(events::newest(&mut conn).await?)
+}
+
 /// Streams events into `out` until the receiver is dropped or shutdown. Errors end
 /// the stream and are sent as the last item.
 pub async fn run(

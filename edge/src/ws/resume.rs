@@ -36,6 +36,18 @@ impl Resume {
         self.last.is_some()
     }
 
+    /// Starts from `cursor` (the position the control plane says a live-only stream
+    /// starts after) unless a lifecycle event was already delivered, so a break before
+    /// the first event still resumes exactly.
+    pub fn start_at(&mut self, cursor: &str) {
+        if self.last.is_none() && !cursor.is_empty() {
+            self.last = Some(Cursor {
+                raw: cursor.to_owned(),
+                position: cursor.parse::<u64>().ok(),
+            });
+        }
+    }
+
     /// Decides whether an event with `cursor` is news and, when it is a durable one,
     /// records it as the resume point. Live-only events (empty cursor, viewer
     /// counts) are always news; a durable event at or before the last delivered one
@@ -61,6 +73,22 @@ impl Resume {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_position_of_a_live_only_stream_is_the_first_resume_point() {
+        let mut resume = Resume::default();
+        resume.start_at("41");
+        assert!(resume.has_cursor());
+        assert_eq!(resume.after_cursor(), "41");
+        assert!(!resume.admit("41"), "at the start position: already there");
+        assert!(resume.admit("42"));
+        resume.start_at("7");
+        assert_eq!(
+            resume.after_cursor(),
+            "42",
+            "a delivered event wins over a position"
+        );
+    }
 
     #[test]
     fn starts_live_only_then_keeps_the_last_delivered_cursor() {

@@ -69,7 +69,7 @@ pub async fn run(upstream: Upstream, hub: Hub, stop: shutdown::Signal) {
                 );
                 if !resume.has_cursor() {
                     tracing::warn!(
-                        "no lifecycle event seen yet: resuming with live events only, events during the break are not replayed"
+                        "no resume point (the control plane sent no log position): resuming with live events only"
                     );
                 }
             }
@@ -82,6 +82,10 @@ pub async fn run(upstream: Upstream, hub: Hub, stop: shutdown::Signal) {
     }
 }
 
+/// Response metadata naming the position a WatchEvents stream starts after (see the
+/// control plane's `grpc::event_service::LOG_POSITION_HEADER`).
+const LOG_POSITION_HEADER: &str = "x-nova-log-position";
+
 /// Opens WatchEvents after the resume cursor and dispatches until it ends. After a
 /// reconnect (`refresh`), sockets get fresh viewer counts once the stream is open.
 async fn watch_once(upstream: &Upstream, hub: &Hub, resume: &mut Resume, refresh: bool) -> Ended {
@@ -90,7 +94,17 @@ async fn watch_once(upstream: &Upstream, hub: &Hub, resume: &mut Resume, refresh
         after_cursor: resume.after_cursor(),
     };
     let mut stream = match upstream.events.clone().watch_events(request).await {
-        Ok(answer) => answer.into_inner(),
+        Ok(answer) => {
+            // Where a live-only stream starts: the first resume point.
+            if let Some(position) = answer
+                .metadata()
+                .get(LOG_POSITION_HEADER)
+                .and_then(|v| v.to_str().ok())
+            {
+                resume.start_at(position);
+            }
+            answer.into_inner()
+        }
         Err(status) => return Ended::NotOpened(status),
     };
     tracing::info!(events.after_cursor = %resume.after_cursor(), "watching control-plane events");

@@ -1,6 +1,7 @@
 //! Faults while a broadcaster is on air, through real nginx-rtmp, ingest-hooks and the
 //! control plane on real PostgreSQL and Redis: a restart of the control plane, a
-//! restart of ingest-hooks, and a control-plane outage longer than the grace. An
+//! restart of ingest-hooks, a control-plane outage longer than the grace, and a
+//! restart of nginx itself (which drops its broadcasters; they resume the stream). An
 //! admitted broadcaster stays on air through a restart, the event log shows no
 //! spurious interruption, and EndStream still cuts it off once the control plane
 //! answers again; new publishes fail closed during the outage.
@@ -153,5 +154,58 @@ async fn an_outage_longer_than_the_grace_cuts_broadcasters_and_new_publishes_fai
         "control plane away: broadcaster kept {:.2} s (grace 3 s, 1 s updates)",
         down.elapsed().as_secs_f64()
     );
+    live.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_nginx_restart_interrupts_the_stream_and_the_broadcaster_resumes_it() {
+    let mut live = LiveStack::start(LiveOptions::default()).await;
+    let (stream, key) = live.create_stream("nginx restart").await;
+    let mut task = publish(&live.publish_url(&key))
+        .await
+        .expect("publish accepted")
+        .spawn(Flv::fixture(), LONG);
+    live.wait_for_status(&stream.name, StreamStatus::Active, Duration::from_secs(10))
+        .await;
+
+    // nginx holds the broadcaster's TCP connection: restarting it drops them.
+    live.nginx.stop().expect("stop nginx");
+    let result = task.ended_within(Duration::from_secs(10)).await;
+    assert!(
+        matches!(result, Err(RtmpError::Closed) | Err(RtmpError::Io(_))),
+        "dropped with nginx: {result:?}"
+    );
+    live.nginx.start().expect("start nginx again");
+    live.wait_for_status(
+        &stream.name,
+        StreamStatus::Interrupted,
+        Duration::from_secs(15),
+    )
+    .await;
+
+    // The broadcaster reconnects within the window: the same stream resumes.
+    let again = publish(&live.publish_url(&key))
+        .await
+        .expect("republish after the restart")
+        .spawn(Flv::fixture(), LONG);
+    let resumed = live
+        .wait_for_status(&stream.name, StreamStatus::Active, Duration::from_secs(10))
+        .await;
+    assert_eq!(resumed.stream_id, stream.stream_id);
+    let logged = lifecycle(&live, &stream.stream_id).await;
+    assert_eq!(
+        logged.first().map(String::as_str),
+        Some("started resumed=false")
+    );
+    assert_eq!(
+        logged.last().map(String::as_str),
+        Some("started resumed=true")
+    );
+    assert_eq!(
+        logged.iter().filter(|e| e.starts_with("ended")).count(),
+        1,
+        "one interruption: {logged:?}"
+    );
+    again.stop().await;
     live.shutdown().await;
 }

@@ -14,7 +14,7 @@
 //! | `NOVA_ABR` | `false` | whether nginx transcodes into renditions |
 //! | `NOVA_STAT_URL` | `http://127.0.0.1:8081/stat` | nginx `rtmp_stat` page; empty turns the poller off |
 //! | `NOVA_STAT_INTERVAL` | `5s` | time between /stat polls |
-//! | `NOVA_UPSTREAM_TIMEOUT` | `2s` | deadline of each control-plane call (keep it under nginx's `netcall_timeout`) |
+//! | `NOVA_UPSTREAM_TIMEOUT` | `2s` | deadline of each control-plane call, retries of heartbeats included; must stay under 2.5 s, the read timeout of nginx's on_update guard |
 //! | `NOVA_UPDATE_GRACE` | `5m` | how long admitted broadcasters stay on air while the control plane cannot be reached (their heartbeats are retried meanwhile); `0s` cuts them off at the first failed heartbeat |
 //! | `NOVA_PUBLISH_FAILURES` | `10` | refused publishes one address may make before it is refused at once, without asking the control plane |
 //! | `NOVA_PUBLISH_FAILURE_REFILL` | `6s` | one more refused publish is allowed per address after this long |
@@ -123,6 +123,12 @@ impl Config {
             if !secret.expose().bytes().all(url_safe) {
                 return Err("NOVA_HOOKS_SECRET: use only A-Z a-z 0-9 - _ . ~ (it travels in nginx's callback URLs)".into());
             }
+        }
+        if self.upstream_timeout >= Duration::from_millis(2500) {
+            return Err(
+                "NOVA_UPSTREAM_TIMEOUT: must stay under 2.5 s (the read timeout of nginx's on_update guard, itself under netcall_timeout 3 s)"
+                    .into(),
+            );
         }
         if !self.relay_url.starts_with("rtmp://") {
             return Err("NOVA_RELAY_URL: must be an rtmp:// URL".into());

@@ -8,6 +8,7 @@ use axum::{
     Router,
     body::Bytes,
     extract::{ConnectInfo, Query, State},
+    http::HeaderMap,
     response::Response,
     routing::{get, post},
 };
@@ -20,6 +21,9 @@ use crate::{
     metrics::BroadcastError,
     state::AppState,
 };
+
+/// Header carrying the shared secret, set by nginx's on_update guard.
+const SECRET_HEADER: &str = "x-nova-hooks-secret";
 
 /// Largest callback body accepted (nginx sends a few hundred bytes).
 const MAX_BODY: usize = 16 * 1024;
@@ -34,7 +38,10 @@ pub fn router(state: AppState) -> Router {
                 move |state: State<AppState>,
                       peer: ConnectInfo<SocketAddr>,
                       query: Query<HashMap<String, String>>,
-                      body: Bytes| callback(kind, state, peer, query, body),
+                      headers: HeaderMap,
+                      body: Bytes| {
+                    callback(kind, state, peer, query, headers, body)
+                },
             ),
         );
     }
@@ -58,10 +65,17 @@ async fn callback(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, HookError> {
     let started = Instant::now();
-    let parsed = authenticate(&state, peer, query.get("secret").map(String::as_str))
+    // nginx-rtmp passes the secret in the callback URL; the on_update guard in nginx's
+    // private server passes it as a header, so it never appears in nginx's logs.
+    let presented = query
+        .get("secret")
+        .map(String::as_str)
+        .or_else(|| headers.get(SECRET_HEADER).and_then(|v| v.to_str().ok()));
+    let parsed = authenticate(&state, peer, presented)
         .and_then(|()| Callback::parse(kind, &body, state.insiders()));
     let callback = match parsed {
         Ok(callback) => callback,

@@ -70,6 +70,11 @@ impl Nginx {
         &self.settings
     }
 
+    /// Returns nginx's error log.
+    pub fn error_log(&self) -> PathBuf {
+        self.prefix.join("logs/error.log")
+    }
+
     /// Returns the media folder (hls/, dash/, abr/).
     pub fn media(&self) -> &Path {
         &self.media

@@ -218,6 +218,15 @@ impl LiveStack {
         .await
     }
 
+    /// Returns the hooks secret nginx and ingest-hooks share.
+    pub fn hooks_secret(&self) -> String {
+        self.hooks_config
+            .secret
+            .as_ref()
+            .map(|s| s.expose().to_owned())
+            .unwrap_or_default()
+    }
+
     /// Stops ingest-hooks, waits `down`, and starts them again on the same address,
     /// as a restart of their process would.
     pub async fn restart_hooks(&mut self, down: Duration) {

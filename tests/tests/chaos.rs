@@ -117,6 +117,16 @@ async fn a_broadcaster_stays_on_air_through_an_ingest_hooks_restart() {
         "after ingest-hooks came back",
     )
     .await;
+    // nginx logged the failed updates of the outage, without the hooks secret.
+    let log = std::fs::read_to_string(live.nginx.error_log()).expect("nginx error log");
+    assert!(
+        log.contains("/nova/update"),
+        "the outage shows in nginx's error log"
+    );
+    assert!(
+        !log.contains(&live.hooks_secret()) && !log.contains("secret="),
+        "the hooks secret must never reach nginx's logs"
+    );
     assert_eq!(live.get(&name).await.status(), StreamStatus::Active);
     assert_eq!(lifecycle(&live, &id).await, ["started resumed=false"]);
     let cut = end_and_time_the_cut(&live, &name, &mut task).await;

@@ -18,6 +18,7 @@
 //! | `NOVA_RTMP_URL` | `rtmp://127.0.0.1:1935/live` | RTMP ingest address handed to broadcasters |
 //! | `NOVA_RECONNECT_WINDOW` | `30s` | how long an interrupted stream waits for its broadcaster |
 //! | `NOVA_INGEST_TIMEOUT` | `15s` | an active stream without ingest updates for this long is interrupted (3 × nginx's update interval) |
+//! | `NOVA_INGEST_LOST_WINDOW` | `5m` | reconnect window of a stream interrupted because its ingest went silent (at least `NOVA_RECONNECT_WINDOW`): keep it at or above ingest-hooks' `NOVA_UPDATE_GRACE`, so a broadcaster the hooks keep on air through an outage is never completed under it |
 //! | `NOVA_REAPER_INTERVAL` | `1s` | time between reaper sweeps |
 //! | `NOVA_SHUTDOWN_GRACE` | `10s` | how long in-flight calls may finish on shutdown |
 //! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
@@ -105,6 +106,10 @@ pub struct Config {
     /// An active stream without ingest updates for this long is interrupted.
     #[arg(long, env = "NOVA_INGEST_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub ingest_timeout: Duration,
+    /// Reconnect window of a stream interrupted because its ingest went silent (at
+    /// least `reconnect_window`).
+    #[arg(long, env = "NOVA_INGEST_LOST_WINDOW", default_value = "5m", value_parser = parse_duration)]
+    pub ingest_lost_window: Duration,
     /// Time between reaper sweeps.
     #[arg(long, env = "NOVA_REAPER_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub reaper_interval: Duration,

@@ -94,6 +94,7 @@ impl AppState {
                 interval: config.reaper_interval,
                 ingest_timeout: config.ingest_timeout,
                 reconnect_window: config.reconnect_window,
+                ingest_lost_window: config.ingest_lost_window.max(config.reconnect_window),
             },
             sessions: Sessions::new(pool.clone(), store.clone()),
             analytics: Analytics::new(pool.clone(), store, metrics, config.sample_interval),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::{
     budget::PublishBudget, callback::Insiders, config::Config, metrics::HooksMetrics,
-    outage::Outage, upstream::Upstream,
+    upstream::Upstream,
 };
 
 /// Everything the handlers share; cheap to clone.
@@ -22,8 +22,6 @@ struct Inner {
     insiders: Insiders,
     /// Failed-publish budget per peer address.
     budget: PublishBudget,
-    /// The current control-plane outage, for the heartbeat grace.
-    outage: Outage,
     /// RTMP players on this node: nginx client id → viewer session id.
     players: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
@@ -39,7 +37,6 @@ impl AppState {
         Self(Arc::new(Inner {
             insiders,
             budget,
-            outage: Outage::default(),
             config,
             upstream,
             metrics,
@@ -74,11 +71,6 @@ impl AppState {
     /// Returns the failed-publish budget.
     pub fn budget(&self) -> &PublishBudget {
         &self.0.budget
-    }
-
-    /// Returns the current control-plane outage.
-    pub fn outage(&self) -> &Outage {
-        &self.0.outage
     }
 
     /// Returns the instruments.

@@ -3,7 +3,7 @@
 //! Heartbeats and disconnects are retried through short outages (a restart of the
 //! control plane) with jittered exponential backoff, within a bounded total delay.
 
-use std::{future::Future, path::Path, time::Duration};
+use std::{future::Future, path::Path, sync::Arc, time::Duration};
 
 use backon::{ExponentialBuilder, Retryable};
 
@@ -20,6 +20,7 @@ use tonic::{Code, Status, service::interceptor::InterceptedService, transport::C
 use crate::{
     callback::{Origin, StreamKey},
     error::HookError,
+    outage::Outage,
 };
 
 /// Who this ingest node is, sent along with publish decisions.
@@ -44,6 +45,9 @@ pub struct Upstream {
     node: Node,
     /// Deadline of each call, retries of heartbeats and disconnects included.
     timeout: Duration,
+    /// The current control-plane outage: started by a call that got no answer, ended
+    /// by any answer (a refusal included) to any call.
+    outage: Arc<Outage>,
 }
 
 impl Upstream {
@@ -66,7 +70,37 @@ impl Upstream {
             sessions: SessionServiceClient::with_interceptor(channel, bearer),
             node,
             timeout,
+            outage: Arc::default(),
         })
+    }
+
+    /// Returns the current control-plane outage, as these calls saw it.
+    pub fn outage(&self) -> &Outage {
+        &self.outage
+    }
+
+    /// Classifies a failed call; a refusal is an answer, so it ends an outage.
+    fn failed(&self, status: Status) -> HookError {
+        let err = classify(status);
+        self.refused_is_an_answer(&err);
+        err
+    }
+
+    /// Ends the outage when `err` is a refusal (the control plane answered).
+    fn refused_is_an_answer(&self, err: &HookError) {
+        if !matches!(err, HookError::Upstream(_)) {
+            self.answered();
+        }
+    }
+
+    /// Records an answer from the control plane.
+    fn answered(&self) {
+        if let Some(lasted) = self.outage.answered() {
+            tracing::info!(
+                outage.seconds = lasted.as_secs_f64(),
+                "control plane answers again"
+            );
+        }
     }
 
     /// Returns this node.
@@ -89,7 +123,8 @@ impl Upstream {
                 client_id: origin.client_id.clone(),
             })
             .await
-            .map_err(classify)?;
+            .map_err(|status| self.failed(status))
+            .inspect(|_| self.answered())?;
         response
             .into_inner()
             .stream
@@ -112,7 +147,9 @@ impl Upstream {
             let request = request.clone();
             async move { client.publish_ended(request).await.map_err(classify) }
         })
-        .await?;
+        .await
+        .inspect(|_| self.answered())
+        .inspect_err(|err| self.refused_is_an_answer(err))?;
         Ok(response.into_inner().stream)
     }
 
@@ -133,7 +170,9 @@ impl Upstream {
             let request = request.clone();
             async move { client.ingest_heartbeat(request).await.map_err(classify) }
         })
-        .await?
+        .await
+        .inspect(|_| self.answered())
+        .inspect_err(|err| self.refused_is_an_answer(err))?
         .into_inner();
         Ok((!answer.allowed).then_some(answer.reason))
     }
@@ -148,7 +187,8 @@ impl Upstream {
                 health: Some(health),
             })
             .await
-            .map_err(classify)?;
+            .map_err(|status| self.failed(status))
+            .inspect(|_| self.answered())?;
         Ok(())
     }
 }
@@ -166,7 +206,8 @@ impl Upstream {
                 node: self.node.id.clone(),
             })
             .await
-            .map_err(classify)?;
+            .map_err(|status| self.failed(status))
+            .inspect(|_| self.answered())?;
         Ok(answer.into_inner().session_id)
     }
 
@@ -178,7 +219,8 @@ impl Upstream {
                 session_ids: vec![session_id],
             })
             .await
-            .map_err(classify)?;
+            .map_err(|status| self.failed(status))
+            .inspect(|_| self.answered())?;
         Ok(())
     }
 
@@ -188,7 +230,8 @@ impl Upstream {
             .clone()
             .leave_session(LeaveSessionRequest { session_id })
             .await
-            .map_err(classify)?;
+            .map_err(|status| self.failed(status))
+            .inspect(|_| self.answered())?;
         Ok(())
     }
 }

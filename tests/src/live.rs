@@ -33,6 +33,11 @@ pub struct LiveOptions {
     pub database_proxy: Option<std::sync::Arc<crate::proxy::ChaosProxy>>,
     /// Use this Redis instead of the test engines' one.
     pub redis_url: Option<String>,
+    /// ingest-hooks reach the control plane through this proxy (its upstream is set).
+    pub control_plane_proxy: Option<std::sync::Arc<crate::proxy::ChaosProxy>>,
+    /// Reconnect window of streams interrupted for ingest silence; `None` for the
+    /// ordinary reconnect window.
+    pub ingest_lost_window: Option<Duration>,
 }
 
 impl Default for LiveOptions {
@@ -46,6 +51,8 @@ impl Default for LiveOptions {
             ingest_timeout: None,
             database_proxy: None,
             redis_url: None,
+            control_plane_proxy: None,
+            ingest_lost_window: None,
         }
     }
 }
@@ -129,6 +136,7 @@ impl LiveStack {
             if let Some(url) = &options.redis_url {
                 c.redis_url = url.as_str().into();
             }
+            c.ingest_lost_window = options.ingest_lost_window.unwrap_or_default();
         })
         .await;
         let (hooks, nginx, hooks_config, dir) = launch(&ctx, &options, "ingest-test").await;
@@ -282,7 +290,13 @@ async fn launch(
     let hooks_config = nova_ingest_hooks::Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         secret: Some(secret.as_str().into()),
-        control_plane_url: ctx.url(),
+        control_plane_url: match &options.control_plane_proxy {
+            Some(proxy) => {
+                proxy.set_upstream(ctx.addr());
+                format!("http://{}", proxy.addr)
+            }
+            None => ctx.url(),
+        },
         control_plane_ca: None,
         service_token: ctx.ingest_token.as_str().into(),
         ingest_node: node.into(),

@@ -219,3 +219,51 @@ async fn an_nginx_restart_interrupts_the_stream_and_the_broadcaster_resumes_it()
     again.stop().await;
     live.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hooks_partition_longer_than_the_reconnect_window_never_completes_a_kept_stream() {
+    // The control plane stays up and its reaper judges the silence: the stream goes
+    // INTERRUPTED (ingest_lost), but its window is NOVA_INGEST_LOST_WINDOW, not the
+    // 2 s reconnect window, so the broadcaster the hooks keep on air resumes it.
+    let proxy = std::sync::Arc::new(nova_tests::proxy::ChaosProxy::start(None).await);
+    let mut live = LiveStack::start(LiveOptions {
+        reconnect_window: Duration::from_secs(2),
+        ingest_timeout: Some(Duration::from_secs(3)),
+        ingest_lost_window: Some(Duration::from_secs(60)),
+        control_plane_proxy: Some(proxy.clone()),
+        ..LiveOptions::default()
+    })
+    .await;
+    let (name, id, mut task) = on_air(&mut live, "hooks partitioned").await;
+
+    proxy.cut();
+    live.wait_for_status(&name, StreamStatus::Interrupted, Duration::from_secs(15))
+        .await;
+    // Well past the 2 s reconnect window: still kept, still not completed.
+    still_on_air(&mut task, Duration::from_secs(4), "during the partition").await;
+    assert_eq!(live.get(&name).await.status(), StreamStatus::Interrupted);
+
+    proxy.heal();
+    live.wait_for_status(&name, StreamStatus::Active, Duration::from_secs(10))
+        .await;
+    still_on_air(
+        &mut task,
+        Duration::from_secs(2),
+        "after the partition healed",
+    )
+    .await;
+    assert_eq!(
+        lifecycle(&live, &id).await,
+        [
+            "started resumed=false",
+            "ended interrupted ingest_lost",
+            "started resumed=true"
+        ]
+    );
+    let cut = end_and_time_the_cut(&live, &name, &mut task).await;
+    println!(
+        "hooks partitioned past the reconnect window: kept on air, resumed; EndStream cut off after {:.2} s",
+        cut.as_secs_f64()
+    );
+    live.shutdown().await;
+}

@@ -40,6 +40,10 @@ pub struct ReaperSettings {
     pub ingest_timeout: Duration,
     /// How long an interrupted stream waits for its broadcaster.
     pub reconnect_window: Duration,
+    /// How long a stream interrupted for ingest silence waits: a silent ingest may be
+    /// one that ingest-hooks keep on air through a control-plane outage or partition
+    /// (their `NOVA_UPDATE_GRACE`), whose next heartbeat resumes the stream.
+    pub ingest_lost_window: Duration,
 }
 
 /// What one sweep did.
@@ -108,7 +112,7 @@ async fn sweep_batch(
             let quiet_since =
                 now - chrono::Duration::from_std(settings.ingest_timeout).unwrap_or_default();
             let deadline =
-                now + chrono::Duration::from_std(settings.reconnect_window).unwrap_or_default();
+                now + chrono::Duration::from_std(settings.ingest_lost_window).unwrap_or_default();
             let mut sweep = Sweep {
                 led: true,
                 ..Sweep::default()

@@ -25,23 +25,18 @@ pub(super) async fn handle(
     if origin.app != state.config().ingest_app {
         return Ok(super::ok());
     }
-    let answer = state.upstream().heartbeat(key, origin).await;
-    if !matches!(answer, Err(HookError::Upstream(_)))
-        && let Some(lasted) = state.outage().answered()
-    {
-        tracing::info!(
-            outage.seconds = lasted.as_secs_f64(),
-            "control plane answers again"
-        );
-    }
-    match answer {
+    match state.upstream().heartbeat(key, origin).await {
         Ok(None) => Ok(super::ok()),
         Ok(Some(reason)) => {
             tracing::info!(client.id = %origin.client_id, %reason, "cutting the broadcaster off");
             Err(HookError::Refused(reason))
         }
         Err(HookError::Upstream(status)) => {
-            match state.outage().failed(state.config().update_grace) {
+            match state
+                .upstream()
+                .outage()
+                .failed(state.config().update_grace)
+            {
                 Keep::Within(lasted) => {
                     tracing::warn!(
                         grpc.code = ?status.code(),

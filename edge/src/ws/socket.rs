@@ -45,6 +45,11 @@ pub const RECONNECT_REASON: &str = "server shutting down; reconnect";
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// A client silent (no pong, no message) for this long is dropped.
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
+/// Longest a write to one socket may take; a client that stops reading is closed
+/// with 4408 instead of holding its task, its slot and shutdown.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest the closing frame may take to go out.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Query of the WebSocket URL.
 #[derive(Debug, Deserialize)]
@@ -212,16 +217,17 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
             next = registration.queue.next() => match next {
                 Next::TooFarBehind => Ok(Some((CLOSE_TOO_SLOW, "too far behind"))),
                 Next::Send(frames) => {
-                    let mut sent: Result<(), axum::Error> = Ok(());
-                    for frame in frames {
-                        sent = tx.feed(Message::Text(frame)).await;
-                        if sent.is_err() {
-                            break;
+                    let write = async {
+                        for frame in frames {
+                            tx.feed(Message::Text(frame)).await?;
                         }
-                    }
-                    match sent {
-                        Ok(()) => tx.flush().await.map(|_| None),
-                        Err(e) => Err(e),
+                        tx.flush().await
+                    };
+                    // A client that stops reading would hold this write (and so the
+                    // idle check, the queue and shutdown) forever.
+                    match tokio::time::timeout(SEND_TIMEOUT, write).await {
+                        Ok(sent) => sent.map(|()| None),
+                        Err(_) => Ok(Some((CLOSE_TOO_SLOW, "too far behind"))),
                     }
                 }
             },
@@ -236,7 +242,10 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
                 if last_heard.elapsed() > IDLE_LIMIT {
                     Ok(Some((1000, "idle")))
                 } else {
-                    tx.send(Message::Ping(Default::default())).await.map(|_| None)
+                    match tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::Ping(Default::default()))).await {
+                        Ok(sent) => sent.map(|()| None),
+                        Err(_) => Ok(Some((CLOSE_TOO_SLOW, "too far behind"))),
+                    }
                 }
             }
         };
@@ -248,12 +257,11 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
         _ => {}
     }
     if let Ok(Some((code, reason))) = outcome {
-        let _ = tx
-            .send(Message::Close(Some(CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
-            })))
-            .await;
+        let close = tx.send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })));
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
     }
     drop(registration);
     state.metrics().socket_closed();

@@ -25,6 +25,9 @@ use governor::{
 /// Most addresses kept in the penalty box; past it, expired entries are swept and,
 /// if still full, the newest offender is not boxed (the limiter still counts it).
 const MAX_BOXED: usize = 100_000;
+/// Every this many refusals, budgets that have refilled are forgotten, so refusals
+/// from ever new addresses cannot grow the limiter's memory without bound.
+const PRUNE_EVERY: u64 = 1024;
 
 /// Failed-publish budget of every peer address.
 pub struct PublishBudget {
@@ -39,6 +42,8 @@ pub struct PublishBudget {
     boxed: Mutex<HashMap<IpAddr, Instant>>,
     /// The limiter's clock, to turn its answers into instants.
     clock: DefaultClock,
+    /// Refusals recorded, for pruning.
+    recorded: std::sync::atomic::AtomicU64,
 }
 
 impl PublishBudget {
@@ -52,6 +57,7 @@ impl PublishBudget {
             refusals: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
             boxed: Mutex::default(),
             clock: DefaultClock::default(),
+            recorded: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -77,6 +83,14 @@ impl PublishBudget {
         let Some(group) = group(addr) else {
             return false;
         };
+        let recorded = self
+            .recorded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if recorded % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            self.refusals.retain_recent();
+            let now = Instant::now();
+            self.boxed().retain(|_, until| *until > now);
+        }
         let wait = match self.refusals.check_key(&group) {
             Ok(left) if left.remaining_burst_capacity() > 0 => return false,
             Ok(left) => left.quota().replenish_interval(),
@@ -155,6 +169,24 @@ mod tests {
         }
         assert!(!budget.exhausted("127.0.0.1:1935/stream/x"));
         assert!(!budget.exhausted(""));
+    }
+
+    #[test]
+    fn refusals_from_ever_new_addresses_do_not_grow_memory_without_bound() {
+        let budget = PublishBudget::new(NonZeroU32::new(5).unwrap(), Duration::from_millis(1));
+        for i in 0..20_000u32 {
+            let [a, b, c, d] = (0x0a00_0000 + i).to_be_bytes();
+            budget.refused(&format!("{a}.{b}.{c}.{d}"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        for i in 0..PRUNE_EVERY as u32 {
+            budget.refused(&format!("192.0.2.{}", i % 200));
+        }
+        assert!(
+            budget.refusals.len() < 2_000,
+            "{} budgets kept after they refilled",
+            budget.refusals.len()
+        );
     }
 
     #[test]

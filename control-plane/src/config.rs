@@ -21,6 +21,8 @@
 //! | `NOVA_INGEST_LOST_WINDOW` | `5m` | reconnect window of a stream interrupted because its ingest went silent (at least `NOVA_RECONNECT_WINDOW`): keep it at or above ingest-hooks' `NOVA_UPDATE_GRACE`, so a broadcaster the hooks keep on air through an outage is never completed under it |
 //! | `NOVA_REAPER_INTERVAL` | `1s` | time between reaper sweeps |
 //! | `NOVA_SHUTDOWN_GRACE` | `10s` | how long in-flight calls may finish on shutdown |
+//! | `NOVA_HTTP_HEADER_TIMEOUT` | `10s` | the metrics listener: time a connection has to send a request head (read by `nova_runtime::http`) |
+//! | `NOVA_HTTP_IDLE_TIMEOUT` | `60s` | the metrics listener: a connection that moves no byte for this long is closed (read by `nova_runtime::http`) |
 //! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `NOVA_MIGRATE_ONLY` | `false` | migrate the database and exit (`--migrate-only`) |
 //! | `RUST_LOG` | `info` | log filter |

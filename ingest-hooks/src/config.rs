@@ -19,6 +19,8 @@
 //! | `NOVA_PUBLISH_FAILURES` | `10` | refused publishes one address may make before it is refused at once, without asking the control plane |
 //! | `NOVA_PUBLISH_FAILURE_REFILL` | `6s` | one more refused publish is allowed per address after this long |
 //! | `NOVA_HLS_DIR` | (none) | nginx's HLS output folder, watched for segment generation time; unset turns it off |
+//! | `NOVA_HTTP_HEADER_TIMEOUT` | `10s` | time a connection has to send a request head; also bounds idle keep-alive connections (read by `nova_runtime::http`) |
+//! | `NOVA_HTTP_IDLE_TIMEOUT` | `60s` | a connection that moves no byte for this long is closed (read by `nova_runtime::http`) |
 //! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};

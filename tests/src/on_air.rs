@@ -11,6 +11,12 @@ use crate::{
 
 /// Starts a publisher on a new stream through nginx; returns its name and task.
 pub async fn on_air(live: &mut LiveStack, title: &str) -> (String, PublishTask) {
+    let (name, _, task) = on_air_with_id(live, title).await;
+    (name, task)
+}
+
+/// Like [`on_air`], also returning the stream's public id.
+pub async fn on_air_with_id(live: &mut LiveStack, title: &str) -> (String, String, PublishTask) {
     let (stream, key) = live.create_stream(title).await;
     let task = publish(&live.publish_url(&key))
         .await
@@ -18,7 +24,7 @@ pub async fn on_air(live: &mut LiveStack, title: &str) -> (String, PublishTask) 
         .spawn(Flv::fixture(), Duration::from_secs(3600));
     live.wait_for_status(&stream.name, StreamStatus::Active, Duration::from_secs(10))
         .await;
-    (stream.name, task)
+    (stream.name, stream.stream_id, task)
 }
 
 /// Asserts the publisher stays on air for `window` (nginx would drop it at a failed
@@ -30,8 +36,10 @@ pub async fn still_on_air(task: &mut PublishTask, window: Duration, what: &str) 
     }
 }
 
-/// Ends the stream and asserts nginx cuts the broadcaster off at nginx's next update.
-pub async fn end_and_cut(live: &LiveStack, name: &str, task: &mut PublishTask) {
+/// Ends the stream and asserts nginx cuts the broadcaster off at nginx's next update;
+/// returns how long the cut took.
+pub async fn end_and_cut(live: &LiveStack, name: &str, task: &mut PublishTask) -> Duration {
+    let ended = tokio::time::Instant::now();
     live.streams
         .clone()
         .end_stream(EndStreamRequest { name: name.into() })
@@ -42,4 +50,5 @@ pub async fn end_and_cut(live: &LiveStack, name: &str, task: &mut PublishTask) {
         matches!(result, Err(RtmpError::Closed)),
         "cut off: {result:?}"
     );
+    ended.elapsed()
 }

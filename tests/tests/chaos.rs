@@ -15,11 +15,12 @@
 
 use std::time::Duration;
 
-use nova_proto::v1::{EndStreamRequest, StreamStatus};
+use nova_proto::v1::StreamStatus;
 use nova_tests::{
     events,
     live::{LiveOptions, LiveStack},
-    publisher::{Flv, PublishTask, RtmpError, publish},
+    on_air::{end_and_cut, on_air_with_id, still_on_air},
+    publisher::{Flv, RtmpError, publish},
 };
 use tokio::time::Instant;
 
@@ -28,43 +29,6 @@ const LONG: Duration = Duration::from_secs(3600);
 /// Returns the stream's logged lifecycle, e.g. `["started resumed=false"]`.
 async fn lifecycle(live: &LiveStack, stream_id: &str) -> Vec<String> {
     events::lifecycle(&mut live.ctx.db().await, stream_id).await
-}
-
-/// Starts a stream and a publisher on it; returns the stream's name and id, and the task.
-async fn on_air(live: &mut LiveStack, title: &str) -> (String, String, PublishTask) {
-    let (stream, key) = live.create_stream(title).await;
-    let task = publish(&live.publish_url(&key))
-        .await
-        .expect("publish accepted")
-        .spawn(Flv::fixture(), LONG);
-    live.wait_for_status(&stream.name, StreamStatus::Active, Duration::from_secs(10))
-        .await;
-    (stream.name, stream.stream_id, task)
-}
-
-/// Asserts the publisher is still on air `window` from now (a bounded observation:
-/// nginx would drop it at a failed update, at most one update interval away).
-async fn still_on_air(task: &mut PublishTask, window: Duration, what: &str) {
-    match task.ended_within(window).await {
-        Err(RtmpError::Timeout(_)) => {}
-        other => panic!("the broadcaster was dropped {what}: {other:?}"),
-    }
-}
-
-/// EndStream, then the time until nginx hung up on the broadcaster.
-async fn end_and_time_the_cut(live: &LiveStack, name: &str, task: &mut PublishTask) -> Duration {
-    let ended = Instant::now();
-    live.streams
-        .clone()
-        .end_stream(EndStreamRequest { name: name.into() })
-        .await
-        .expect("EndStream");
-    let result = task.ended_within(Duration::from_secs(10)).await;
-    assert!(
-        matches!(result, Err(RtmpError::Closed)),
-        "cut off by nginx: {result:?}"
-    );
-    ended.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -76,7 +40,7 @@ async fn a_broadcaster_stays_on_air_through_a_control_plane_restart() {
         ..LiveOptions::default()
     })
     .await;
-    let (name, id, mut task) = on_air(&mut live, "control plane restart").await;
+    let (name, id, mut task) = on_air_with_id(&mut live, "control plane restart").await;
 
     live.ctx.restart(Duration::from_secs(4)).await;
     // While it was down, the hooks vouched for the admitted broadcaster; now its
@@ -93,7 +57,7 @@ async fn a_broadcaster_stays_on_air_through_a_control_plane_restart() {
         ["started resumed=false"],
         "no spurious interruption in the event log"
     );
-    let cut = end_and_time_the_cut(&live, &name, &mut task).await;
+    let cut = end_and_cut(&live, &name, &mut task).await;
     println!(
         "control plane restart: on air; EndStream cut off after {:.2} s",
         cut.as_secs_f64()
@@ -108,7 +72,7 @@ async fn a_broadcaster_stays_on_air_through_an_ingest_hooks_restart() {
         ..LiveOptions::default()
     })
     .await;
-    let (name, id, mut task) = on_air(&mut live, "hooks restart").await;
+    let (name, id, mut task) = on_air_with_id(&mut live, "hooks restart").await;
 
     live.restart_hooks(Duration::from_secs(2)).await;
     still_on_air(
@@ -129,7 +93,7 @@ async fn a_broadcaster_stays_on_air_through_an_ingest_hooks_restart() {
     );
     assert_eq!(live.get(&name).await.status(), StreamStatus::Active);
     assert_eq!(lifecycle(&live, &id).await, ["started resumed=false"]);
-    let cut = end_and_time_the_cut(&live, &name, &mut task).await;
+    let cut = end_and_cut(&live, &name, &mut task).await;
     println!(
         "ingest-hooks restart: on air; EndStream cut off after {:.2} s",
         cut.as_secs_f64()
@@ -144,7 +108,7 @@ async fn an_outage_longer_than_the_grace_cuts_broadcasters_and_new_publishes_fai
         ..LiveOptions::default()
     })
     .await;
-    let (_, _, mut task) = on_air(&mut live, "long outage").await;
+    let (_, _, mut task) = on_air_with_id(&mut live, "long outage").await;
     let (_, other_key) = live.create_stream("not yet live").await;
 
     let down = Instant::now();
@@ -234,7 +198,7 @@ async fn a_hooks_partition_longer_than_the_reconnect_window_never_completes_a_ke
         ..LiveOptions::default()
     })
     .await;
-    let (name, id, mut task) = on_air(&mut live, "hooks partitioned").await;
+    let (name, id, mut task) = on_air_with_id(&mut live, "hooks partitioned").await;
 
     proxy.cut();
     live.wait_for_status(&name, StreamStatus::Interrupted, Duration::from_secs(15))
@@ -260,7 +224,7 @@ async fn a_hooks_partition_longer_than_the_reconnect_window_never_completes_a_ke
             "started resumed=true"
         ]
     );
-    let cut = end_and_time_the_cut(&live, &name, &mut task).await;
+    let cut = end_and_cut(&live, &name, &mut task).await;
     println!(
         "hooks partitioned past the reconnect window: kept on air, resumed; EndStream cut off after {:.2} s",
         cut.as_secs_f64()

@@ -214,6 +214,31 @@ impl LiveStack {
         .await
     }
 
+    /// Returns the live viewer count of stream `name`, as the control plane knows it.
+    pub async fn viewer_count(&self, name: &str) -> Result<i64, String> {
+        clients::sessions(&self.ctx.url(), &self.ctx.token)
+            .await
+            .get_viewer_count(nova_proto::v1::GetViewerCountRequest { name: name.into() })
+            .await
+            .map(|r| r.into_inner().viewer_count)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Waits (at most `timeout`) until stream `name` has `count` live viewers.
+    pub async fn wait_for_viewers(&self, name: &str, count: i64, timeout: Duration) {
+        wait::until(
+            &format!("{name} to have {count} viewer(s)"),
+            timeout,
+            || async {
+                match self.viewer_count(name).await? {
+                    n if n == count => Ok(()),
+                    n => Err(format!("{n} viewers")),
+                }
+            },
+        )
+        .await;
+    }
+
     /// Waits (at most `timeout`) until `url` answers 200; returns the body.
     pub async fn wait_for_url(&self, url: &str, timeout: Duration) -> crate::http::Answer {
         wait::until(&format!("{url} to be served"), timeout, || async {

@@ -136,15 +136,7 @@ async fn abr_master_playlist_lists_every_rendition_with_bandwidth_and_resolution
 
     // The transcoder has been playing the stream all along, marked with the hooks
     // secret: nginx's helpers are not viewers.
-    let viewers = nova_tests::clients::sessions(&live.ctx.url(), &live.ctx.token)
-        .await
-        .get_viewer_count(nova_proto::v1::GetViewerCountRequest {
-            name: stream.name.clone(),
-        })
-        .await
-        .expect("viewer count")
-        .into_inner()
-        .viewer_count;
+    let viewers = live.viewer_count(&stream.name).await.expect("viewer count");
     assert_eq!(
         viewers, 0,
         "the ABR transcoder and the relay are not counted"

@@ -228,14 +228,6 @@ async fn rtmp_players_are_counted_as_viewers_while_they_play() {
         .spawn(Flv::fixture(), LONG);
     live.wait_for_status(&stream.name, StreamStatus::Active, Duration::from_secs(10))
         .await;
-    let mut sessions = nova_tests::clients::sessions(&live.ctx.url(), &live.ctx.token).await;
-    let count = |mut sessions: nova_tests::clients::Sessions, name: String| async move {
-        sessions
-            .get_viewer_count(nova_proto::v1::GetViewerCountRequest { name })
-            .await
-            .map(|r| r.into_inner().viewer_count)
-            .map_err(|e| e.to_string())
-    };
     let player_url = format!(
         "rtmp://127.0.0.1:{}/stream/{}",
         live.nginx.settings().rtmp_port,
@@ -258,33 +250,15 @@ async fn rtmp_players_are_counted_as_viewers_while_they_play() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    wait::until(
-        "the RTMP player to be counted",
-        Duration::from_secs(10),
-        || async {
-            match count(sessions.clone(), stream.name.clone()).await? {
-                1 => Ok(()),
-                n => Err(format!("{n} viewers")),
-            }
-        },
-    )
-    .await;
+    live.wait_for_viewers(&stream.name, 1, Duration::from_secs(10))
+        .await;
     let status = tokio::time::timeout(Duration::from_secs(20), player.wait())
         .await
         .unwrap()
         .unwrap();
     assert!(status.success(), "the RTMP player played: {status}");
-    wait::until(
-        "the RTMP player to leave",
-        Duration::from_secs(10),
-        || async {
-            match count(sessions.clone(), stream.name.clone()).await? {
-                0 => Ok(()),
-                n => Err(format!("{n} viewers")),
-            }
-        },
-    )
-    .await;
+    live.wait_for_viewers(&stream.name, 0, Duration::from_secs(10))
+        .await;
     // Playing the ingest application (stream names are keys there) is refused.
     let out = tokio::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i"])
@@ -296,11 +270,11 @@ async fn rtmp_players_are_counted_as_viewers_while_they_play() {
         .unwrap()
         .unwrap();
     assert!(!out.status.success(), "playing live/<key> must fail");
-    let _ = sessions
-        .get_viewer_count(nova_proto::v1::GetViewerCountRequest {
-            name: stream.name.clone(),
-        })
-        .await;
+    assert_eq!(
+        live.viewer_count(&stream.name).await,
+        Ok(0),
+        "a refused player is not counted"
+    );
     task.stop().await;
     live.shutdown().await;
 }

@@ -212,29 +212,8 @@ async fn a_forged_transcoder_mark_is_still_counted_as_a_viewer() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let sessions = nova_tests::clients::sessions(&live.ctx.url(), &live.ctx.token).await;
-    wait::until(
-        "the marked player to be counted",
-        Duration::from_secs(10),
-        || {
-            let mut sessions = sessions.clone();
-            let name = stream.name.clone();
-            async move {
-                let n = sessions
-                    .get_viewer_count(nova_proto::v1::GetViewerCountRequest { name })
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .into_inner()
-                    .viewer_count;
-                if n == 1 {
-                    Ok(())
-                } else {
-                    Err(format!("{n} viewers"))
-                }
-            }
-        },
-    )
-    .await;
+    live.wait_for_viewers(&stream.name, 1, Duration::from_secs(10))
+        .await;
     let _ = tokio::time::timeout(Duration::from_secs(20), player.wait()).await;
     task.stop().await;
     live.shutdown().await;

@@ -9,7 +9,7 @@ use axum::{
 use tonic::Code;
 
 /// An error answered to an HTTP client.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ApiError {
     /// HTTP status.

@@ -6,6 +6,7 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -14,7 +15,7 @@ use axum::{Json, extract::State};
 use nova_proto::v1::{BatchGetViewerCountsRequest, ListStreamsRequest, StreamStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::time::Instant;
+use tokio::{sync::OnceCell, time::Instant};
 
 use crate::{
     auth::Owner, error::ApiError, extract::Params, json, ratelimit::ReadAdmitted, state::AppState,
@@ -37,16 +38,19 @@ pub struct ListQuery {
 /// Most distinct anonymous queries cached at once; beyond it the cache starts over.
 const MAX_ENTRIES: usize = 256;
 
-/// A cached answer and when it was built.
-type Entry = (Instant, Arc<Value>);
+/// The answer to one anonymous query: filled once by the first caller, shared by
+/// every caller that arrives while it is being built or while it is fresh.
+type Slot = Arc<OnceCell<Result<Arc<Value>, ApiError>>>;
 
-/// Anonymous list answers by query, each kept for a short time.
+/// Anonymous list answers by query, each kept for a short time. Single-flight: a
+/// crowd arriving when an answer expires costs the control plane one call, not one
+/// per request.
 #[derive(Clone)]
 pub struct ListCache {
     /// How long an answer is reused; zero disables the cache.
     ttl: Duration,
-    /// Query key → (when it was built, the answer).
-    entries: Arc<Mutex<HashMap<String, Entry>>>,
+    /// Query key → (when its slot was opened, the slot).
+    entries: Arc<Mutex<HashMap<String, (Instant, Slot)>>>,
 }
 
 impl ListCache {
@@ -58,27 +62,51 @@ impl ListCache {
         }
     }
 
-    fn get(&self, key: &str) -> Option<Arc<Value>> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, value)| value.clone())
+    /// Returns the answer for `key`: the fresh or in-flight one if there is one,
+    /// else the one `fetch` builds. A failed fetch is shared by the callers that
+    /// waited for it, then forgotten, so the next caller tries again.
+    async fn get_or_fetch<F>(&self, key: String, fetch: F) -> Result<Arc<Value>, ApiError>
+    where
+        F: Future<Output = Result<Value, ApiError>>,
+    {
+        if self.ttl.is_zero() {
+            return fetch.await.map(Arc::new);
+        }
+        let slot = self.slot(&key);
+        let answer = slot
+            .get_or_init(|| async { fetch.await.map(Arc::new) })
+            .await
+            .clone();
+        if answer.is_err() {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            if entries
+                .get(&key)
+                .is_some_and(|(_, s)| Arc::ptr_eq(s, &slot))
+            {
+                entries.remove(&key);
+            }
+        }
+        answer
     }
 
-    fn put(&self, key: String, value: Arc<Value>) {
-        if self.ttl.is_zero() {
-            return;
-        }
+    /// The slot for `key`: the current one while it is fresh or still being filled,
+    /// else a new one.
+    fn slot(&self, key: &str) -> Slot {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let ttl = self.ttl;
+        let usable = |(at, slot): &(Instant, Slot)| at.elapsed() < ttl || !slot.initialized();
+        if let Some(entry) = entries.get(key).filter(|e| usable(e)) {
+            return entry.1.clone();
+        }
         if entries.len() >= MAX_ENTRIES {
-            let ttl = self.ttl;
-            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            entries.retain(|_, entry| usable(entry));
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
         }
-        entries.insert(key, (Instant::now(), value));
+        let slot = Slot::default();
+        entries.insert(key.to_owned(), (Instant::now(), slot.clone()));
+        slot
     }
 }
 
@@ -138,19 +166,34 @@ pub async fn list(
         q.page_size.unwrap_or(0),
         q.page_token.as_deref().unwrap_or_default()
     );
-    if public && let Some(cached) = state.lists().get(&key) {
-        return Ok(Json(Value::clone(&cached)));
+    let query = ListStreamsRequest {
+        page_size: q.page_size.unwrap_or(0),
+        page_token: q.page_token.unwrap_or_default(),
+        statuses,
+        owner: owner.unwrap_or_default(),
+    };
+    if public {
+        let body = state
+            .lists()
+            .get_or_fetch(key, fetch(&state, query, public))
+            .await?;
+        return Ok(Json(Value::clone(&body)));
     }
+    fetch(&state, query, public).await.map(Json)
+}
+
+/// One page of streams from the control plane with their viewer counts, in the
+/// public view when `public`.
+async fn fetch(
+    state: &AppState,
+    query: ListStreamsRequest,
+    public: bool,
+) -> Result<Value, ApiError> {
     let page = state
         .upstream()
         .streams
         .clone()
-        .list_streams(ListStreamsRequest {
-            page_size: q.page_size.unwrap_or(0),
-            page_token: q.page_token.unwrap_or_default(),
-            statuses,
-            owner: owner.unwrap_or_default(),
-        })
+        .list_streams(query)
         .await?
         .into_inner();
     let names: Vec<String> = page.streams.iter().map(|s| s.name.clone()).collect();
@@ -188,8 +231,97 @@ pub async fn list(
         })
         .collect();
     let body = json!({ "streams": streams, "next_page_token": page.next_page_token });
-    if public {
-        state.lists().put(key, Arc::new(body.clone()));
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::http::StatusCode;
+
+    use super::*;
+
+    /// A fetch that counts its calls and waits until `gate` opens, so callers pile up.
+    async fn counted(
+        calls: &AtomicUsize,
+        gate: &tokio::sync::Notify,
+        answer: Result<Value, ApiError>,
+    ) -> Result<Value, ApiError> {
+        calls.fetch_add(1, Ordering::SeqCst);
+        gate.notified().await;
+        answer
     }
-    Ok(Json(body))
+
+    #[tokio::test]
+    async fn a_crowd_on_one_query_costs_one_fetch() {
+        let cache = ListCache::new(Duration::from_secs(60));
+        let calls = AtomicUsize::new(0);
+        let gate = tokio::sync::Notify::new();
+        let crowd = (0..50)
+            .map(|_| cache.get_or_fetch("q".into(), counted(&calls, &gate, Ok(json!({"n": 1})))));
+        let all = futures::future::join_all(crowd);
+        tokio::pin!(all);
+        // Let every caller reach the cache before the one fetch answers.
+        tokio::select! {
+            biased;
+            _ = &mut all => panic!("answered before the fetch was let through"),
+            () = tokio::task::yield_now() => {}
+        }
+        gate.notify_waiters();
+        gate.notify_one();
+        let answers = all.await;
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "one fetch for the whole crowd"
+        );
+        assert!(
+            answers
+                .iter()
+                .all(|a| a.as_ref().is_ok_and(|v| v["n"] == 1))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_is_shared_then_forgotten() {
+        let cache = ListCache::new(Duration::from_secs(60));
+        let calls = AtomicUsize::new(0);
+        let gate = tokio::sync::Notify::new();
+        gate.notify_one();
+        let down = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "down");
+        let first = cache
+            .get_or_fetch("q".into(), counted(&calls, &gate, Err(down)))
+            .await;
+        assert_eq!(
+            first.map_err(|e| e.status),
+            Err(StatusCode::SERVICE_UNAVAILABLE)
+        );
+        gate.notify_one();
+        let second = cache
+            .get_or_fetch("q".into(), counted(&calls, &gate, Ok(json!({"n": 2}))))
+            .await;
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "the failure was not cached"
+        );
+        assert_eq!(second.map(|v| v["n"].clone()).ok(), Some(json!(2)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_answer_is_fetched_again() {
+        let cache = ListCache::new(Duration::from_secs(1));
+        let calls = AtomicUsize::new(0);
+        let gate = tokio::sync::Notify::new();
+        for n in 0..2 {
+            gate.notify_one();
+            let answer = cache
+                .get_or_fetch("q".into(), counted(&calls, &gate, Ok(json!({ "n": n }))))
+                .await;
+            assert_eq!(answer.map(|v| v["n"].clone()).ok(), Some(json!(n)));
+            tokio::time::advance(Duration::from_secs(2)).await;
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
 }

@@ -13,7 +13,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     metrics::CpMetrics,
-    redis::{self, RedisPool, availability::Availability},
+    redis::{Redis, availability::Availability},
     service::live::Hub,
     shutdown,
 };
@@ -28,7 +28,7 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// What the probe reports to.
 pub struct RedisProbe {
     /// Redis connections.
-    pub pool: RedisPool,
+    pub redis: Redis,
     /// The flag session calls check.
     pub availability: Availability,
     /// The live hub, whose subscription counts towards readiness.
@@ -67,7 +67,7 @@ impl RedisProbe {
                 () = &mut stopped => return,
                 _ = tick.tick() => {}
             }
-            let result = redis::ping(&self.pool, PROBE_TIMEOUT).await;
+            let result = self.redis.ping(PROBE_TIMEOUT).await;
             let up = result.is_ok();
             let changed = self.availability.set(up) != up;
             if changed {

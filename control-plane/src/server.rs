@@ -42,10 +42,12 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     let applied = db::migrate(config.database_url.expose()).await?;
     tracing::info!(migrations.applied = applied, "database migrated");
     let pool = db::connect(config.database_url.expose(), config.db_pool_size).await?;
-    // Redis is not needed to start: the pool connects lazily and the probe reports.
-    let redis = redis::pool(config.redis_url.expose(), config.db_pool_size)
+    // Redis is not needed to start: connections are made lazily and the probe reports.
+    let target = redis::Target::parse(config.redis_url.expose())
         .map_err(|e| anyhow::anyhow!("NOVA_REDIS_URL: {e}"))?;
-    let availability = match redis::ping(&redis, health::PROBE_TIMEOUT).await {
+    let redis = redis::Redis::new(&target, config.db_pool_size)
+        .map_err(|e| anyhow::anyhow!("NOVA_REDIS_URL: {e}"))?;
+    let availability = match redis.ping(health::PROBE_TIMEOUT).await {
         Ok(()) => Availability::new(true),
         Err(err) => {
             tracing::warn!(error = %err, "Redis unavailable at start-up: serving without sessions and counts until it answers");
@@ -57,7 +59,7 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     let metrics_addr = metrics.serve(config.metrics_addr, signal.clone()).await?;
     let state = AppState::new(
         pool,
-        redis,
+        (target, redis),
         availability,
         Authenticator::new(tokens, metrics.clone()),
         metrics.clone(),
@@ -67,7 +69,7 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
 
     let (reporter, health) = tonic_health::server::health_reporter();
     let probe = RedisProbe {
-        pool: state.redis().clone(),
+        redis: state.redis().clone(),
         availability: state.redis_availability().clone(),
         hub: state.hub().clone(),
         reporter: reporter.clone(),

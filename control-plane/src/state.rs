@@ -7,7 +7,7 @@ use crate::{
     config::Config,
     db::DbPool,
     metrics::CpMetrics,
-    redis::{Keys, RedisPool, availability::Availability, sessions::SessionStore},
+    redis::{Keys, Redis, Target, availability::Availability, sessions::SessionStore},
     service::{
         analytics::Analytics,
         ingest::Ingest,
@@ -48,16 +48,17 @@ struct Inner {
     /// Whether Redis answers now.
     redis_availability: Availability,
     /// Redis connections (for the availability probe).
-    redis: RedisPool,
+    redis: Redis,
 }
 
 impl AppState {
     /// Assembles the state and starts the live hub (event-log follower and Redis
-    /// subscription) and the event publisher, which run until `stop`. Redis need not
-    /// answer: `availability` says whether it does.
+    /// subscription) and the event publisher, which run until `stop`. `redis` is where
+    /// Redis is and the connections to it; it need not answer: `availability` says
+    /// whether it does.
     pub fn new(
         pool: DbPool,
-        redis: RedisPool,
+        (target, redis): (Target, Redis),
         availability: Availability,
         authenticator: Authenticator,
         metrics: CpMetrics,
@@ -69,13 +70,13 @@ impl AppState {
         let store = SessionStore::new(redis.clone(), keys.clone(), ttl_ms, availability.clone());
         let hub = Hub::start(
             pool.clone(),
-            config.redis_url.expose().to_owned(),
+            target,
             keys.clone(),
             config.count_window,
             stop.clone(),
         );
         let drain = Drain {
-            pool: redis.clone(),
+            redis: redis.clone(),
             keys,
             availability: availability.clone(),
             hub: hub.clone(),
@@ -112,8 +113,8 @@ impl AppState {
         &self.0.redis_availability
     }
 
-    /// Returns the Redis pool.
-    pub fn redis(&self) -> &RedisPool {
+    /// Returns the Redis connections.
+    pub fn redis(&self) -> &Redis {
         &self.0.redis
     }
 

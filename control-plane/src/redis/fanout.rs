@@ -4,6 +4,15 @@
 //! SUBSCRIBE) and hands what arrives to [`crate::service::live`]. Pub/sub is only a
 //! fast path for lifecycle events: they are read back from the durable log after any
 //! gap, so a message lost here is never an event lost.
+//!
+//! On a Redis Cluster the two channels stay global, with plain PUBLISH/SUBSCRIBE:
+//! every replica wants every stream's counts (one WatchEvents per edge carries them
+//! all), so per-stream sharded channels (SPUBLISH/SSUBSCRIBE) would mean subscribing
+//! to every stream that has viewers as they come and go. The cost: a cluster
+//! forwards each PUBLISH to every node over its bus, so pub/sub traffic does not
+//! spread over the masters as keys do. The subscriber speaks RESP3 to the node that
+//! owns the channel's slot; when any of its node connections drops (a failover), it
+//! starts over from the seeds, like the single-primary subscriber after a drop.
 
 use std::time::Duration;
 
@@ -12,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use crate::{
-    redis::{Keys, RedisPool},
+    redis::{Keys, Redis, Target, cluster},
     service::events::StoredEvent,
     shutdown,
 };
@@ -37,11 +46,11 @@ pub enum Wire {
 /// Publishes lifecycle events on the events channel in one pipeline. The caller
 /// bounds the time it may take.
 pub async fn publish_events(
-    pool: &RedisPool,
+    redis: &Redis,
     keys: &Keys,
     events: &[StoredEvent],
 ) -> anyhow::Result<()> {
-    let mut conn = pool.get().await.map_err(super::pool_error)?;
+    let mut conn = redis.get().await?;
     let mut pipe = redis::pipe();
     for event in events {
         pipe.publish(
@@ -50,7 +59,7 @@ pub async fn publish_events(
         )
         .ignore();
     }
-    pipe.query_async::<()>(&mut *conn).await?;
+    pipe.query_async::<()>(&mut conn).await?;
     Ok(())
 }
 
@@ -71,45 +80,17 @@ pub struct Subscriber {
 /// Subscribes to both channels and forwards what arrives to `out` until shutdown,
 /// reconnecting (after 1 s) whenever the connection drops, and saying in
 /// `out.connected` whether it is subscribed.
-pub async fn subscribe(url: String, keys: Keys, out: Subscriber, stop: shutdown::Signal) {
+pub async fn subscribe(target: Target, keys: Keys, out: Subscriber, stop: shutdown::Signal) {
     let stopped = stop.wait();
     tokio::pin!(stopped);
     // Failed attempts in a row: only the first of an outage is logged as a warning.
     let mut failures = 0u32;
     loop {
         let session = async {
-            let client = redis::Client::open(super::connection_info(&url)?)?;
-            let subscribed = async {
-                let mut pubsub = client.get_async_pubsub().await?;
-                pubsub.subscribe(keys.events_channel()).await?;
-                pubsub.subscribe(keys.counts_channel()).await?;
-                anyhow::Ok(pubsub)
-            };
-            let pubsub = tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribed)
-                .await
-                .map_err(|_| anyhow::anyhow!("subscribing timed out"))??;
-            failures = 0;
-            tracing::debug!("subscribed to event channels");
-            out.connected.send_replace(true);
-            let mut messages = pubsub.into_on_message();
-            while let Some(msg) = messages.next().await {
-                let payload: String = match msg.get_payload() {
-                    Ok(p) => p,
-                    Err(_) => continue,
-                };
-                let sent = match serde_json::from_str::<Wire>(&payload) {
-                    Ok(Wire::Event(event)) => out.events.send(event).await.is_ok(),
-                    Ok(count) => out.counts.send(count).await.is_ok(),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "unreadable message on an event channel");
-                        true
-                    }
-                };
-                if !sent {
-                    return Ok(());
-                }
+            match &target {
+                Target::Single(info) => single_session(info, &keys, &out, &mut failures).await,
+                Target::Cluster(seeds) => cluster_session(seeds, &keys, &out, &mut failures).await,
             }
-            anyhow::Ok(())
         };
         tokio::select! {
             () = &mut stopped => return,
@@ -129,6 +110,90 @@ pub async fn subscribe(url: String, keys: Keys, out: Subscriber, stop: shutdown:
         tokio::select! {
             () = &mut stopped => return,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// One subscription to a single primary, until its connection drops.
+async fn single_session(
+    info: &redis::ConnectionInfo,
+    keys: &Keys,
+    out: &Subscriber,
+    failures: &mut u32,
+) -> anyhow::Result<()> {
+    let client = redis::Client::open(info.clone())?;
+    let subscribed = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(keys.events_channel()).await?;
+        pubsub.subscribe(keys.counts_channel()).await?;
+        anyhow::Ok(pubsub)
+    };
+    let pubsub = tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribed)
+        .await
+        .map_err(|_| anyhow::anyhow!("subscribing timed out"))??;
+    *failures = 0;
+    tracing::debug!("subscribed to event channels");
+    out.connected.send_replace(true);
+    let mut messages = pubsub.into_on_message();
+    while let Some(msg) = messages.next().await {
+        if !forward(&msg, out).await {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// One subscription to a cluster, until any of its node connections drops.
+async fn cluster_session(
+    seeds: &[redis::ConnectionInfo],
+    keys: &Keys,
+    out: &Subscriber,
+    failures: &mut u32,
+) -> anyhow::Result<()> {
+    let (push, mut pushes) = mpsc::unbounded_channel();
+    let client = cluster::client(seeds, Some(push))?;
+    let subscribed = async {
+        let mut conn = client.get_async_connection().await?;
+        conn.subscribe(&[keys.events_channel(), keys.counts_channel()])
+            .await?;
+        anyhow::Ok(conn)
+    };
+    // Kept until the session ends: dropping it ends the subscription.
+    let _conn = tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribed)
+        .await
+        .map_err(|_| anyhow::anyhow!("subscribing timed out"))??;
+    *failures = 0;
+    tracing::debug!("subscribed to event channels on the cluster");
+    out.connected.send_replace(true);
+    while let Some(push) = pushes.recv().await {
+        match push.kind {
+            redis::PushKind::Disconnection => {
+                anyhow::bail!("a cluster node connection dropped")
+            }
+            redis::PushKind::Message => {
+                if let Some(msg) = redis::Msg::from_push_info(push)
+                    && !forward(&msg, out).await
+                {
+                    return Ok(());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Hands one message to `out`; returns false once `out` is gone.
+async fn forward(msg: &redis::Msg, out: &Subscriber) -> bool {
+    let Ok(payload) = msg.get_payload::<String>() else {
+        return true;
+    };
+    match serde_json::from_str::<Wire>(&payload) {
+        Ok(Wire::Event(event)) => out.events.send(event).await.is_ok(),
+        Ok(count) => out.counts.send(count).await.is_ok(),
+        Err(err) => {
+            tracing::warn!(error = %err, "unreadable message on an event channel");
+            true
         }
     }
 }

@@ -1,20 +1,28 @@
-//! Redis: what is live. `sessions` holds viewer sessions and counters (one Lua
-//! script, so one round trip, per operation); `fanout` carries events between
-//! replicas over pub/sub; `availability` is whether Redis answers now. Every key and
-//! channel starts with a configurable prefix, so several deployments (or tests) can
-//! share one Redis. Redis is never needed to start or to decide a publish: the pool
-//! connects lazily and calls fail fast with [`unavailable`] while it is away.
+//! Redis: what is live. `connection` is which Redis (one primary or a Redis
+//! Cluster, chosen by URL; `cluster` holds the cluster specifics); `sessions` holds
+//! viewer sessions and counters (one Lua script from `scripts`, so one round trip,
+//! per operation); `fanout` carries events between replicas over pub/sub;
+//! `availability` is whether Redis answers now. Every key and channel starts with a
+//! configurable prefix, so several deployments (or tests) can share one Redis, and
+//! every key of a stream carries the stream's hash tag (`{<stream id>}`), so on a
+//! cluster they share one slot and each script touches one slot only. Redis is never
+//! needed to start or to decide a publish: connections are made lazily and calls fail
+//! fast with [`unavailable`] while it is away.
 
 pub mod availability;
+pub mod cluster;
+pub mod connection;
 pub mod fanout;
+mod scripts;
 pub mod sessions;
 
 use std::time::Duration;
 
 use bb8_redis::RedisConnectionManager;
+pub use connection::{Conn, Redis, Target};
 use redis::{ConnectionInfo, IntoConnectionInfo, RedisResult, io::tcp::TcpSettings};
 
-/// Pool of multiplexed Redis connections.
+/// Pool of multiplexed connections to one Redis primary.
 pub type RedisPool = bb8::Pool<RedisConnectionManager>;
 
 /// Key and channel names under one prefix.
@@ -46,39 +54,54 @@ impl Keys {
     pub fn counts_channel(&self) -> String {
         format!("{}:counts", self.prefix)
     }
+
+    /// Key `what` of a stream: `<prefix>:{<stream id>}:<what>`; the hash tag puts
+    /// every key of one stream in one cluster slot. The Lua scripts build the same
+    /// names (`scripts::COMMON`).
+    fn stream_key(&self, stream_id: &str, what: &str) -> String {
+        format!("{}:{{{stream_id}}}:{what}", self.prefix)
+    }
+
+    /// Sorted set of a stream's live sessions, scored by expiry.
+    pub fn live(&self, stream_id: &str) -> String {
+        self.stream_key(stream_id, "live")
+    }
+
+    /// A stream's peak count.
+    pub fn peak(&self, stream_id: &str) -> String {
+        self.stream_key(stream_id, "peak")
+    }
+
+    /// Sorted set of the streams that may hold sessions, scored by the latest expiry
+    /// any of their sessions was given (the sweeper's work list). Kept outside the
+    /// scripts, since on a cluster it lives in a slot of its own.
+    pub fn index(&self) -> String {
+        format!("{}:live-index", self.prefix)
+    }
 }
 
-/// Returns the connection settings of `url` with TCP_NODELAY on: redis-rs leaves it
-/// off, and a command written in pieces then waits for Redis's delayed ACK (40 ms).
+/// Returns the TCP settings of every Redis connection: TCP_NODELAY on, since
+/// redis-rs leaves it off, and a command written in pieces then waits for Redis's
+/// delayed ACK (40 ms).
+pub fn tcp_settings() -> TcpSettings {
+    TcpSettings::default().set_nodelay(true)
+}
+
+/// Returns the connection settings of `url` with [`tcp_settings`].
 pub fn connection_info(url: &str) -> RedisResult<ConnectionInfo> {
-    Ok(url
-        .into_connection_info()?
-        .set_tcp_settings(TcpSettings::default().set_nodelay(true)))
+    Ok(url.into_connection_info()?.set_tcp_settings(tcp_settings()))
 }
 
-/// Builds the pool without connecting: connections are made on first use, so the
-/// control plane starts (and decides publishes) while Redis is away. Fails only on a
-/// malformed URL.
-pub fn pool(url: &str, size: u32) -> anyhow::Result<RedisPool> {
-    let manager = RedisConnectionManager::new(connection_info(url)?)?;
+/// Builds a pool for one primary without connecting: connections are made on first
+/// use, so the control plane starts (and decides publishes) while Redis is away.
+pub fn pool(info: ConnectionInfo, size: u32) -> anyhow::Result<RedisPool> {
+    let manager = RedisConnectionManager::new(info)?;
     Ok(bb8::Pool::builder()
         .max_size(size)
         .min_idle(Some(0))
         .connection_timeout(Duration::from_secs(2))
         .test_on_check_out(true)
         .build_unchecked(manager))
-}
-
-/// Sends one PING through the pool within `timeout`.
-pub async fn ping(pool: &RedisPool, timeout: Duration) -> RedisResult<()> {
-    let attempt = async {
-        let mut conn = pool.get().await.map_err(pool_error)?;
-        redis::cmd("PING").query_async::<String>(&mut *conn).await?;
-        Ok(())
-    };
-    tokio::time::timeout(timeout, attempt)
-        .await
-        .unwrap_or_else(|_| Err(unavailable("PING timed out")))
 }
 
 /// Returns the error of a call refused because Redis is away.

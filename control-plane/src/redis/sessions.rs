@@ -1,11 +1,17 @@
-//! Viewer sessions in Redis. Per stream: a sorted set of live sessions scored by
-//! expiry (so sessions of a crashed edge age out by themselves), the peak, a
-//! HyperLogLog of viewers, and accumulated watch time. Every operation is one Lua
-//! script, i.e. one round trip, and publishes the new count when it changed.
+//! Viewer sessions in Redis. Per stream, under its hash tag: a sorted set of live
+//! sessions scored by expiry (so sessions of a crashed edge age out by themselves),
+//! a hash per session, the peak, a HyperLogLog of viewers, and accumulated watch
+//! time. Every operation on a stream is one Lua script ([`super::scripts`]), i.e.
+//! one round trip, and publishes the new count when it changed. A session id starts
+//! with its stream id (`<stream id>.<random>`), so a heartbeat or a leave finds the
+//! stream's slot from the id alone. Beside the streams, an index (a sorted set of its
+//! own) lists the streams that may hold sessions, for the sweeper.
 
-use redis::Script;
+use futures::{StreamExt, TryStreamExt, stream};
+use redis::{RedisResult, Script};
+use uuid::Uuid;
 
-use crate::redis::{Keys, RedisPool, availability::Availability};
+use crate::redis::{Keys, Redis, availability::Availability, scripts};
 
 /// Viewer figures of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,177 +62,32 @@ pub struct NewSession<'a> {
     pub node: &'a str,
 }
 
-const COMMON: &str = r#"
-local p = ARGV[1]
-local now = tonumber(ARGV[2])
-local function publish(stream, count)
-  local peak = tonumber(redis.call('GET', p .. ':peak:' .. stream) or '0')
-  redis.call('PUBLISH', p .. ':counts', cjson.encode({kind = 'count', stream_id = stream, count = count, peak = peak}))
-end
-"#;
-
-const JOIN: &str = r#"
-local ttl = tonumber(ARGV[3])
-local sid, stream, viewer, kind, node = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local live = p .. ':live:' .. stream
-redis.call('ZREMRANGEBYSCORE', live, '-inf', now)
-redis.call('HSET', p .. ':sess:' .. sid, 'stream', stream, 'joined', now, 'seen', now, 'kind', kind, 'node', node)
-redis.call('PEXPIRE', p .. ':sess:' .. sid, ttl)
-redis.call('ZADD', live, now + ttl, sid)
-redis.call('SADD', p .. ':live-streams', stream)
-redis.call('PFADD', p .. ':uniq:' .. stream, viewer)
-local count = redis.call('ZCARD', live)
-local peak = tonumber(redis.call('GET', p .. ':peak:' .. stream) or '0')
-if count > peak then redis.call('SET', p .. ':peak:' .. stream, count) end
-publish(stream, count)
-return count
-"#;
-
-const HEARTBEAT: &str = r#"
-local ttl = tonumber(ARGV[3])
-local expired = {}
-local changed = {}
-for i = 4, #ARGV do
-  local sid = ARGV[i]
-  local sk = p .. ':sess:' .. sid
-  local stream = redis.call('HGET', sk, 'stream')
-  if not stream then
-    table.insert(expired, sid)
-  else
-    local live = p .. ':live:' .. stream
-    local score = redis.call('ZSCORE', live, sid)
-    if (not score) or tonumber(score) <= now then
-      redis.call('DEL', sk)
-      if redis.call('ZREM', live, sid) == 1 then changed[stream] = true end
-      table.insert(expired, sid)
-    else
-      local seen = tonumber(redis.call('HGET', sk, 'seen') or now)
-      redis.call('INCRBY', p .. ':watch:' .. stream, now - seen)
-      redis.call('HSET', sk, 'seen', now)
-      redis.call('PEXPIRE', sk, ttl)
-      redis.call('ZADD', live, 'XX', now + ttl, sid)
-    end
-  end
-end
-for stream, _ in pairs(changed) do publish(stream, redis.call('ZCARD', p .. ':live:' .. stream)) end
-return expired
-"#;
-
-const LEAVE: &str = r#"
-local sid = ARGV[3]
-local sk = p .. ':sess:' .. sid
-local stream = redis.call('HGET', sk, 'stream')
-if not stream then return {'', 0} end
-local live = p .. ':live:' .. stream
-local score = redis.call('ZSCORE', live, sid)
-if score and tonumber(score) > now then
-  local seen = tonumber(redis.call('HGET', sk, 'seen') or now)
-  redis.call('INCRBY', p .. ':watch:' .. stream, now - seen)
-end
-redis.call('DEL', sk)
-redis.call('ZREM', live, sid)
-redis.call('ZREMRANGEBYSCORE', live, '-inf', now)
-local count = redis.call('ZCARD', live)
-publish(stream, count)
-return {stream, count}
-"#;
-
-const FIGURES: &str = r#"
-local stream = ARGV[3]
-local live = p .. ':live:' .. stream
-local removed = redis.call('ZREMRANGEBYSCORE', live, '-inf', now)
-local count = redis.call('ZCARD', live)
-if removed > 0 then publish(stream, count) end
-return {
-  count,
-  tonumber(redis.call('GET', p .. ':peak:' .. stream) or '0'),
-  redis.call('PFCOUNT', p .. ':uniq:' .. stream),
-  tonumber(redis.call('GET', p .. ':watch:' .. stream) or '0')
-}
-"#;
-
-// Seeds a stream's figures from PostgreSQL once per Redis lifetime (the `seeded`
-// marker goes with a flush or an empty restart, so the next sample seeds again),
-// then returns the figures and the HyperLogLog for persisting.
-const SNAPSHOT: &str = r#"
-local stream, peak0, watch0, hll0 = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-local uniq = p .. ':uniq:' .. stream
-if redis.call('SET', p .. ':seeded:' .. stream, '1', 'NX') then
-  if hll0 ~= '' then
-    local tmp = p .. ':seed-tmp:' .. stream
-    redis.call('SET', tmp, hll0)
-    redis.call('PFMERGE', uniq, tmp)
-    redis.call('DEL', tmp)
-  end
-  if watch0 > 0 then redis.call('INCRBY', p .. ':watch:' .. stream, watch0) end
-  local peak = tonumber(redis.call('GET', p .. ':peak:' .. stream) or '0')
-  if peak0 > peak then redis.call('SET', p .. ':peak:' .. stream, peak0) end
-end
-local live = p .. ':live:' .. stream
-local count = redis.call('ZCOUNT', live, '(' .. now, '+inf')
-return {
-  count,
-  tonumber(redis.call('GET', p .. ':peak:' .. stream) or '0'),
-  redis.call('PFCOUNT', uniq),
-  tonumber(redis.call('GET', p .. ':watch:' .. stream) or '0'),
-  redis.call('GET', uniq) or ''
-}
-"#;
-
-// Read-only: counts sessions that have not expired, without dropping the expired
-// ones (the sweeper does that), so it needs no publish and touches nothing.
-const COUNTS: &str = r#"
-local out = {}
-for i = 3, #ARGV do
-  local stream = ARGV[i]
-  table.insert(out, redis.call('ZCOUNT', p .. ':live:' .. stream, '(' .. now, '+inf'))
-  table.insert(out, tonumber(redis.call('GET', p .. ':peak:' .. stream) or '0'))
-end
-return out
-"#;
-
-const SWEEP: &str = r#"
-local swept = 0
-for _, stream in ipairs(redis.call('SMEMBERS', p .. ':live-streams')) do
-  local live = p .. ':live:' .. stream
-  local removed = redis.call('ZREMRANGEBYSCORE', live, '-inf', now)
-  local count = redis.call('ZCARD', live)
-  if removed > 0 then
-    swept = swept + removed
-    publish(stream, count)
-  end
-  if count == 0 then redis.call('SREM', p .. ':live-streams', stream) end
-end
-return swept
-"#;
+/// Script calls a cluster runs at once for one operation over many streams.
+const CONCURRENT_CALLS: usize = 32;
 
 /// The session store.
 #[derive(Clone)]
 pub struct SessionStore {
     /// Connections.
-    pool: RedisPool,
+    redis: Redis,
     /// Names.
     keys: Keys,
     /// Session lifetime without a heartbeat, milliseconds.
     ttl_ms: i64,
-    /// The scripts, loaded once per connection on first use (EVALSHA, then EVAL).
+    /// The scripts, loaded on first use (EVALSHA, then SCRIPT LOAD on every node).
     scripts: std::sync::Arc<Scripts>,
     /// Whether Redis answers: calls fail at once while it does not.
     availability: Availability,
 }
 
+/// The compiled scripts (each knows its SHA-1).
 struct Scripts {
     join: Script,
     heartbeat: Script,
     leave: Script,
     figures: Script,
-    counts: Script,
     sweep: Script,
     snapshot: Script,
-}
-
-fn script(body: &str) -> Script {
-    Script::new(&format!("{COMMON}{body}"))
 }
 
 /// Milliseconds since the epoch.
@@ -234,22 +95,39 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Returns a new session id for a session on `stream_id`: the stream id, a dot and
+/// 128 random bits (59 characters).
+pub fn new_session_id(stream_id: Uuid) -> String {
+    use base64::Engine as _;
+    let random: [u8; 16] = rand::random();
+    format!(
+        "{stream_id}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
+    )
+}
+
+/// Returns the stream of a session id made by [`new_session_id`], or `None` for any
+/// other string (such a session is unknown).
+fn stream_of(session_id: &str) -> Option<String> {
+    let (stream, _) = session_id.split_once('.')?;
+    Uuid::parse_str(stream).ok().map(|id| id.to_string())
+}
+
 impl SessionStore {
     /// Builds the store; sessions live `ttl_ms` without a heartbeat.
-    pub fn new(pool: RedisPool, keys: Keys, ttl_ms: i64, availability: Availability) -> Self {
+    pub fn new(redis: Redis, keys: Keys, ttl_ms: i64, availability: Availability) -> Self {
         Self {
-            pool,
+            redis,
             keys,
             ttl_ms,
             availability,
             scripts: std::sync::Arc::new(Scripts {
-                join: script(JOIN),
-                heartbeat: script(HEARTBEAT),
-                leave: script(LEAVE),
-                figures: script(FIGURES),
-                counts: script(COUNTS),
-                sweep: script(SWEEP),
-                snapshot: script(SNAPSHOT),
+                join: scripts::script(scripts::JOIN),
+                heartbeat: scripts::script(scripts::HEARTBEAT),
+                leave: scripts::script(scripts::LEAVE),
+                figures: scripts::script(scripts::FIGURES),
+                sweep: scripts::script(scripts::SWEEP),
+                snapshot: scripts::script(scripts::SNAPSHOT),
             }),
         }
     }
@@ -259,58 +137,102 @@ impl SessionStore {
         self.ttl_ms
     }
 
-    /// Starts a session; returns the stream's live count including it.
-    pub async fn join(&self, s: &NewSession<'_>) -> redis::RedisResult<i64> {
-        let mut conn = self.conn().await?;
-        self.scripts
+    /// Starts a session (its id from [`new_session_id`]); returns the stream's live
+    /// count including it.
+    pub async fn join(&self, s: &NewSession<'_>) -> RedisResult<i64> {
+        self.availability.check()?;
+        let now = now_ms();
+        let mut conn = self.redis.get().await?;
+        let count = self
+            .scripts
             .join
+            .key(self.keys.live(s.stream_id))
             .arg(self.keys.prefix())
-            .arg(now_ms())
+            .arg(now)
             .arg(self.ttl_ms)
             .arg(s.session_id)
             .arg(s.stream_id)
             .arg(s.viewer_id)
             .arg(s.kind)
             .arg(s.node)
-            .invoke_async(&mut *conn)
-            .await
+            .invoke_async(&mut conn)
+            .await?;
+        self.index(&mut conn, now, &[s.stream_id]).await;
+        Ok(count)
     }
 
-    /// Keeps sessions alive; returns the ids that had already expired or ended.
-    pub async fn heartbeat(&self, session_ids: &[String]) -> redis::RedisResult<Vec<String>> {
-        let mut conn = self.conn().await?;
-        self.scripts
-            .heartbeat
-            .arg(self.keys.prefix())
-            .arg(now_ms())
-            .arg(self.ttl_ms)
-            .arg(session_ids)
-            .invoke_async(&mut *conn)
-            .await
+    /// Keeps sessions alive; returns the ids that had already expired or ended (ids
+    /// this store never made included), in request order.
+    pub async fn heartbeat(&self, session_ids: &[String]) -> RedisResult<Vec<String>> {
+        self.availability.check()?;
+        let mut expired = Vec::new();
+        let mut by_stream: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for id in session_ids {
+            match stream_of(id) {
+                Some(stream) => by_stream.entry(stream).or_default().push(id.clone()),
+                None => expired.push(id.clone()),
+            }
+        }
+        let now = now_ms();
+        let groups: Vec<_> = by_stream.into_iter().collect();
+        let answers: Vec<Vec<String>> = self
+            .per_call(groups, |batch| async move {
+                let mut invocation = self.scripts.heartbeat.prepare_invoke();
+                invocation.arg(self.keys.prefix()).arg(now).arg(self.ttl_ms);
+                for (stream, ids) in &batch {
+                    invocation
+                        .key(self.keys.live(stream))
+                        .arg(stream)
+                        .arg(ids.len())
+                        .arg(ids);
+                }
+                let mut conn = self.redis.get().await?;
+                let gone: Vec<String> = invocation.invoke_async(&mut conn).await?;
+                let streams: Vec<&str> = batch.iter().map(|(s, _)| s.as_str()).collect();
+                self.index(&mut conn, now, &streams).await;
+                Ok(gone)
+            })
+            .await?;
+        expired.extend(answers.into_iter().flatten());
+        // In the order of the request.
+        let expired: std::collections::HashSet<String> = expired.into_iter().collect();
+        Ok(session_ids
+            .iter()
+            .filter(|id| expired.contains(*id))
+            .cloned()
+            .collect())
     }
 
     /// Ends a session; returns its stream id (empty if unknown) and the new count.
-    pub async fn leave(&self, session_id: &str) -> redis::RedisResult<(String, i64)> {
-        let mut conn = self.conn().await?;
+    pub async fn leave(&self, session_id: &str) -> RedisResult<(String, i64)> {
+        self.availability.check()?;
+        let Some(stream) = stream_of(session_id) else {
+            return Ok((String::new(), 0));
+        };
+        let mut conn = self.redis.get().await?;
         self.scripts
             .leave
+            .key(self.keys.live(&stream))
             .arg(self.keys.prefix())
             .arg(now_ms())
             .arg(session_id)
-            .invoke_async(&mut *conn)
+            .arg(&stream)
+            .invoke_async(&mut conn)
             .await
     }
 
     /// Returns the figures of a stream (dropping expired sessions first).
-    pub async fn figures(&self, stream_id: &str) -> redis::RedisResult<Figures> {
-        let mut conn = self.conn().await?;
+    pub async fn figures(&self, stream_id: &str) -> RedisResult<Figures> {
+        self.availability.check()?;
+        let mut conn = self.redis.get().await?;
         let (count, peak, uniques, watch_ms): (i64, i64, i64, i64) = self
             .scripts
             .figures
+            .key(self.keys.live(stream_id))
             .arg(self.keys.prefix())
             .arg(now_ms())
             .arg(stream_id)
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         Ok(Figures {
             count,
@@ -321,49 +243,84 @@ impl SessionStore {
     }
 
     /// Returns the live count and peak of each stream in `stream_ids`, in order, in one
-    /// round trip; a stream without sessions reports `(0, 0)`.
-    pub async fn counts(&self, stream_ids: &[String]) -> redis::RedisResult<Vec<(i64, i64)>> {
+    /// pipeline (a cluster splits it per node); a stream without sessions reports
+    /// `(0, 0)`. Read-only: expired sessions are not counted, and the sweeper drops
+    /// them.
+    pub async fn counts(&self, stream_ids: &[String]) -> RedisResult<Vec<(i64, i64)>> {
         if stream_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.conn().await?;
-        let flat: Vec<i64> = self
-            .scripts
-            .counts
-            .arg(self.keys.prefix())
-            .arg(now_ms())
-            .arg(stream_ids)
-            .invoke_async(&mut *conn)
-            .await?;
-        Ok(flat.chunks_exact(2).map(|c| (c[0], c[1])).collect())
+        self.availability.check()?;
+        let after_now = format!("({}", now_ms());
+        let mut pipe = redis::pipe();
+        for id in stream_ids {
+            pipe.zcount(self.keys.live(id), &after_now, "+inf")
+                .get(self.keys.peak(id));
+        }
+        let mut conn = self.redis.get().await?;
+        let flat: Vec<Option<i64>> = pipe.query_async(&mut conn).await?;
+        Ok(flat
+            .chunks_exact(2)
+            .map(|c| (c[0].unwrap_or(0), c[1].unwrap_or(0)))
+            .collect())
     }
 
-    /// Drops expired sessions of every stream, publishing the new counts; returns how
-    /// many were dropped. Idempotent, so every replica may run it.
-    pub async fn sweep(&self) -> redis::RedisResult<i64> {
-        let mut conn = self.conn().await?;
-        self.scripts
-            .sweep
-            .arg(self.keys.prefix())
-            .arg(now_ms())
-            .invoke_async(&mut *conn)
-            .await
+    /// Drops expired sessions of every stream in the index, publishing the new
+    /// counts, then drops from the index the streams whose every session had expired
+    /// before the sweep began; returns how many sessions were dropped. Idempotent, so
+    /// every replica may run it.
+    pub async fn sweep(&self) -> RedisResult<i64> {
+        self.availability.check()?;
+        let now = now_ms();
+        let streams: Vec<String> = {
+            let mut conn = self.redis.get().await?;
+            redis::cmd("ZRANGE")
+                .arg(self.keys.index())
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut conn)
+                .await?
+        };
+        let swept: Vec<i64> = self
+            .per_call(streams, |batch| async move {
+                let mut invocation = self.scripts.sweep.prepare_invoke();
+                invocation.arg(self.keys.prefix()).arg(now);
+                for stream in &batch {
+                    invocation.key(self.keys.live(stream)).arg(stream);
+                }
+                let mut conn = self.redis.get().await?;
+                invocation.invoke_async(&mut conn).await
+            })
+            .await?;
+        // A stream whose index score (the latest expiry it gave a session) is not
+        // after `now` had no live session left when the scripts above ran; a join
+        // since then raised its score past `now`, so it stays.
+        let mut conn = self.redis.get().await?;
+        redis::cmd("ZREMRANGEBYSCORE")
+            .arg(self.keys.index())
+            .arg("-inf")
+            .arg(now)
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(swept.iter().sum())
     }
 
     /// Seeds the stream's figures from `seed` if Redis lost them since it last did,
     /// then returns its figures (sessions not yet expired) and HyperLogLog.
-    pub async fn snapshot(&self, stream_id: &str, seed: &Seed) -> redis::RedisResult<Snapshot> {
-        let mut conn = self.conn().await?;
+    pub async fn snapshot(&self, stream_id: &str, seed: &Seed) -> RedisResult<Snapshot> {
+        self.availability.check()?;
+        let mut conn = self.redis.get().await?;
         let (count, peak, uniques, watch_ms, uniques_hll): (i64, i64, i64, i64, Vec<u8>) = self
             .scripts
             .snapshot
+            .key(self.keys.live(stream_id))
             .arg(self.keys.prefix())
             .arg(now_ms())
             .arg(stream_id)
             .arg(seed.peak)
             .arg(seed.watch_ms)
             .arg(seed.uniques_hll.as_slice())
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         Ok(Snapshot {
             figures: Figures {
@@ -376,10 +333,59 @@ impl SessionStore {
         })
     }
 
-    async fn conn(
-        &self,
-    ) -> redis::RedisResult<bb8::PooledConnection<'_, bb8_redis::RedisConnectionManager>> {
-        self.availability.check()?;
-        self.pool.get().await.map_err(super::pool_error)
+    /// Records in the index that `streams` hold sessions until at least `now` + ttl
+    /// (a score only ever rises). A separate command after the session script: on a
+    /// cluster the index lives in a slot of its own. A failure is logged, not
+    /// returned: the session change is made, and a caller told otherwise would retry
+    /// a join and count a viewer twice; the stream is indexed again at its next join
+    /// or heartbeat, and read calls drop its expired sessions meanwhile.
+    async fn index(&self, conn: &mut crate::redis::Conn<'_>, now: i64, streams: &[&str]) {
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(self.keys.index()).arg("GT");
+        for stream in streams {
+            cmd.arg(now + self.ttl_ms).arg(*stream);
+        }
+        if let Err(err) = cmd.query_async::<()>(conn).await {
+            tracing::warn!(error = %err, streams = streams.len(), "could not index streams for the session sweeper");
+        }
+    }
+
+    /// Runs `call` over `items` split the way a script may take them: all in one call
+    /// on a single primary, one item per call (one stream, so one slot) on a cluster,
+    /// a few calls at a time; returns the answers in no particular order.
+    async fn per_call<T, R, F, Fut>(&self, items: Vec<T>, call: F) -> RedisResult<Vec<R>>
+    where
+        F: Fn(Vec<T>) -> Fut,
+        Fut: std::future::Future<Output = RedisResult<R>>,
+    {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batches: Vec<Vec<T>> = if self.redis.is_cluster() {
+            items.into_iter().map(|item| vec![item]).collect()
+        } else {
+            vec![items]
+        };
+        stream::iter(batches)
+            .map(call)
+            .buffer_unordered(CONCURRENT_CALLS)
+            .try_collect()
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_name_their_stream() {
+        let stream = Uuid::new_v4();
+        let id = new_session_id(stream);
+        assert!(id.len() <= 64, "{id}");
+        assert_eq!(stream_of(&id), Some(stream.to_string()));
+        assert_ne!(new_session_id(stream), id);
+        assert_eq!(stream_of(&Uuid::new_v4().to_string()), None);
+        assert_eq!(stream_of("x}.y"), None);
     }
 }

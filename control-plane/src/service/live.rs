@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     db::DbPool,
-    redis::{Keys, fanout},
+    redis::{Keys, Target, fanout},
     service::{events::StoredEvent, follow},
     shutdown,
 };
@@ -68,7 +68,7 @@ impl Hub {
     /// starts coalescing counts; runs until shutdown.
     pub fn start(
         pool: DbPool,
-        redis_url: String,
+        redis: Target,
         keys: Keys,
         window: Duration,
         stop: shutdown::Signal,
@@ -83,7 +83,7 @@ impl Hub {
             counts: counts_tx,
             connected: connected_tx,
         };
-        tokio::spawn(fanout::subscribe(redis_url, keys, subscriber, stop.clone()));
+        tokio::spawn(fanout::subscribe(redis, keys, subscriber, stop.clone()));
         let subscribed = connected.clone();
         let hints = follow::Hints {
             remote,

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     metrics::CpMetrics,
-    redis::{Keys, RedisPool, availability::Availability, fanout},
+    redis::{Keys, Redis, availability::Availability, fanout},
     service::{
         events::{Outbox, StoredEvent},
         live::Hub,
@@ -35,7 +35,7 @@ pub struct Publisher {
 /// What the drain task needs.
 pub struct Drain {
     /// Connections.
-    pub pool: RedisPool,
+    pub redis: Redis,
     /// Names.
     pub keys: Keys,
     /// Skip Redis at once while it is away.
@@ -96,7 +96,7 @@ async fn run(
         }
         let published = tokio::time::timeout(
             PUBLISH_TIMEOUT,
-            fanout::publish_events(&drain.pool, &drain.keys, &events),
+            fanout::publish_events(&drain.redis, &drain.keys, &events),
         )
         .await
         .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")));

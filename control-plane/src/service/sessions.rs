@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::{
     db::{DbPool, streams},
     error::{Error, Result},
-    redis::sessions::{Figures, NewSession, SessionStore, now_ms},
+    redis::sessions::{Figures, NewSession, SessionStore, new_session_id, now_ms},
     service::StreamStatus,
 };
 
@@ -91,7 +91,7 @@ impl Sessions {
         if StreamStatus::from_db(&row.status) == StreamStatus::Completed {
             return Err(Error::FailedPrecondition("the stream has completed".into()));
         }
-        let session_id = Uuid::new_v4().to_string();
+        let session_id = new_session_id(stream_id);
         let viewer = if viewer_id.is_empty() {
             session_id.as_str()
         } else {

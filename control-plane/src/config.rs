@@ -10,8 +10,8 @@
 //! | `NOVA_SERVICE_TOKEN` | (required) | admin token(s) callers send as `authorization: Bearer …`: every method, may act for users; several may be given comma-separated, for rotation |
 //! | `NOVA_EDGE_SERVICE_TOKEN` | (none) | token(s) of the edge role: streams for users, sessions, analytics, events; not IngestService |
 //! | `NOVA_INGEST_SERVICE_TOKEN` | (none) | token(s) of the ingest role (ingest-hooks): IngestService and RTMP players' sessions only, never a principal |
-//! | `NOVA_REDIS_URL` | `redis://127.0.0.1:6379/` | Redis; `rediss://` for TLS (system trust store) |
-//! | `NOVA_REDIS_PREFIX` | `nova` | prefix of every Redis key and channel |
+//! | `NOVA_REDIS_URL` | `redis://127.0.0.1:6379/` | one Redis primary; `rediss://` for TLS (system trust store). A Redis Cluster: `redis+cluster://[user:password@]host:port[,host:port…]/` (`rediss+cluster://` for TLS), any few of its nodes as seeds |
+//! | `NOVA_REDIS_PREFIX` | `nova` | prefix of every Redis key and channel (no `{` or `}`: keys carry a hash tag) |
 //! | `NOVA_SESSION_TTL` | `30s` | a viewer session without a heartbeat for this long expires |
 //! | `NOVA_SAMPLE_INTERVAL` | `5s` | time between metric samples of live streams |
 //! | `NOVA_COUNT_WINDOW` | `250ms` | `viewer_count_changed` is sent at most once per window per stream |
@@ -65,7 +65,9 @@ pub struct Config {
     /// PostgreSQL connections per process.
     #[arg(long, env = "NOVA_DB_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_pool_size: u32,
-    /// Redis connection URL.
+    /// Redis: `redis://host:port/` (one primary; `rediss://` for TLS) or
+    /// `redis+cluster://host:port,host:port/` (a Redis Cluster reached through these
+    /// seed nodes; `rediss+cluster://` for TLS).
     #[arg(
         long,
         env = "NOVA_REDIS_URL",
@@ -73,8 +75,9 @@ pub struct Config {
         hide_env_values = true
     )]
     pub redis_url: Secret,
-    /// Prefix of every Redis key and channel.
-    #[arg(long, env = "NOVA_REDIS_PREFIX", default_value = "nova")]
+    /// Prefix of every Redis key and channel; no `{` or `}`, since every key of a
+    /// stream carries the stream's hash tag.
+    #[arg(long, env = "NOVA_REDIS_PREFIX", default_value = "nova", value_parser = parse_prefix)]
     pub redis_prefix: String,
     /// A viewer session without a heartbeat for this long expires.
     #[arg(long, env = "NOVA_SESSION_TTL", default_value = "30s", value_parser = parse_duration)]
@@ -126,6 +129,15 @@ pub struct Config {
     pub migrate_only: bool,
 }
 
+/// Accepts a Redis prefix without braces (they would move the keys' hash tag).
+fn parse_prefix(prefix: &str) -> Result<String, String> {
+    if prefix.contains(['{', '}']) {
+        Err("must not contain { or } (every key of a stream carries a {hash tag})".into())
+    } else {
+        Ok(prefix.to_owned())
+    }
+}
+
 impl Config {
     /// Reads flags and environment, then checks what clap cannot. Errors name the
     /// variable and never echo a secret.
@@ -169,6 +181,13 @@ mod tests {
             err.to_string(),
             "NOVA_SERVICE_TOKEN and NOVA_EDGE_SERVICE_TOKEN share a token: give each service its own"
         );
+    }
+
+    #[test]
+    fn a_redis_prefix_with_braces_is_refused() {
+        let err = Config::try_parse_from(["nova-control-plane", "--redis-prefix", "nova{x}"])
+            .unwrap_err();
+        assert!(err.to_string().contains("must not contain { or }"), "{err}");
     }
 
     #[test]

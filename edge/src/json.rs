@@ -22,6 +22,34 @@ pub fn status(raw: i32) -> &'static str {
     }
 }
 
+/// A playback policy as REST spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Plain URLs for anyone.
+    Public,
+    /// A playback token is needed.
+    Signed,
+}
+
+impl Policy {
+    /// Returns the proto enum value.
+    pub fn to_proto(self) -> i32 {
+        match self {
+            Self::Public => v1::PlaybackPolicy::Public.into(),
+            Self::Signed => v1::PlaybackPolicy::Signed.into(),
+        }
+    }
+}
+
+/// Returns the REST name of a proto playback policy (`public`, `signed`).
+pub fn policy(raw: i32) -> &'static str {
+    match v1::PlaybackPolicy::try_from(raw).unwrap_or(v1::PlaybackPolicy::Unspecified) {
+        v1::PlaybackPolicy::Signed => "signed",
+        v1::PlaybackPolicy::Public | v1::PlaybackPolicy::Unspecified => "public",
+    }
+}
+
 /// Playback URLs, or null.
 pub fn playback(p: Option<&v1::PlaybackUrls>) -> Value {
     p.map(|p| json!({ "hls_url": p.hls_url, "dash_url": p.dash_url, "hls_master_url": p.hls_master_url }))
@@ -49,6 +77,7 @@ pub fn stream(s: &v1::Stream) -> Value {
         "title": s.title,
         "owner": s.owner,
         "status": status(s.status),
+        "playback_policy": policy(s.playback_policy),
         "created_at": time(s.create_time.as_ref()),
         "updated_at": time(s.update_time.as_ref()),
         "started_at": time(s.start_time.as_ref()),

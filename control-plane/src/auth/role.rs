@@ -28,6 +28,7 @@ const EDGE: &[&str] = &[
     "StreamService/ListStreams",
     "StreamService/EndStream",
     "StreamService/RotateStreamKey",
+    "StreamService/UpdateStream",
     "SessionService/",
     "AnalyticsService/",
     "EventService/WatchEvents",
@@ -134,6 +135,7 @@ mod tests {
             "ListStreams",
             "EndStream",
             "RotateStreamKey",
+            "UpdateStream",
         ] {
             assert!(
                 Role::Edge.allows(&path(&format!("StreamService/{m}"))),

@@ -39,6 +39,8 @@ diesel::table! {
         ingest_health -> Nullable<Jsonb>,
         /// The broadcaster's connection id on the ingest node.
         ingest_client -> Nullable<Text>,
+        /// `public` or `signed`.
+        playback_policy -> Text,
     }
 }
 

@@ -47,6 +47,8 @@ pub struct StreamRow {
     pub ingest_health: Option<serde_json::Value>,
     /// The broadcaster's connection id on the ingest node.
     pub ingest_client: Option<String>,
+    /// Playback policy as stored (`public`, `signed`).
+    pub playback_policy: String,
 }
 
 /// Fields of a stream being created.
@@ -61,6 +63,18 @@ pub struct NewStream<'a> {
     pub title: &'a str,
     /// SHA-256 of the stream key.
     pub key_hash: &'a [u8],
+    /// Playback policy as stored (`public`, `signed`).
+    pub playback_policy: &'a str,
+}
+
+/// Changes to a stream's settings; `None` leaves a field as it is.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = streams)]
+pub struct StreamChanges<'a> {
+    /// New title.
+    pub title: Option<&'a str>,
+    /// New playback policy as stored.
+    pub playback_policy: Option<&'a str>,
 }
 
 /// Which streams a listing returns.
@@ -142,6 +156,19 @@ pub async fn complete(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Str
             streams::ingest_node.eq(None::<String>),
             streams::ingest_client.eq(None::<String>),
         ))
+        .returning(StreamRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Applies `changes` to a stream and returns the updated row.
+pub async fn update(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    changes: &StreamChanges<'_>,
+) -> QueryResult<StreamRow> {
+    diesel::update(streams::table.find(id))
+        .set((changes, streams::updated_at.eq(diesel::dsl::now)))
         .returning(StreamRow::as_returning())
         .get_result(conn)
         .await

@@ -3,7 +3,12 @@
 use chrono::{DateTime, Utc};
 use nova_proto::v1;
 
-use crate::{db::streams::StreamRow, grpc::name::stream_name, service::StreamStatus};
+use crate::{
+    db::streams::StreamRow,
+    error::Error,
+    grpc::name::stream_name,
+    service::{PlaybackPolicy, StreamStatus},
+};
 
 /// Converts a timestamp to its proto form.
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
@@ -34,6 +39,32 @@ pub fn status_from_proto(raw: i32) -> Option<StreamStatus> {
     }
 }
 
+/// Converts a playback policy to its proto enum.
+pub fn policy_to_proto(policy: PlaybackPolicy) -> v1::PlaybackPolicy {
+    match policy {
+        PlaybackPolicy::Public => v1::PlaybackPolicy::Public,
+        PlaybackPolicy::Signed => v1::PlaybackPolicy::Signed,
+    }
+}
+
+/// Converts a proto enum value to a playback policy; UNSPECIFIED is `default`, an
+/// unknown value is INVALID_ARGUMENT naming `field`.
+pub fn policy_from_proto(
+    field: &'static str,
+    raw: i32,
+    default: Option<PlaybackPolicy>,
+) -> Result<Option<PlaybackPolicy>, Error> {
+    match v1::PlaybackPolicy::try_from(raw) {
+        Ok(v1::PlaybackPolicy::Unspecified) => Ok(default),
+        Ok(v1::PlaybackPolicy::Public) => Ok(Some(PlaybackPolicy::Public)),
+        Ok(v1::PlaybackPolicy::Signed) => Ok(Some(PlaybackPolicy::Signed)),
+        Err(_) => Err(Error::invalid(
+            field,
+            format!("unknown playback policy {raw}"),
+        )),
+    }
+}
+
 /// Converts a stored stream to its proto. Never carries the key or its hash.
 pub fn stream_to_proto(row: &StreamRow) -> v1::Stream {
     let playback = row.hls_url.as_ref().map(|hls| v1::PlaybackUrls {
@@ -60,6 +91,7 @@ pub fn stream_to_proto(row: &StreamRow) -> v1::Stream {
             .as_ref()
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .map(|h| super::ingest_service::health_to_proto(&h)),
+        playback_policy: policy_to_proto(PlaybackPolicy::from_db(&row.playback_policy)).into(),
     }
 }
 

@@ -3,7 +3,8 @@
 use nova_proto::v1::{
     self, CreateStreamRequest, CreateStreamResponse, EndStreamRequest, EndStreamResponse,
     GetStreamRequest, GetStreamResponse, ListStreamsRequest, ListStreamsResponse,
-    RotateStreamKeyRequest, RotateStreamKeyResponse, stream_service_server::StreamService,
+    RotateStreamKeyRequest, RotateStreamKeyResponse, UpdateStreamRequest, UpdateStreamResponse,
+    stream_service_server::StreamService,
 };
 use tonic::{Request, Response, Status};
 
@@ -11,10 +12,13 @@ use crate::{
     auth::caller,
     error::Error,
     grpc::{
-        convert::{status_from_proto, stream_to_proto},
+        convert::{policy_from_proto, status_from_proto, stream_to_proto},
         name::parse_stream_name,
     },
-    service::streams::{ListQuery, Streams},
+    service::{
+        PlaybackPolicy,
+        streams::{ListQuery, StreamUpdate, Streams},
+    },
     state::AppState,
 };
 
@@ -47,7 +51,13 @@ impl StreamService for StreamApi {
             .into_inner()
             .stream
             .ok_or_else(|| Error::invalid("stream", "is required"))?;
-        let (row, key) = self.streams.create(&owner, &stream.title).await?;
+        let policy = policy_from_proto(
+            "stream.playback_policy",
+            stream.playback_policy,
+            Some(PlaybackPolicy::Public),
+        )?
+        .unwrap_or_default();
+        let (row, key) = self.streams.create(&owner, &stream.title, policy).await?;
         Ok(Response::new(CreateStreamResponse {
             stream: Some(stream_to_proto(&row)),
             stream_key: key.expose().to_owned(),
@@ -120,6 +130,50 @@ impl StreamService for StreamApi {
         Ok(Response::new(RotateStreamKeyResponse {
             stream: Some(stream_to_proto(&row)),
             stream_key: key.expose().to_owned(),
+        }))
+    }
+
+    async fn update_stream(
+        &self,
+        request: Request<UpdateStreamRequest>,
+    ) -> Result<Response<UpdateStreamResponse>, Status> {
+        let principal = caller(&request)?.principal()?;
+        let req = request.into_inner();
+        let stream = req
+            .stream
+            .ok_or_else(|| Error::invalid("stream", "is required"))?;
+        let id = parse_stream_name("stream.name", &stream.name)?;
+        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+        if paths.is_empty() {
+            return Err(Error::invalid("update_mask", "must name at least one field").into());
+        }
+        let mut update = StreamUpdate::default();
+        for path in &paths {
+            match path.as_str() {
+                "title" => update.title = Some(stream.title.clone()),
+                "playback_policy" => {
+                    update.playback_policy =
+                        policy_from_proto("stream.playback_policy", stream.playback_policy, None)?;
+                    if update.playback_policy.is_none() {
+                        return Err(Error::invalid(
+                            "stream.playback_policy",
+                            "must be PLAYBACK_POLICY_PUBLIC or PLAYBACK_POLICY_SIGNED",
+                        )
+                        .into());
+                    }
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        "update_mask",
+                        "may name only title and playback_policy",
+                    )
+                    .into());
+                }
+            }
+        }
+        let row = self.streams.update(&principal, id, &update).await?;
+        Ok(Response::new(UpdateStreamResponse {
+            stream: Some(stream_to_proto(&row)),
         }))
     }
 }

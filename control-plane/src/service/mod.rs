@@ -9,6 +9,7 @@ pub mod follow;
 pub mod ingest;
 pub mod lifecycle;
 pub mod live;
+pub mod policy;
 pub mod publish;
 pub mod reaper;
 pub mod sessions;
@@ -16,4 +17,5 @@ pub mod status;
 pub mod streams;
 pub mod watch;
 
+pub use policy::PlaybackPolicy;
 pub use status::StreamStatus;

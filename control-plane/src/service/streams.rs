@@ -10,14 +10,14 @@ use crate::{
     auth::Principal,
     db::{
         DbPool,
-        streams::{self, ListFilter, NewStream, StreamRow},
+        streams::{self, ListFilter, NewStream, StreamChanges, StreamRow},
     },
     error::{Error, Result},
     keys::StreamKey,
     service::events::Outbox,
     service::publish::Publisher,
     service::{
-        StreamStatus,
+        PlaybackPolicy, StreamStatus,
         lifecycle::{self, EndReason},
     },
 };
@@ -40,6 +40,15 @@ pub struct ListQuery {
     pub page_size: i32,
     /// Token from the previous page.
     pub page_token: String,
+}
+
+/// Settings a stream's owner changes; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct StreamUpdate {
+    /// New title.
+    pub title: Option<String>,
+    /// New playback policy.
+    pub playback_policy: Option<PlaybackPolicy>,
 }
 
 /// One page of a listing.
@@ -67,7 +76,12 @@ impl Streams {
     }
 
     /// Creates a PENDING stream owned by `owner` and returns it with its new key.
-    pub async fn create(&self, owner: &Principal, title: &str) -> Result<(StreamRow, StreamKey)> {
+    pub async fn create(
+        &self,
+        owner: &Principal,
+        title: &str,
+        policy: PlaybackPolicy,
+    ) -> Result<(StreamRow, StreamKey)> {
         let title = validate_title(title)?;
         let key = StreamKey::generate();
         let hash = key.hash();
@@ -79,10 +93,11 @@ impl Streams {
                 owner: owner.as_str(),
                 title: &title,
                 key_hash: &hash.0,
+                playback_policy: policy.as_db(),
             },
         )
         .await?;
-        tracing::info!(stream.id = %row.id, stream.owner = owner.as_str(), "stream created");
+        tracing::info!(stream.id = %row.id, stream.owner = owner.as_str(), stream.playback_policy = policy.as_db(), "stream created");
         Ok((row, key))
     }
 
@@ -183,6 +198,41 @@ impl Streams {
             .await?;
         tracing::info!(stream.id = %id, "stream key rotated");
         Ok((row, key))
+    }
+
+    /// Changes a stream's settings on behalf of its owner. Refused on completed
+    /// streams and when nothing is to change.
+    pub async fn update(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+        update: &StreamUpdate,
+    ) -> Result<StreamRow> {
+        let title = update.title.as_deref().map(validate_title).transpose()?;
+        let changes = StreamChanges {
+            title: title.as_deref(),
+            playback_policy: update.playback_policy.map(PlaybackPolicy::as_db),
+        };
+        if changes.title.is_none() && changes.playback_policy.is_none() {
+            return Err(Error::invalid("update_mask", "names no field to change"));
+        }
+        let mut conn = self.pool.get().await?;
+        let row = conn
+            .transaction(async |conn| {
+                let row = streams::find_for_update(conn, id)
+                    .await?
+                    .ok_or_else(|| not_found(id))?;
+                ensure_owner(&row, caller)?;
+                if StreamStatus::from_db(&row.status) == StreamStatus::Completed {
+                    return Err(Error::FailedPrecondition(
+                        "the stream is completed; create a new stream instead".into(),
+                    ));
+                }
+                Ok(streams::update(conn, id, &changes).await?)
+            })
+            .await?;
+        tracing::info!(stream.id = %id, stream.playback_policy = %row.playback_policy, "stream updated");
+        Ok(row)
     }
 }
 

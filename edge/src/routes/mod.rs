@@ -24,7 +24,12 @@ pub fn router(state: AppState) -> Router {
     let config = state.config();
     let api = Router::new()
         .route("/streams", get(list::list).post(streams::create))
-        .route("/streams/{id}", get(streams::get).delete(streams::end))
+        .route(
+            "/streams/{id}",
+            get(streams::get)
+                .delete(streams::end)
+                .patch(streams::update),
+        )
         .route(
             "/streams/{id}/rotate-key",
             axum::routing::post(streams::rotate_key),
@@ -64,7 +69,13 @@ async fn metrics(
 
 fn cors(origins: &str) -> CorsLayer {
     let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .max_age(Duration::from_secs(3600));
     if origins.trim() == "*" {

@@ -11,7 +11,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use nova_proto::v1::{
     CreateStreamRequest, EndStreamRequest, GetStreamMetricsRequest, GetStreamRequest,
-    GetViewerCountRequest, RotateStreamKeyRequest, Stream,
+    GetViewerCountRequest, RotateStreamKeyRequest, Stream, UpdateStreamRequest,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -33,6 +33,30 @@ use crate::{
 pub struct CreateBody {
     /// Title, 1–200 characters.
     title: String,
+    /// `public` (default) or `signed`; `null` is refused.
+    #[serde(default, deserialize_with = "present")]
+    playback_policy: Option<json::Policy>,
+}
+
+/// Body of `PATCH /streams/{id}`: the fields to change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBody {
+    /// New title, 1–200 characters.
+    #[serde(default, deserialize_with = "present")]
+    title: Option<String>,
+    /// New playback policy, `public` or `signed`.
+    #[serde(default, deserialize_with = "present")]
+    playback_policy: Option<json::Policy>,
+}
+
+/// Reads a field that may be absent (`None`, by `serde(default)`) but never `null`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// Query of `GET /streams/{id}/metrics`.
@@ -79,6 +103,7 @@ pub async fn create(
     let request = CreateStreamRequest {
         stream: Some(Stream {
             title: body.title,
+            playback_policy: body.playback_policy.map_or(0, json::Policy::to_proto),
             ..Default::default()
         }),
     };
@@ -147,6 +172,49 @@ pub async fn end(
         .streams
         .clone()
         .end_stream(as_principal(request, &owner)?)
+        .await?
+        .into_inner()
+        .stream
+        .unwrap_or_default();
+    Ok(Json(json!({ "stream": json::stream(&stream) })))
+}
+
+/// `PATCH /api/v1/streams/{id}`: changes the title or playback policy (owner only).
+pub async fn update(
+    State(state): State<AppState>,
+    Owner(owner): Owner,
+    _: Admitted,
+    Path(id): Path<String>,
+    Body(body): Body<UpdateBody>,
+) -> Result<Json<Value>, ApiError> {
+    let mut paths = Vec::new();
+    let mut stream = Stream {
+        name: stream_name(&id)?,
+        ..Default::default()
+    };
+    if let Some(title) = body.title {
+        stream.title = title;
+        paths.push("title".to_owned());
+    }
+    if let Some(policy) = body.playback_policy {
+        stream.playback_policy = policy.to_proto();
+        paths.push("playback_policy".to_owned());
+    }
+    if paths.is_empty() {
+        return Err(ApiError::invalid(
+            "body",
+            "name at least one of title, playback_policy",
+        ));
+    }
+    let request = UpdateStreamRequest {
+        stream: Some(stream),
+        update_mask: Some(prost_types::FieldMask { paths }),
+    };
+    let stream = state
+        .upstream()
+        .streams
+        .clone()
+        .update_stream(as_principal(request, &owner)?)
         .await?
         .into_inner()
         .stream

@@ -23,6 +23,7 @@ pub mod private_redis;
 pub mod prometheus;
 pub mod proxy;
 pub mod publisher;
+pub mod redis_cluster;
 pub mod tls;
 pub mod tools;
 pub mod wait;

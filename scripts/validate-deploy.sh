@@ -42,8 +42,9 @@ import yaml
 errors = []
 dockerfile = Path("deploy/docker/Dockerfile").read_text()
 stages = set(re.findall(r"^FROM \S+ AS (\S+)$", dockerfile, re.M))
-script = re.search(r"^COPY --chmod=0755 <<'EOF' /usr/local/bin/nova-nginx\n(.*?)^EOF$",
-                   dockerfile, re.M | re.S).group(1)
+if not re.search(r"^COPY --chmod=0755 deploy/docker/nova-nginx /usr/local/bin/nova-nginx$", dockerfile, re.M):
+    errors.append("Dockerfile: nginx-rtmp does not install deploy/docker/nova-nginx as /usr/local/bin/nova-nginx")
+script = Path("deploy/docker/nova-nginx").read_text()
 reads = {
     name: set(re.findall(r'env = "(NOVA_[A-Z0-9_]+)"', Path(f"{name}/src/config.rs").read_text()))
     for name in ("control-plane", "edge", "ingest-hooks")
@@ -132,7 +133,7 @@ for e in errors:
 sys.exit(1 if errors else 0)
 PY
 
-# The nginx image's render script (extracted above) fills deploy/nginx/ completely
+# The nginx image's render script (deploy/docker/nova-nginx) fills deploy/nginx/ completely
 # and nginx accepts the result (nginx -t), with and without ABR.
 for abr in false true; do
   NOVA_NGINX_TEMPLATES=deploy/nginx NOVA_NGINX_PREFIX="$work/run-$abr" \

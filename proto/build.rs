@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "nova/streaming/v1/session_service.proto",
     "nova/streaming/v1/analytics_service.proto",
     "nova/streaming/v1/event_service.proto",
+    "nova/streaming/v1/playback_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

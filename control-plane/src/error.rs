@@ -45,6 +45,10 @@ pub enum Error {
     /// No PostgreSQL connection could be had in time.
     #[error("database unavailable: {0}")]
     DatabaseUnavailable(String),
+    /// A local operation that cannot fail in practice failed (key generation,
+    /// signing); the text names it and never holds a secret.
+    #[error("internal failure: {0}")]
+    Internal(&'static str),
     /// Redis failed or could not be reached.
     #[error("redis error: {0}")]
     Redis(#[from] redis::RedisError),
@@ -88,6 +92,10 @@ impl From<Error> for Status {
             Error::DatabaseUnavailable(source) => {
                 tracing::error!(error = %source, "database unavailable");
                 Status::unavailable("database unavailable, retry later")
+            }
+            Error::Internal(what) => {
+                tracing::error!(error = what, "internal failure");
+                Status::internal("internal error")
             }
             Error::Redis(source) => {
                 tracing::error!(error = %source, "redis failed");

@@ -7,7 +7,8 @@ use nova_runtime::grpc::{self, Bearer};
 
 use nova_proto::v1::{
     analytics_service_client::AnalyticsServiceClient, event_service_client::EventServiceClient,
-    session_service_client::SessionServiceClient, stream_service_client::StreamServiceClient,
+    playback_service_client::PlaybackServiceClient, session_service_client::SessionServiceClient,
+    stream_service_client::StreamServiceClient,
 };
 use tonic::{Request, Status, service::interceptor::InterceptedService, transport::Channel};
 
@@ -22,6 +23,8 @@ pub struct Upstream {
     pub sessions: SessionServiceClient<Svc>,
     /// AnalyticsService.
     pub analytics: AnalyticsServiceClient<Svc>,
+    /// PlaybackService (tokens and signing keys).
+    pub playback: PlaybackServiceClient<Svc>,
     /// EventService (its channel has no deadline: WatchEvents is long-lived).
     pub events: EventServiceClient<Svc>,
     /// The channel, for health checks.
@@ -46,6 +49,7 @@ impl Upstream {
             streams: StreamServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             sessions: SessionServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             analytics: AnalyticsServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            playback: PlaybackServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             events: EventServiceClient::with_interceptor(streaming, bearer),
             channel,
         })

@@ -32,6 +32,10 @@ const EDGE: &[&str] = &[
     "SessionService/",
     "AnalyticsService/",
     "EventService/WatchEvents",
+    "PlaybackService/CreatePlaybackToken",
+    "PlaybackService/CreateSigningKey",
+    "PlaybackService/ListSigningKeys",
+    "PlaybackService/DeleteSigningKey",
 ];
 
 /// Methods of the ingest role (same notation as [`EDGE`]).
@@ -40,6 +44,7 @@ const INGEST: &[&str] = &[
     "SessionService/JoinSession",
     "SessionService/Heartbeat",
     "SessionService/LeaveSession",
+    "PlaybackService/GetPlaybackRules",
 ];
 
 impl Role {
@@ -145,6 +150,11 @@ mod tests {
         assert!(Role::Edge.allows(&path("SessionService/BatchGetViewerCounts")));
         assert!(Role::Edge.allows(&path("AnalyticsService/GetStreamMetrics")));
         assert!(Role::Edge.allows(&path("EventService/WatchEvents")));
+        assert!(Role::Edge.allows(&path("PlaybackService/CreatePlaybackToken")));
+        assert!(!Role::Edge.allows(&path("PlaybackService/GetPlaybackRules")));
+        assert!(Role::Ingest.allows(&path("PlaybackService/GetPlaybackRules")));
+        assert!(!Role::Ingest.allows(&path("PlaybackService/CreatePlaybackToken")));
+        assert!(!Role::Ingest.allows(&path("PlaybackService/DeleteSigningKey")));
     }
 
     #[test]

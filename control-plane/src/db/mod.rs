@@ -4,7 +4,9 @@
 pub mod analytics;
 pub mod events;
 pub mod metrics;
+pub mod playback_rules;
 pub mod schema;
+pub mod signing_keys;
 pub mod streams;
 pub mod tls;
 

@@ -101,3 +101,19 @@ diesel::allow_tables_to_appear_in_same_query!(
     stream_metrics,
     stream_analytics
 );
+
+diesel::table! {
+    /// ES256 keys that sign playback tokens; see `migrations/*_signing_keys/up.sql`.
+    signing_keys (id) {
+        /// Key id, the tokens' `kid`.
+        id -> Uuid,
+        /// Owning principal; NULL for the platform key.
+        owner -> Nullable<Text>,
+        /// Uncompressed SEC1 P-256 point.
+        public_key -> Bytea,
+        /// PKCS#8 DER; the platform key's only.
+        private_key -> Nullable<Bytea>,
+        /// Creation time.
+        created_at -> Timestamptz,
+    }
+}

@@ -6,13 +6,14 @@ pub mod convert;
 pub mod event_service;
 pub mod ingest_service;
 pub mod name;
+pub mod playback_service;
 pub mod session_service;
 pub mod stream_service;
 
 use nova_proto::v1::{
     analytics_service_server::AnalyticsServiceServer, event_service_server::EventServiceServer,
-    ingest_service_server::IngestServiceServer, session_service_server::SessionServiceServer,
-    stream_service_server::StreamServiceServer,
+    ingest_service_server::IngestServiceServer, playback_service_server::PlaybackServiceServer,
+    session_service_server::SessionServiceServer, stream_service_server::StreamServiceServer,
 };
 use tonic::service::Routes;
 use tonic_health::{
@@ -23,12 +24,13 @@ use tonic_health::{
 use crate::state::AppState;
 
 /// Fully-qualified names of the nova services, as health and reflection list them.
-pub const SERVICE_NAMES: [&str; 5] = [
+pub const SERVICE_NAMES: [&str; 6] = [
     "nova.streaming.v1.StreamService",
     "nova.streaming.v1.IngestService",
     "nova.streaming.v1.SessionService",
     "nova.streaming.v1.AnalyticsService",
     "nova.streaming.v1.EventService",
+    "nova.streaming.v1.PlaybackService",
 ];
 
 /// Builds the router: the nova services behind the token and allowlist check
@@ -46,12 +48,14 @@ pub fn routes(
     let sessions = SessionServiceServer::new(session_service::SessionApi::new(state));
     let analytics = AnalyticsServiceServer::new(analytics_service::AnalyticsApi::new(state));
     let events = EventServiceServer::new(event_service::EventApi::new(state, stop));
+    let playback = PlaybackServiceServer::new(playback_service::PlaybackApi::new(state));
     let routes = Routes::default()
         .add_service(auth.guard(streams))
         .add_service(auth.guard(ingest))
         .add_service(auth.guard(sessions))
         .add_service(auth.guard(analytics))
         .add_service(auth.guard(events))
+        .add_service(auth.guard(playback))
         .add_service(health)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);

@@ -9,6 +9,7 @@ pub mod follow;
 pub mod ingest;
 pub mod lifecycle;
 pub mod live;
+pub mod playback;
 pub mod policy;
 pub mod publish;
 pub mod reaper;

@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod list;
+pub mod playback;
 pub mod streams;
 
 use std::time::Duration;
@@ -35,6 +36,18 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(streams::rotate_key),
         )
         .route("/streams/{id}/metrics", get(streams::metrics))
+        .route(
+            "/streams/{id}/playback-tokens",
+            axum::routing::post(playback::create_token),
+        )
+        .route(
+            "/signing-keys",
+            get(playback::list_keys).post(playback::create_key),
+        )
+        .route(
+            "/signing-keys/{id}",
+            axum::routing::delete(playback::delete_key),
+        )
         .route("/streams/{id}/ws", get(ws::socket::upgrade))
         .fallback(|| async { crate::error::ApiError::not_found("no such API route") });
     let web = ServeDir::new(&config.web_dir).append_index_html_on_directories(true);

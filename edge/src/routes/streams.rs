@@ -51,7 +51,7 @@ pub struct UpdateBody {
 }
 
 /// Reads a field that may be absent (`None`, by `serde(default)`) but never `null`.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,

@@ -1,0 +1,29 @@
+//! The streams a media origin's token verifier must know.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::schema::streams;
+
+/// A stream as a verifier sees it: id, owner and stored playback policy.
+pub type RuleRow = (Uuid, String, String);
+
+/// Returns the signed streams not completed, or completed after `ended_since` (their
+/// last files may still be on an origin), and the public streams on air.
+pub async fn streams(
+    conn: &mut AsyncPgConnection,
+    ended_since: DateTime<Utc>,
+) -> QueryResult<Vec<RuleRow>> {
+    let recent = streams::ended_at
+        .is_null()
+        .or(streams::ended_at.gt(ended_since));
+    let signed = streams::playback_policy.eq("signed").and(recent);
+    let on_air = streams::status.eq_any(["active", "interrupted"]);
+    streams::table
+        .filter(signed.or(on_air))
+        .select((streams::id, streams::owner, streams::playback_policy))
+        .load(conn)
+        .await
+}

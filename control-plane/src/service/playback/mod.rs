@@ -1,0 +1,251 @@
+//! Private playback: tokens the platform signs for a stream's owner, the signing keys
+//! owners sign their own tokens with, and the rules media origins verify by.
+//! `crypto` holds the key material, `tokens` the claims and their limits.
+
+pub mod crypto;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use crate::{
+    auth::Principal,
+    db::{
+        DbPool, playback_rules,
+        signing_keys::{self, NewSigningKey, SigningKeyRow},
+        streams,
+    },
+    error::{Error, Result},
+    service::{PlaybackPolicy, StreamStatus},
+};
+
+/// Most signing keys one principal may hold.
+pub const MAX_KEYS_PER_OWNER: usize = 20;
+/// A signed stream stays in the rules this long after it completed, while its last
+/// files may still be on an origin.
+const ENDED_RETENTION_HOURS: i64 = 1;
+
+/// What a token request asks for.
+#[derive(Debug, Default)]
+pub struct TokenRequest {
+    /// Lifetime in seconds; `None` for the default.
+    pub ttl_seconds: Option<i64>,
+    /// Session id; `None` for a new random one.
+    pub session_id: Option<String>,
+}
+
+/// An issued token with its URLs.
+#[derive(Debug)]
+pub struct IssuedToken {
+    /// The JWT.
+    pub token: String,
+    /// Its claims.
+    pub claims: tokens::Claims,
+    /// HLS playlist carrying it; empty until the stream first went live.
+    pub hls_url: String,
+    /// DASH manifest carrying it; empty until the stream first went live.
+    pub dash_url: String,
+}
+
+/// A stream as verifiers see it.
+#[derive(Debug, Clone)]
+pub struct RuleStream {
+    /// Stream id.
+    pub id: Uuid,
+    /// Owner.
+    pub owner: String,
+    /// Policy.
+    pub policy: PlaybackPolicy,
+}
+
+/// What verifiers need: every key and the streams they may be asked about.
+#[derive(Debug)]
+pub struct Rules {
+    /// Every key, platform key included (owner `None`).
+    pub keys: Vec<SigningKeyRow>,
+    /// The streams.
+    pub streams: Vec<RuleStream>,
+    /// When they were read.
+    pub read_at: DateTime<Utc>,
+}
+
+/// Playback rules over PostgreSQL.
+#[derive(Clone)]
+pub struct Playback {
+    /// Connection pool.
+    pool: DbPool,
+    /// The platform key (id and signer), loaded or created on first use.
+    platform: Arc<OnceCell<(Uuid, EncodingKey)>>,
+}
+
+impl Playback {
+    /// Builds the service over a pool.
+    pub fn new(pool: DbPool) -> Self {
+        Self {
+            pool,
+            platform: Arc::default(),
+        }
+    }
+
+    /// Issues a token for stream `id` of `caller`, signed with the platform key.
+    pub async fn issue(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+        request: TokenRequest,
+    ) -> Result<IssuedToken> {
+        let ttl = tokens::ttl_seconds(request.ttl_seconds)?;
+        let sid = match request.session_id {
+            Some(sid) => {
+                tokens::validate_session_id("session_id", &sid)?;
+                sid
+            }
+            None => Uuid::new_v4().simple().to_string(),
+        };
+        let row = {
+            let mut conn = self.pool.get().await?;
+            streams::find(&mut conn, id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("streams/{id}")))?
+        };
+        if row.owner != caller.as_str() {
+            return Err(Error::PermissionDenied(
+                "only the owner of a stream may issue its playback tokens",
+            ));
+        }
+        if StreamStatus::from_db(&row.status) == StreamStatus::Completed {
+            return Err(Error::FailedPrecondition(
+                "the stream is completed; nothing is left to play".into(),
+            ));
+        }
+        let (kid, key) = self.platform_key().await?;
+        let now = Utc::now().timestamp();
+        let claims = tokens::Claims {
+            aud: tokens::AUDIENCE.into(),
+            sub: id.to_string(),
+            sid,
+            iat: now,
+            exp: now + ttl,
+        };
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(kid.to_string());
+        let token = jsonwebtoken::encode(&header, &claims, key)
+            .map_err(|_| Error::Internal("could not sign a playback token"))?;
+        let url = |plain: &Option<String>| {
+            tokens::tokenized_url(plain.as_deref().unwrap_or_default(), &token)
+        };
+        Ok(IssuedToken {
+            hls_url: url(&row.hls_url),
+            dash_url: url(&row.dash_url),
+            token,
+            claims,
+        })
+    }
+
+    /// Returns the platform key, creating it on first use (one per deployment: the
+    /// unique index makes concurrent creators agree on the first one stored).
+    async fn platform_key(&self) -> Result<&(Uuid, EncodingKey)> {
+        self.platform
+            .get_or_try_init(|| async {
+                let mut conn = self.pool.get().await?;
+                if let Some((id, der)) = signing_keys::platform(&mut conn).await? {
+                    return Ok((id, EncodingKey::from_ec_der(&der)));
+                }
+                let generated = crypto::generate()?;
+                signing_keys::insert(
+                    &mut conn,
+                    &NewSigningKey {
+                        id: Uuid::now_v7(),
+                        owner: None,
+                        public_key: &generated.public_key,
+                        private_key: Some(&generated.pkcs8),
+                    },
+                )
+                .await?;
+                let (id, der) = signing_keys::platform(&mut conn)
+                    .await?
+                    .ok_or(Error::Internal("the platform key vanished"))?;
+                tracing::info!(key.id = %id, "platform playback key ready");
+                Ok((id, EncodingKey::from_ec_der(&der)))
+            })
+            .await
+    }
+
+    /// Creates a signing key for `caller`; returns it with its private key (PKCS#8
+    /// PEM), which is not stored.
+    pub async fn create_key(&self, caller: &Principal) -> Result<(SigningKeyRow, String)> {
+        let mut conn = self.pool.get().await?;
+        if signing_keys::list_by_owner(&mut conn, caller.as_str())
+            .await?
+            .len()
+            >= MAX_KEYS_PER_OWNER
+        {
+            return Err(Error::FailedPrecondition(format!(
+                "at most {MAX_KEYS_PER_OWNER} signing keys per owner; delete one first"
+            )));
+        }
+        let generated = crypto::generate()?;
+        let id = Uuid::now_v7();
+        signing_keys::insert(
+            &mut conn,
+            &NewSigningKey {
+                id,
+                owner: Some(caller.as_str()),
+                public_key: &generated.public_key,
+                private_key: None,
+            },
+        )
+        .await?;
+        tracing::info!(key.id = %id, key.owner = caller.as_str(), "signing key created");
+        let row = SigningKeyRow {
+            id,
+            owner: Some(caller.as_str().to_owned()),
+            public_key: generated.public_key,
+            created_at: Utc::now(),
+        };
+        Ok((row, crypto::private_pem(&generated.pkcs8)))
+    }
+
+    /// Returns the keys of `caller`, oldest first.
+    pub async fn list_keys(&self, caller: &Principal) -> Result<Vec<SigningKeyRow>> {
+        let mut conn = self.pool.get().await?;
+        Ok(signing_keys::list_by_owner(&mut conn, caller.as_str()).await?)
+    }
+
+    /// Deletes key `id` of `caller`.
+    pub async fn delete_key(&self, caller: &Principal, id: Uuid) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        if signing_keys::delete(&mut conn, caller.as_str(), id).await? {
+            tracing::info!(key.id = %id, key.owner = caller.as_str(), "signing key deleted");
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!("signingKeys/{id}")))
+        }
+    }
+
+    /// Returns the verifiers' rules.
+    pub async fn rules(&self) -> Result<Rules> {
+        let read_at = Utc::now();
+        let mut conn = self.pool.get().await?;
+        let keys = signing_keys::all(&mut conn).await?;
+        let since = read_at - Duration::hours(ENDED_RETENTION_HOURS);
+        let streams = playback_rules::streams(&mut conn, since)
+            .await?
+            .into_iter()
+            .map(|(id, owner, policy)| RuleStream {
+                id,
+                owner,
+                policy: PlaybackPolicy::from_db(&policy),
+            })
+            .collect();
+        Ok(Rules {
+            keys,
+            streams,
+            read_at,
+        })
+    }
+}

@@ -1,0 +1,171 @@
+//! Private playback over REST: playback tokens for a stream's owner
+//! (`POST /streams/{id}/playback-tokens`) and the owner's ES256 signing keys
+//! (`/signing-keys`), over PlaybackService. Every call needs the owner's bearer JWT.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use nova_proto::v1::{
+    CreatePlaybackTokenRequest, CreateSigningKeyRequest, DeleteSigningKeyRequest,
+    ListSigningKeysRequest, SigningKey,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{
+    auth::Owner,
+    error::ApiError,
+    json,
+    ratelimit::{Admitted, ReadAdmitted},
+    routes::streams::{present, stream_name},
+    state::AppState,
+    upstream::as_principal,
+};
+
+/// Body of `POST /streams/{id}/playback-tokens`; both fields are optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    /// Lifetime in seconds, 1 to 86400 (default 3600).
+    #[serde(default, deserialize_with = "present")]
+    ttl_seconds: Option<u32>,
+    /// Viewer session the token stands for (default: a new random one).
+    #[serde(default, deserialize_with = "present")]
+    session_id: Option<String>,
+}
+
+fn key_json(key: &SigningKey) -> Value {
+    json!({
+        "id": key.key_id,
+        "name": key.name,
+        "public_key_pem": key.public_key_pem,
+        "created_at": json::time(key.create_time.as_ref()),
+    })
+}
+
+/// `POST /api/v1/streams/{id}/playback-tokens`: issues a token (owner only).
+pub async fn create_token(
+    State(state): State<AppState>,
+    Owner(owner): Owner,
+    _: Admitted,
+    Path(id): Path<String>,
+    raw: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    // The body is optional: none means every default.
+    let body: TokenBody = if raw.iter().all(u8::is_ascii_whitespace) {
+        TokenBody::default()
+    } else {
+        serde_json::from_slice(&raw)
+            .map_err(|e| ApiError::invalid("body", &format!("not a playback token request: {e}")))?
+    };
+    if body.session_id.as_deref() == Some("") {
+        return Err(ApiError::invalid(
+            "session_id",
+            "must be 1 to 64 characters of A-Z a-z 0-9 _ -",
+        ));
+    }
+    let request = CreatePlaybackTokenRequest {
+        name: stream_name(&id)?,
+        ttl: body.ttl_seconds.map(|s| prost_types::Duration {
+            seconds: i64::from(s),
+            nanos: 0,
+        }),
+        session_id: body.session_id.unwrap_or_default(),
+    };
+    let issued = state
+        .upstream()
+        .playback
+        .clone()
+        .create_playback_token(as_principal(request, &owner)?)
+        .await?
+        .into_inner();
+    let body = json!({
+        "token": issued.token,
+        "expire_time": json::time(issued.expire_time.as_ref()),
+        "session_id": issued.session_id,
+        "hls_url": issued.hls_url,
+        "dash_url": issued.dash_url,
+    });
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/signing-keys`: creates a key; its private key is shown only now.
+pub async fn create_key(
+    State(state): State<AppState>,
+    Owner(owner): Owner,
+    _: Admitted,
+) -> Result<Response, ApiError> {
+    let created = state
+        .upstream()
+        .playback
+        .clone()
+        .create_signing_key(as_principal(CreateSigningKeyRequest {}, &owner)?)
+        .await?
+        .into_inner();
+    let key = created.signing_key.unwrap_or_default();
+    let body = json!({
+        "signing_key": key_json(&key),
+        "private_key_pem": created.private_key_pem,
+    });
+    Ok((
+        StatusCode::CREATED,
+        [
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (
+                header::LOCATION,
+                format!("/api/v1/signing-keys/{}", key.key_id),
+            ),
+        ],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/signing-keys`: the caller's keys, oldest first.
+pub async fn list_keys(
+    State(state): State<AppState>,
+    Owner(owner): Owner,
+    _: ReadAdmitted,
+) -> Result<Json<Value>, ApiError> {
+    let keys = state
+        .upstream()
+        .playback
+        .clone()
+        .list_signing_keys(as_principal(ListSigningKeysRequest {}, &owner)?)
+        .await?
+        .into_inner()
+        .signing_keys;
+    Ok(Json(
+        json!({ "signing_keys": keys.iter().map(key_json).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `DELETE /api/v1/signing-keys/{id}`: deletes one of the caller's keys.
+pub async fn delete_key(
+    State(state): State<AppState>,
+    Owner(owner): Owner,
+    _: Admitted,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id =
+        Uuid::try_parse(&id).map_err(|_| ApiError::invalid("id", "must be a key id (a UUID)"))?;
+    let request = DeleteSigningKeyRequest {
+        name: format!("signingKeys/{id}"),
+    };
+    state
+        .upstream()
+        .playback
+        .clone()
+        .delete_signing_key(as_principal(request, &owner)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

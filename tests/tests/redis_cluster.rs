@@ -15,7 +15,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use nova_proto::v1::StreamStatus;
+use nova_proto::v1::{BatchGetViewerCountsRequest, StreamStatus};
 use nova_tests::{
     clients,
     edge::{self, Viewer},
@@ -55,6 +55,23 @@ async fn wait_redis_serving(addr: SocketAddr, what: &str, timeout: Duration) {
         },
     )
     .await;
+}
+
+/// Returns BatchGetViewerCounts' `(count, peak)` of `names`, in order (one pipeline
+/// that the cluster client splits per node).
+async fn batch_counts(live: &LiveStack, names: &[&str]) -> Vec<(i64, i64)> {
+    clients::sessions(&live.ctx.url(), &live.ctx.token)
+        .await
+        .batch_get_viewer_counts(BatchGetViewerCountsRequest {
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+        })
+        .await
+        .expect("BatchGetViewerCounts")
+        .into_inner()
+        .viewer_counts
+        .iter()
+        .map(|c| (c.viewer_count, c.peak_viewers))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -154,6 +171,12 @@ async fn counts_and_events_flow_on_a_redis_cluster_through_a_master_failover() {
     on_a.until_count(3, 5 * SECOND).await;
     on_b.until_count(3, 5 * SECOND).await;
     live.wait_for_viewers(&name, 3, 5 * SECOND).await;
+    let (quiet, _) = live.create_stream("no viewers").await;
+    assert_eq!(
+        batch_counts(&live, &[&name, &quiet.name, &name]).await,
+        [(3, 4), (0, 0), (3, 4)],
+        "(count, peak) of streams in different slots, in request order"
+    );
 
     // The broadcast never depended on Redis: still ACTIVE, still on air; its end
     // reaches viewers on both edges.

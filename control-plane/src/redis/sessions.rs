@@ -242,27 +242,35 @@ impl SessionStore {
         })
     }
 
-    /// Returns the live count and peak of each stream in `stream_ids`, in order, in one
-    /// pipeline (a cluster splits it per node); a stream without sessions reports
-    /// `(0, 0)`. Read-only: expired sessions are not counted, and the sweeper drops
-    /// them.
+    /// Returns the live count and peak of each stream in `stream_ids`, in order: one
+    /// pipeline on a single primary, one per stream on a cluster (its pipelines may
+    /// not span slots); a stream without sessions reports `(0, 0)`. Read-only:
+    /// expired sessions are not counted, and the sweeper drops them.
     pub async fn counts(&self, stream_ids: &[String]) -> RedisResult<Vec<(i64, i64)>> {
         if stream_ids.is_empty() {
             return Ok(Vec::new());
         }
         self.availability.check()?;
         let after_now = format!("({}", now_ms());
-        let mut pipe = redis::pipe();
-        for id in stream_ids {
-            pipe.zcount(self.keys.live(id), &after_now, "+inf")
-                .get(self.keys.peak(id));
-        }
-        let mut conn = self.redis.get().await?;
-        let flat: Vec<Option<i64>> = pipe.query_async(&mut conn).await?;
-        Ok(flat
-            .chunks_exact(2)
-            .map(|c| (c[0].unwrap_or(0), c[1].unwrap_or(0)))
-            .collect())
+        let answers: Vec<Vec<(i64, i64)>> = self
+            .per_call(stream_ids.to_vec(), |batch| {
+                let after_now = &after_now;
+                async move {
+                    let mut pipe = redis::pipe();
+                    for id in &batch {
+                        pipe.zcount(self.keys.live(id), after_now, "+inf")
+                            .get(self.keys.peak(id));
+                    }
+                    let mut conn = self.redis.get().await?;
+                    let flat: Vec<Option<i64>> = pipe.query_async(&mut conn).await?;
+                    Ok(flat
+                        .chunks_exact(2)
+                        .map(|c| (c[0].unwrap_or(0), c[1].unwrap_or(0)))
+                        .collect())
+                }
+            })
+            .await?;
+        Ok(answers.into_iter().flatten().collect())
     }
 
     /// Drops expired sessions of every stream in the index, publishing the new
@@ -350,9 +358,9 @@ impl SessionStore {
         }
     }
 
-    /// Runs `call` over `items` split the way a script may take them: all in one call
-    /// on a single primary, one item per call (one stream, so one slot) on a cluster,
-    /// a few calls at a time; returns the answers in no particular order.
+    /// Runs `call` over `items` split the way a script or pipeline may take them: all
+    /// in one call on a single primary, one item per call (one stream, so one slot) on
+    /// a cluster, a few calls at a time; returns the answers in the order of `items`.
     async fn per_call<T, R, F, Fut>(&self, items: Vec<T>, call: F) -> RedisResult<Vec<R>>
     where
         F: Fn(Vec<T>) -> Fut,
@@ -368,7 +376,7 @@ impl SessionStore {
         };
         stream::iter(batches)
             .map(call)
-            .buffer_unordered(CONCURRENT_CALLS)
+            .buffered(CONCURRENT_CALLS)
             .try_collect()
             .await
     }

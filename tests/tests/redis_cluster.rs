@@ -4,7 +4,9 @@
 //! caused through one replica reaches the other only through the cluster's pub/sub),
 //! the stream's keys all live in one slot on the master that serves it, and after
 //! that master is killed (SIGKILL) and its replica promoted, counts, events and the
-//! broadcast go on.
+//! broadcast go on. Then the master holding the control planes' subscriptions (the
+//! events channel's slot) is killed too, unless it was the first one, and counts still
+//! reach both edges.
 
 #![allow(
     clippy::unwrap_used,
@@ -74,6 +76,34 @@ async fn batch_counts(live: &LiveStack, names: &[&str]) -> Vec<(i64, i64)> {
         .collect()
 }
 
+/// Kills `master` (SIGKILL) once its replica has its writes, waits until the replica
+/// is promoted, the cluster is healthy and every control plane serves Redis again;
+/// returns the promoted replica's port.
+async fn fail_over(
+    cluster: &RedisCluster,
+    master: u16,
+    control_planes: &[(SocketAddr, &str)],
+) -> u16 {
+    let promoted = cluster.replica_of(master).expect("a replica of the master");
+    cluster.wait_replicated(master, promoted, 10 * SECOND).await;
+    cluster.kill(master);
+    let killed = Instant::now();
+    cluster.wait_master(promoted, 20 * SECOND).await;
+    cluster.wait_healthy(20 * SECOND).await;
+    println!(
+        "replica {promoted} took over from master {master} {:.1} s after SIGKILL",
+        killed.elapsed().as_secs_f64()
+    );
+    for (addr, what) in control_planes {
+        wait_redis_serving(*addr, &format!("{what} after the failover"), 20 * SECOND).await;
+    }
+    println!(
+        "every control plane serves Redis again {:.1} s after SIGKILL",
+        killed.elapsed().as_secs_f64()
+    );
+    promoted
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn counts_and_events_flow_on_a_redis_cluster_through_a_master_failover() {
     let cluster = RedisCluster::start().await;
@@ -114,7 +144,7 @@ async fn counts_and_events_flow_on_a_redis_cluster_through_a_master_failover() {
 
     // Every key of the stream sits in the one slot of its hash tag, on the master
     // serving that slot (a read there answers without a redirect).
-    let prefix = &live.ctx.config.redis_prefix;
+    let prefix = live.ctx.config.redis_prefix.clone();
     let live_key = format!("{prefix}:{{{id}}}:live");
     let master = cluster.master_of(&live_key).expect("the stream's master");
     assert_eq!(
@@ -128,32 +158,11 @@ async fn counts_and_events_flow_on_a_redis_cluster_through_a_master_failover() {
     }
 
     // Fail the stream's master over: kill it once its replica has every write.
-    let promoted = cluster.replica_of(master).expect("a replica of the master");
-    cluster.wait_replicated(master, promoted, 10 * SECOND).await;
-    cluster.kill(master);
-    let killed = Instant::now();
-    cluster.wait_master(promoted, 20 * SECOND).await;
-    cluster.wait_healthy(20 * SECOND).await;
-    println!(
-        "replica {promoted} took over from master {master} {:.1} s after SIGKILL",
-        killed.elapsed().as_secs_f64()
-    );
-    wait_redis_serving(
-        live.ctx.addr(),
-        "control plane A after the failover",
-        20 * SECOND,
-    )
-    .await;
-    wait_redis_serving(
-        replica.addr,
-        "control plane B after the failover",
-        20 * SECOND,
-    )
-    .await;
-    println!(
-        "both control planes serve Redis again {:.1} s after SIGKILL",
-        killed.elapsed().as_secs_f64()
-    );
+    let control_planes = [
+        (live.ctx.addr(), "control plane A"),
+        (replica.addr, "control plane B"),
+    ];
+    let promoted = fail_over(&cluster, master, &control_planes).await;
 
     // The sessions survived on the promoted replica; joins and leaves on either edge
     // keep exact counts and reach every socket.
@@ -178,6 +187,22 @@ async fn counts_and_events_flow_on_a_redis_cluster_through_a_master_failover() {
         "(count, peak) of streams in different slots, in request order"
     );
 
+    // The subscriptions of both control planes live on the master serving the events
+    // channel's slot. Unless that was the master just killed, kill it too: the
+    // subscribers must find the channel again on its promoted replica.
+    let subscribed_on = cluster
+        .master_of(&format!("{prefix}:events"))
+        .expect("the events channel's master");
+    if subscribed_on == promoted {
+        println!("the subscriptions' master was the stream's: one failover moved both");
+    } else {
+        fail_over(&cluster, subscribed_on, &control_planes).await;
+    }
+    on_a2.close().await;
+    on_a.until_count(2, 5 * SECOND).await;
+    on_b.until_count(2, 5 * SECOND).await;
+    live.wait_for_viewers(&name, 2, 5 * SECOND).await;
+
     // The broadcast never depended on Redis: still ACTIVE, still on air; its end
     // reaches viewers on both edges.
     assert_eq!(live.get(&name).await.status(), StreamStatus::Active);
@@ -186,7 +211,6 @@ async fn counts_and_events_flow_on_a_redis_cluster_through_a_master_failover() {
     on_a.next_of("stream_ended", 5 * SECOND).await;
     on_b.next_of("stream_ended", 5 * SECOND).await;
 
-    on_a2.close().await;
     edge_a.shutdown().await.expect("stop edge A");
     edge_b.shutdown().await.expect("stop edge B");
     replica.shutdown().await.expect("stop control plane B");

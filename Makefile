@@ -5,7 +5,7 @@ STACK := target/debug/nova-stack
 TOOLS := .nova/tools
 export PATH := $(CURDIR)/$(TOOLS)/venv/bin:$(CURDIR)/$(TOOLS)/node_modules/.bin:$(PATH)
 
-.PHONY: deps build dev up down test lint bench
+.PHONY: deps build dev up down test lint bench containers-test
 
 ## deps: install system packages and tools (apt-get, pip, npm) that are missing
 deps:
@@ -38,6 +38,11 @@ lint: deps
 ## test: everything CI checks: lint, then unit and integration tests on real engines
 test: lint build
 	$(STACK) test-env -- $(CARGO) nextest run --workspace --no-fail-fast
+
+## containers-test: build the images with podman, run compose and deploy/k8s (podman kube play) and go
+## live through both (minutes; not part of test; docs/containers.md)
+containers-test: deps
+	@bash scripts/containers-test.sh
 
 ## bench: release-build benchmarks on real engines; prints figures beside a same-run baseline
 bench: deps build

@@ -201,7 +201,11 @@ def adapt_pod(where: str, pod: dict, tag: str, tls_dir: Path, used: set) -> None
                 dst = folder / item["path"]
                 dst.write_bytes(src.read_bytes())
                 # The hostPath keeps file owners: readable by the pod's user (10001).
-                os.chown(dst, 10001, 10001)
+                # (Not as non-root, e.g. scripts/validate-deploy.sh: owner unchanged.)
+                try:
+                    os.chown(dst, 10001, 10001)
+                except PermissionError:
+                    pass
                 dst.chmod(0o400)
             folder.chmod(0o755)
             volume["hostPath"] = {"path": str(folder), "type": "Directory"}

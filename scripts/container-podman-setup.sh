@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes podman usable on this kind of machine (docs/containers.md), idempotently:
-# installs podman, runc and debootstrap with apt-get when missing, and writes
+# installs podman, runc, catatonit and debootstrap with apt-get when missing, and writes
 # /etc/containers/containers.conf.d/50-nova-streaming.conf with the two settings podman
 # needs here:
 #   runtime = "runc"      crun, Debian's default, fails ("cgroups in hybrid mode not
@@ -14,8 +14,10 @@ set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 
+# catatonit: the init of the infra container of every pod `podman kube play` makes
+# (a recommendation of Debian's podman, so absent after --no-install-recommends).
 need=()
-for tool in podman runc debootstrap; do
+for tool in podman runc debootstrap catatonit; do
   command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -232,4 +232,14 @@ if [ "$only" != compose ]; then
   step "kube: go live"
   "$py" scripts/container-golive.py --label kube --edge "$kube_edge" --metrics "$kube_metrics" \
     --jwt-issuer "$kube_iss" --jwt-audience "$kube_aud"
+  # The migration Job (played as Pod nova-migrate) must have finished cleanly too.
+  migrate=$(kube_containers | grep -- '-migrate$' | head -n 1)
+  [ -n "$migrate" ] || fail "no container of the migration pod (Job nova-migrate) was made"
+  # (A failed try is restarted, OnFailure: wait for an exit 0, not just any exit.)
+  end=$((SECONDS + 60))
+  until [ "$(podman inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$migrate")" = "exited 0" ]; do
+    [ $SECONDS -lt $end ] || fail "waited 60s for $migrate (--migrate-only) to exit 0; it is $(podman inspect -f '{{.State.Status}}, exit code {{.State.ExitCode}}' "$migrate")"
+    sleep 1
+  done
+  step "kube: migration pod $migrate exited 0"
 fi

@@ -4,8 +4,10 @@
 # schemas (kubernetes-validate, strict), operator resources against the operator's CRD
 # schemas, the wiring between manifests, compose file and Dockerfile (every NOVA_*
 # variable set is one its program reads; Secret/ConfigMap keys and Service ports
-# exist), the nginx image's render script against deploy/nginx (nginx -t), and the
-# Grafana dashboard is valid JSON.
+# exist; the same for the host-network compose override of make containers-test), the
+# nginx image's render script against deploy/nginx (nginx -t), that the kube-play
+# variant of make containers-test still derives from the manifests, and the Grafana
+# dashboard is valid JSON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools=.nova/tools
@@ -121,6 +123,31 @@ for name, service in compose["services"].items():
     program = service.get("build", {}).get("target") or program_of(service["image"])
     check_env(f"compose.yaml: {name}", program, service.get("environment", {}))
 
+# The host-network override of make containers-test: overrides existing services only,
+# sets only variables their programs read. Its compose merge tags read as plain values.
+class ComposeLoader(yaml.SafeLoader):
+    """A SafeLoader that reads compose's `!override` and `!reset` tags as plain values."""
+
+
+def plain(loader, node):
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    return loader.construct_scalar(node)
+
+
+for tag in ("!override", "!reset"):
+    ComposeLoader.add_constructor(tag, plain)
+override = yaml.load(Path("deploy/podman/compose.host-network.yaml").read_text(), Loader=ComposeLoader)
+for name, service in override["services"].items():
+    base = compose["services"].get(name)
+    if base is None:
+        errors.append(f"compose.host-network.yaml: {name} is not a service of compose.yaml")
+        continue
+    program = base.get("build", {}).get("target") or program_of(base["image"])
+    check_env(f"compose.host-network.yaml: {name}", program, service.get("environment", {}))
+
 # hls.js: the image and the local stack serve the same version.
 local = re.search(r"hls\.js@([0-9.]+)", Path("scripts/install-deps.sh").read_text()).group(1)
 image = re.search(r"ARG HLS_JS_VERSION=([0-9.]+)", dockerfile).group(1)
@@ -141,6 +168,15 @@ for abr in false true; do
     NOVA_ABR=$abr sh "$work/nova-nginx" render 2>"$work/log" \
     || { cat "$work/log" >&2; echo "validate-deploy: nova-nginx render failed (NOVA_ABR=$abr)" >&2; exit 1; }
 done
+
+# The `podman kube play` variant of make containers-test still derives from deploy/k8s
+# (the script fails on a variable, ConfigMap key, Secret key or kind it no longer finds).
+mkdir "$work/kube"
+touch "$work/kube/tls.crt" "$work/kube/tls.key" "$work/kube/ca.crt"
+NOVA_POSTGRES_PASSWORD=validate NOVA_SERVICE_TOKEN=validate NOVA_EDGE_SERVICE_TOKEN=validate \
+  NOVA_INGEST_SERVICE_TOKEN=validate NOVA_HOOKS_SECRET=validate NOVA_JWT_HS256_SECRET=validate \
+  "$tools/venv/bin/python" scripts/container-kube-variant.py --tls-dir "$work/kube" \
+  --out "$work/kube/variant.yaml" --secret-json "$work/kube/secrets.json" >/dev/null
 
 python3 -m json.tool grafana/nova-streaming.json >/dev/null
 echo "validate-deploy: ok"

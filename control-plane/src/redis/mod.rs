@@ -1,8 +1,8 @@
 //! Redis: what is live. `connection` is which Redis (one primary or a Redis
 //! Cluster, chosen by URL; `cluster` holds the cluster specifics); `sessions` holds
 //! viewer sessions and counters (one Lua script from `scripts`, so one round trip,
-//! per operation); `fanout` carries events between replicas over pub/sub;
-//! `availability` is whether Redis answers now. Every key and channel starts with a
+//! per operation; `figures` are what it reads back); `fanout` carries events between
+//! replicas over pub/sub; `availability` is whether Redis answers now. Every key and channel starts with a
 //! configurable prefix, so several deployments (or tests) can share one Redis, and
 //! every key of a stream carries the stream's hash tag (`{<stream id>}`), so on a
 //! cluster they share one slot and each script touches one slot only. Redis is never
@@ -13,6 +13,7 @@ pub mod availability;
 pub mod cluster;
 pub mod connection;
 pub mod fanout;
+pub mod figures;
 mod scripts;
 pub mod sessions;
 

@@ -4,7 +4,9 @@
 //! of every stream it touches as `KEYS`, so a cluster routes it to the node owning
 //! that slot. A script touches the keys of the streams it is given only; on a cluster
 //! the caller gives it one stream per call (one slot), since Redis refuses a script
-//! whose keys span slots. Count changes go out with PUBLISH on the counts channel,
+//! whose keys span slots. The sweeper's index (`<prefix>:live-index`) is updated by
+//! JOIN and HEARTBEAT on a single primary only; on a cluster it lives in a slot of its
+//! own and the caller updates it with a command of its own. Count changes go out with PUBLISH on the counts channel,
 //! which a cluster forwards to every node (see [`super::fanout`]).
 
 /// Shared prelude: prefix, time, key names, and publishing a stream's count.
@@ -18,11 +20,13 @@ local function publish(stream, count)
 end
 "#;
 
-/// Starts a session. ARGV: ttl, session, stream, viewer, kind, node. Returns the
-/// live count.
+/// Starts a session. ARGV: ttl, index, session, stream, viewer, kind, node. Returns
+/// the live count. `index` is the sweeper's index key on a single primary (updated
+/// here, in the same round trip), empty on a cluster (the caller updates it: it
+/// lives in another slot).
 pub const JOIN: &str = r#"
-local ttl = tonumber(ARGV[3])
-local sid, stream, viewer, kind, node = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local ttl, idx = tonumber(ARGV[3]), ARGV[4]
+local sid, stream, viewer, kind, node = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local live = k(stream, 'live')
 local sk = k(stream, 'sess:' .. sid)
 redis.call('ZREMRANGEBYSCORE', live, '-inf', now)
@@ -34,19 +38,20 @@ local count = redis.call('ZCARD', live)
 local peak = tonumber(redis.call('GET', k(stream, 'peak')) or '0')
 if count > peak then redis.call('SET', k(stream, 'peak'), count) end
 publish(stream, count)
+if idx ~= '' then redis.call('ZADD', idx, 'GT', now + ttl, stream) end
 return count
 "#;
 
-/// Keeps sessions alive. ARGV: ttl, then per stream: stream, n, n session ids.
-/// Returns the sessions that had already expired or ended.
+/// Keeps sessions alive. ARGV: ttl, index (as for JOIN), then per stream: stream,
+/// n, n session ids. Returns the sessions that had already expired or ended.
 pub const HEARTBEAT: &str = r#"
-local ttl = tonumber(ARGV[3])
+local ttl, idx = tonumber(ARGV[3]), ARGV[4]
 local expired = {}
-local i = 4
+local i = 5
 while i <= #ARGV do
   local stream, n = ARGV[i], tonumber(ARGV[i + 1])
   local live = k(stream, 'live')
-  local changed = false
+  local changed, alive = false, false
   for j = i + 2, i + 1 + n do
     local sid = ARGV[j]
     local sk = k(stream, 'sess:' .. sid)
@@ -61,9 +66,11 @@ while i <= #ARGV do
       redis.call('HSET', sk, 'seen', now)
       redis.call('PEXPIRE', sk, ttl)
       redis.call('ZADD', live, 'XX', now + ttl, sid)
+      alive = true
     end
   end
   if changed then publish(stream, redis.call('ZCARD', live)) end
+  if alive and idx ~= '' then redis.call('ZADD', idx, 'GT', now + ttl, stream) end
   i = i + 2 + n
 end
 return expired

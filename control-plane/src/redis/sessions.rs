@@ -11,41 +11,8 @@ use futures::{StreamExt, TryStreamExt, stream};
 use redis::{RedisResult, Script};
 use uuid::Uuid;
 
+pub use crate::redis::figures::{Figures, Seed, Snapshot};
 use crate::redis::{Keys, Redis, availability::Availability, scripts};
-
-/// Viewer figures of a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Figures {
-    /// Live sessions.
-    pub count: i64,
-    /// Highest live count seen.
-    pub peak: i64,
-    /// Approximate distinct viewers.
-    pub uniques: i64,
-    /// Accumulated watch time, milliseconds (updated at heartbeats and leaves).
-    pub watch_ms: i64,
-}
-
-/// A stream's viewer figures as last persisted in PostgreSQL, to seed Redis with
-/// after it lost them (restart, flush).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Seed {
-    /// Persisted peak.
-    pub peak: i64,
-    /// Persisted watch time, milliseconds.
-    pub watch_ms: i64,
-    /// Persisted HyperLogLog of viewers (Redis's own encoding); empty if none.
-    pub uniques_hll: Vec<u8>,
-}
-
-/// A stream's figures together with its HyperLogLog, for persisting.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    /// The figures.
-    pub figures: Figures,
-    /// The HyperLogLog of viewers (Redis's own encoding); empty if none.
-    pub uniques_hll: Vec<u8>,
-}
 
 /// A session to start.
 #[derive(Debug, Clone)]
@@ -150,6 +117,7 @@ impl SessionStore {
             .arg(self.keys.prefix())
             .arg(now)
             .arg(self.ttl_ms)
+            .arg(self.inline_index())
             .arg(s.session_id)
             .arg(s.stream_id)
             .arg(s.viewer_id)
@@ -157,7 +125,9 @@ impl SessionStore {
             .arg(s.node)
             .invoke_async(&mut conn)
             .await?;
-        self.index(&mut conn, now, &[s.stream_id]).await;
+        if self.redis.is_cluster() {
+            self.index(&mut conn, now, &[s.stream_id]).await;
+        }
         Ok(count)
     }
 
@@ -178,7 +148,11 @@ impl SessionStore {
         let answers: Vec<Vec<String>> = self
             .per_call(groups, |batch| async move {
                 let mut invocation = self.scripts.heartbeat.prepare_invoke();
-                invocation.arg(self.keys.prefix()).arg(now).arg(self.ttl_ms);
+                invocation
+                    .arg(self.keys.prefix())
+                    .arg(now)
+                    .arg(self.ttl_ms)
+                    .arg(self.inline_index());
                 for (stream, ids) in &batch {
                     invocation
                         .key(self.keys.live(stream))
@@ -188,8 +162,10 @@ impl SessionStore {
                 }
                 let mut conn = self.redis.get().await?;
                 let gone: Vec<String> = invocation.invoke_async(&mut conn).await?;
-                let streams: Vec<&str> = batch.iter().map(|(s, _)| s.as_str()).collect();
-                self.index(&mut conn, now, &streams).await;
+                if self.redis.is_cluster() {
+                    let streams: Vec<&str> = batch.iter().map(|(s, _)| s.as_str()).collect();
+                    self.index(&mut conn, now, &streams).await;
+                }
                 Ok(gone)
             })
             .await?;
@@ -341,9 +317,20 @@ impl SessionStore {
         })
     }
 
+    /// Returns the index key for JOIN and HEARTBEAT to update themselves on a single
+    /// primary (one round trip, as before the index moved out of the scripts on a
+    /// cluster); empty on a cluster, where [`Self::index`] does it.
+    fn inline_index(&self) -> String {
+        if self.redis.is_cluster() {
+            String::new()
+        } else {
+            self.keys.index()
+        }
+    }
+
     /// Records in the index that `streams` hold sessions until at least `now` + ttl
-    /// (a score only ever rises). A separate command after the session script: on a
-    /// cluster the index lives in a slot of its own. A failure is logged, not
+    /// (a score only ever rises), on a cluster, where the index lives in a slot of its
+    /// own: a separate command after the session script. A failure is logged, not
     /// returned: the session change is made, and a caller told otherwise would retry
     /// a join and count a viewer twice; the stream is indexed again at its next join
     /// or heartbeat, and read calls drop its expired sessions meanwhile.

@@ -91,8 +91,9 @@ fn parse_seeds(scheme: &str, rest: &str) -> Result<Vec<ConnectionInfo>, UrlError
         .collect()
 }
 
-/// Returns a cluster client for `seeds` with short timeouts and TCP_NODELAY;
-/// `resp3` for a connection that receives pub/sub pushes.
+/// Returns a cluster client for `seeds` with short timeouts and TCP_NODELAY; with
+/// `push`, one that speaks RESP3 and hands pub/sub messages (and the library's
+/// disconnection notices) to `push`: the cluster client receives pub/sub only so.
 pub fn client(
     seeds: &[ConnectionInfo],
     push: Option<tokio::sync::mpsc::UnboundedSender<redis::PushInfo>>,

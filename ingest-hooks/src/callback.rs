@@ -190,6 +190,9 @@ pub enum Callback {
         name: String,
         /// Viewer or internal helper.
         player: Player,
+        /// The `token` argument of the player's RTMP URL (its own claim, checked
+        /// as a playback token for signed streams).
+        token: Option<String>,
     },
     /// `on_play_done`: a player stopped.
     PlayDone {
@@ -340,6 +343,7 @@ impl Callback {
                 Self::Play {
                     player: insiders.classify(&form, &origin),
                     name: name.to_owned(),
+                    token: form.get("token").map(str::to_owned),
                     origin,
                 }
             }

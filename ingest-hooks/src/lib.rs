@@ -6,7 +6,7 @@
 //! kind, calling the control plane through `upstream`, with `budget` refusing
 //! addresses that keep failing to publish and `outage` keeping admitted broadcasters
 //! on air for a bounded grace while the control plane is out of reach; `stat` polls nginx `/stat` for ingest
-//! health. `error` maps every failure to the HTTP status nginx acts on.
+//! health; `playback` answers nginx's `auth_request` for every HLS/DASH file. `error` maps every failure to the HTTP status nginx acts on.
 
 pub mod budget;
 pub mod callback;
@@ -15,6 +15,7 @@ pub mod error;
 pub mod hooks;
 pub mod metrics;
 pub mod outage;
+pub mod playback;
 pub mod routes;
 pub mod segments;
 pub mod server;

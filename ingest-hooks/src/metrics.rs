@@ -27,6 +27,8 @@ pub struct HooksMetrics {
     segments: Histogram<f64>,
     /// `nova_streaming_ingest_streams{quality}`.
     qualities: Gauge<u64>,
+    /// `nova_streaming_playback_decisions_total{result}`.
+    playback: Counter<u64>,
 }
 
 /// Quality classes of live streams by source height (the `quality` label).
@@ -120,6 +122,12 @@ impl HooksMetrics {
                 .u64_gauge("nova_streaming_ingest_streams")
                 .with_description("Live streams on this ingest node by source quality class")
                 .build(),
+            playback: meter
+                .u64_counter("nova_streaming_playback_decisions")
+                .with_description(
+                    "Answers of the playback verifier to nginx (not counting its decision cache), by result",
+                )
+                .build(),
             metrics,
         })
     }
@@ -154,6 +162,12 @@ impl HooksMetrics {
             self.qualities
                 .record(n, &[KeyValue::new("quality", quality)]);
         }
+    }
+
+    /// Counts a playback decision; `result` is `public`, `granted` or a refusal
+    /// reason (a fixed set).
+    pub fn playback(&self, result: &'static str) {
+        self.playback.add(1, &[KeyValue::new("result", result)]);
     }
 
     /// Returns the HTTP RED instruments.

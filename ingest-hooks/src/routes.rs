@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// Header carrying the shared secret, set by nginx's on_update guard.
-const SECRET_HEADER: &str = "x-nova-hooks-secret";
+pub(crate) const SECRET_HEADER: &str = "x-nova-hooks-secret";
 
 /// Largest callback body accepted (nginx sends a few hundred bytes).
 const MAX_BODY: usize = 16 * 1024;
@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         );
     }
     router
+        .route("/rtmp/playback", get(crate::playback::route::check))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
@@ -104,7 +105,7 @@ async fn callback(
 }
 /// With a secret configured, the callback must carry it; without one, only loopback
 /// callers are accepted.
-fn authenticate(
+pub(crate) fn authenticate(
     state: &AppState,
     peer: SocketAddr,
     presented: Option<&str>,

@@ -7,6 +7,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 use crate::{
     config::Config,
     metrics::HooksMetrics,
+    playback::{self, PlaybackRules},
     routes, segments, shutdown, stat,
     state::AppState,
     upstream::{Node, Upstream},
@@ -73,11 +74,17 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
             signal.clone(),
         ));
     }
+    let rules = PlaybackRules::default();
+    tasks.spawn(playback::run(
+        rules.clone(),
+        upstream.clone(),
+        signal.clone(),
+    ));
     // Every request carries ConnectInfo<SocketAddr>, as with
     // into_make_service_with_connect_info; NOVA_HTTP_* bound slow and idle clients.
     let limits = nova_runtime::http::HttpLimits::from_env()?;
     let registry = metrics.registry().clone();
-    let app = routes::router(AppState::new(config.clone(), upstream, metrics));
+    let app = routes::router(AppState::new(config.clone(), upstream, metrics, rules));
     let task = tokio::spawn(async move {
         nova_runtime::http::serve(listener, app, signal.wait(), limits, &registry).await;
         Ok(())

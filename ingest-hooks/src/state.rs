@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::{
     budget::PublishBudget, callback::Insiders, config::Config, metrics::HooksMetrics,
-    upstream::Upstream,
+    playback::PlaybackRules, upstream::Upstream,
 };
 
 /// Everything the handlers share; cheap to clone.
@@ -22,13 +22,20 @@ struct Inner {
     insiders: Insiders,
     /// Failed-publish budget per peer address.
     budget: PublishBudget,
+    /// What the playback verifier checks tokens against.
+    playback: PlaybackRules,
     /// RTMP players on this node: nginx client id → viewer session id.
     players: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl AppState {
     /// Assembles the state.
-    pub fn new(config: Config, upstream: Upstream, metrics: HooksMetrics) -> Self {
+    pub fn new(
+        config: Config,
+        upstream: Upstream,
+        metrics: HooksMetrics,
+        playback: PlaybackRules,
+    ) -> Self {
         let insiders = Insiders::new(
             &config.relay_url,
             config.secret.as_ref().map(|s| s.expose().to_owned()),
@@ -40,6 +47,7 @@ impl AppState {
             config,
             upstream,
             metrics,
+            playback,
             players: std::sync::Mutex::default(),
         }))
     }
@@ -61,6 +69,11 @@ impl AppState {
 
     fn players(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
         self.0.players.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Returns the playback rules.
+    pub fn playback(&self) -> &PlaybackRules {
+        &self.0.playback
     }
 
     /// Returns what the callback parser needs to recognise nginx's own connections.

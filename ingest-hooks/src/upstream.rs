@@ -10,9 +10,10 @@ use backon::{ExponentialBuilder, Retryable};
 use nova_runtime::grpc::{self, Bearer};
 
 use nova_proto::v1::{
-    AuthorizePublishRequest, HeartbeatRequest, IngestHealth, IngestHeartbeatRequest,
-    JoinSessionRequest, LeaveSessionRequest, PublishEndedRequest, ReportIngestHealthRequest,
-    Stream, ViewerKind, ingest_service_client::IngestServiceClient,
+    AuthorizePublishRequest, GetPlaybackRulesRequest, GetPlaybackRulesResponse, HeartbeatRequest,
+    IngestHealth, IngestHeartbeatRequest, JoinSessionRequest, LeaveSessionRequest,
+    PublishEndedRequest, ReportIngestHealthRequest, Stream, ViewerKind,
+    ingest_service_client::IngestServiceClient, playback_service_client::PlaybackServiceClient,
     session_service_client::SessionServiceClient,
 };
 use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel};
@@ -41,6 +42,8 @@ pub struct Upstream {
     client: IngestServiceClient<InterceptedService<Channel, Bearer>>,
     /// Viewer sessions of RTMP players, on the same channel.
     sessions: SessionServiceClient<InterceptedService<Channel, Bearer>>,
+    /// Playback rules for the verifier, on the same channel.
+    playback: PlaybackServiceClient<InterceptedService<Channel, Bearer>>,
     /// This node.
     node: Node,
     /// Deadline of each call, retries of heartbeats and disconnects included.
@@ -67,7 +70,8 @@ impl Upstream {
         let bearer = Bearer::new(token).map_err(|e| anyhow::anyhow!(e))?;
         Ok(Self {
             client: IngestServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-            sessions: SessionServiceClient::with_interceptor(channel, bearer),
+            sessions: SessionServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            playback: PlaybackServiceClient::with_interceptor(channel, bearer),
             node,
             timeout,
             outage: Arc::default(),
@@ -233,6 +237,20 @@ impl Upstream {
             .map_err(|status| self.failed(status))
             .inspect(|_| self.answered())?;
         Ok(())
+    }
+}
+
+impl Upstream {
+    /// Reads the rules the playback verifier checks tokens against.
+    pub async fn playback_rules(&self) -> Result<GetPlaybackRulesResponse, HookError> {
+        let answer = self
+            .playback
+            .clone()
+            .get_playback_rules(GetPlaybackRulesRequest {})
+            .await
+            .map_err(|status| self.failed(status))
+            .inspect(|_| self.answered())?;
+        Ok(answer.into_inner())
     }
 }
 

@@ -19,6 +19,7 @@ pub mod hls;
 pub mod http;
 pub mod live;
 pub mod on_air;
+pub mod playback;
 pub mod private_redis;
 pub mod prometheus;
 pub mod proxy;

@@ -33,9 +33,10 @@ pub struct PlaybackApi {
 impl PlaybackApi {
     /// Builds the service from the shared state.
     pub fn new(state: &AppState) -> Self {
-        Self {
-            playback: Playback::new(state.pool().clone()),
-        }
+        let playback = Playback::new(state.pool().clone());
+        let warming = playback.clone();
+        tokio::spawn(async move { warming.warm_up().await });
+        Self { playback }
     }
 }
 

@@ -1,7 +1,9 @@
 //! RTMP players: `on_play` of the public application starts a viewer session
 //! (refused for unknown or completed streams), `on_update` renews it, `on_play_done`
 //! ends it. nginx's own relay and our ABR transcoder are not viewers; playing the
-//! ingest application (where names are stream keys) is refused.
+//! ingest application (where names are stream keys) is refused. A signed stream
+//! is played only with a valid playback token as the `token` argument of the RTMP
+//! URL (`rtmp://host/stream/<id>?token=<token>`).
 
 use axum::response::Response;
 
@@ -17,6 +19,7 @@ pub(super) async fn start(
     origin: &Origin,
     name: &str,
     player: Player,
+    token: Option<&str>,
 ) -> Result<Response, HookError> {
     if player == Player::Internal {
         return Ok(super::ok());
@@ -28,6 +31,20 @@ pub(super) async fn start(
     }
     let id =
         uuid::Uuid::try_parse(name).map_err(|_| HookError::Refused("unknown stream".into()))?;
+    if state.playback().requires_token(id) {
+        let now = crate::playback::route::unix_now();
+        let checked = token
+            .ok_or(crate::playback::verify::Refusal::TokenRequired)
+            .and_then(|t| state.playback().verify_token(t, id, now));
+        if let Err(refusal) = checked {
+            state.metrics().playback(refusal.as_str());
+            return Err(HookError::Refused(format!(
+                "playback token refused: {}",
+                refusal.as_str()
+            )));
+        }
+        state.metrics().playback("granted");
+    }
     match state.upstream().join_player(format!("streams/{id}")).await {
         Ok(session) => {
             tracing::info!(stream.id = %id, client.id = %origin.client_id, "rtmp player joined");

@@ -42,6 +42,12 @@ async fn decide(state: &AppState, origin: &Origin, name: &str) -> Result<Respons
     // Fails closed: an unreachable control plane is a refusal (HookError::Upstream → 503).
     let stream = state.upstream().authorize(&key, origin).await?;
     tracing::info!(stream.id = %stream.stream_id, client.addr = %origin.addr, "publish accepted");
+    // The origin enforces the stream's policy before the next rules refresh.
+    if let Ok(id) = uuid::Uuid::try_parse(&stream.stream_id) {
+        state
+            .playback()
+            .learn(id, &stream.owner, stream.playback_policy());
+    }
     let location = format!(
         "{}/{}",
         state.config().relay_url.trim_end_matches('/'),

@@ -146,6 +146,14 @@ impl Playback {
         })
     }
 
+    /// Loads or creates the platform key now, so the media origins' verifiers read
+    /// it before the first token is issued; a failure is retried on first use.
+    pub async fn warm_up(&self) {
+        if let Err(err) = self.platform_key().await {
+            tracing::warn!(error = %err, "platform playback key not ready yet; retried on first use");
+        }
+    }
+
     /// Returns the platform key, creating it on first use (one per deployment: the
     /// unique index makes concurrent creators agree on the first one stored).
     async fn platform_key(&self) -> Result<&(Uuid, EncodingKey)> {

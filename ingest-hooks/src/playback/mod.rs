@@ -1,0 +1,200 @@
+//! Playback enforcement at the media origin: nginx asks, through `auth_request`,
+//! whether to serve each HLS/DASH file (`route`), and this module answers from rules
+//! it holds in memory (`verify`), so no request costs a control-plane call. The
+//! rules (every token-signing public key, the streams to check) are refreshed from
+//! the control plane every [`REFRESH`]; a broadcast this node admits is known at
+//! once. `path` is the URL grammar.
+
+pub mod path;
+pub mod route;
+pub mod verify;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
+};
+
+use jsonwebtoken::DecodingKey;
+use nova_proto::v1::{GetPlaybackRulesResponse, PlaybackPolicy};
+use uuid::Uuid;
+
+use crate::{shutdown, upstream::Upstream};
+use verify::{Grant, Key, Refusal, StreamRule};
+
+/// Time between two reads of the rules. A deleted key or a policy change takes
+/// effect at the origin within this, plus nginx's decision cache (1 s).
+pub const REFRESH: Duration = Duration::from_secs(2);
+
+/// The rules at one moment.
+#[derive(Default)]
+struct Snapshot {
+    /// Keys by id.
+    keys: HashMap<String, Key>,
+    /// Streams by id.
+    streams: HashMap<Uuid, StreamRule>,
+    /// Whether the control plane ever answered.
+    loaded: bool,
+}
+
+/// The rules a verifier holds; cheap to clone.
+#[derive(Clone, Default)]
+pub struct PlaybackRules {
+    /// The current snapshot.
+    current: Arc<RwLock<Arc<Snapshot>>>,
+    /// Streams this node admitted since a refresh started, kept across it.
+    learned: Arc<Mutex<HashMap<Uuid, (StreamRule, Instant)>>>,
+}
+
+impl PlaybackRules {
+    /// Decides a request for `raw_uri` (nginx's `$request_uri`) at unix time `now`:
+    /// `Ok(None)` for a plain URL that may be served, `Ok(Some(grant))` for a valid
+    /// token, or the refusal.
+    pub fn decide(&self, raw_uri: &str, now: i64) -> Result<Option<Grant>, Refusal> {
+        let media = path::parse(raw_uri).map_err(|e| match e {
+            path::PathError::Malformed => Refusal::Malformed,
+            path::PathError::Oversized => Refusal::Oversized,
+        })?;
+        let snapshot = self.snapshot();
+        if !snapshot.loaded {
+            return Err(Refusal::NotReady);
+        }
+        match media.token {
+            None => match snapshot.streams.get(&media.stream) {
+                Some(rule) if rule.signed => Err(Refusal::TokenRequired),
+                _ => Ok(None),
+            },
+            Some(token) => {
+                verify::verify(token, media.stream, &snapshot.keys, &snapshot.streams, now)
+                    .map(Some)
+            }
+        }
+    }
+
+    /// Tells whether playing stream `id` needs a token: it is signed, or the rules
+    /// were never loaded (fail closed).
+    pub fn requires_token(&self, id: Uuid) -> bool {
+        let snapshot = self.snapshot();
+        !snapshot.loaded || snapshot.streams.get(&id).is_some_and(|r| r.signed)
+    }
+
+    /// Verifies a token presented for stream `id` outside HTTP (RTMP play).
+    pub fn verify_token(&self, token: &str, id: Uuid, now: i64) -> Result<Grant, Refusal> {
+        if token.len() > path::MAX_TOKEN {
+            return Err(Refusal::Oversized);
+        }
+        let snapshot = self.snapshot();
+        if !snapshot.loaded {
+            return Err(Refusal::NotReady);
+        }
+        verify::verify(token, id, &snapshot.keys, &snapshot.streams, now)
+    }
+
+    /// Records a stream this node just admitted, so its policy holds before the
+    /// next refresh.
+    pub fn learn(&self, id: Uuid, owner: &str, policy: PlaybackPolicy) {
+        let rule = StreamRule {
+            owner: owner.to_owned(),
+            signed: policy != PlaybackPolicy::Public,
+        };
+        self.learned_map()
+            .insert(id, (rule.clone(), Instant::now()));
+        let mut current = self.write();
+        let mut next = Snapshot {
+            keys: current.keys.clone(),
+            streams: current.streams.clone(),
+            loaded: current.loaded,
+        };
+        next.streams.insert(id, rule);
+        *current = Arc::new(next);
+    }
+
+    /// Replaces the rules with what the control plane answered to a read that
+    /// started at `started`; streams learned since then are kept.
+    fn apply(&self, answer: GetPlaybackRulesResponse, started: Instant) {
+        let mut keys = HashMap::new();
+        for key in answer.keys {
+            if key.public_key.len() != 65 {
+                continue;
+            }
+            keys.insert(
+                key.key_id,
+                Key {
+                    owner: Some(key.owner).filter(|o| !o.is_empty()),
+                    decoding: DecodingKey::from_ec_der(&key.public_key),
+                },
+            );
+        }
+        let mut streams = HashMap::new();
+        for stream in answer.streams {
+            let Ok(id) = Uuid::try_parse(&stream.stream_id) else {
+                continue;
+            };
+            let signed = stream.playback_policy() != PlaybackPolicy::Public;
+            streams.insert(
+                id,
+                StreamRule {
+                    owner: stream.owner,
+                    signed,
+                },
+            );
+        }
+        {
+            let mut learned = self.learned_map();
+            learned.retain(|_, (_, at)| *at > started);
+            for (id, (rule, _)) in learned.iter() {
+                streams.insert(*id, rule.clone());
+            }
+        }
+        *self.write() = Arc::new(Snapshot {
+            keys,
+            streams,
+            loaded: true,
+        });
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Arc<Snapshot>> {
+        self.current.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn learned_map(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (StreamRule, Instant)>> {
+        self.learned.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Reads the rules now and every [`REFRESH`] until shutdown. A failed read keeps
+/// the last rules (a verifier that never loaded any refuses everything).
+pub async fn run(rules: PlaybackRules, upstream: Upstream, stop: shutdown::Signal) {
+    let mut tick = tokio::time::interval(REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.clone().wait() => return,
+        }
+        let started = Instant::now();
+        match upstream.playback_rules().await {
+            Ok(answer) => {
+                if failing {
+                    tracing::info!("playback rules read again");
+                }
+                failing = false;
+                rules.apply(answer, started);
+            }
+            Err(err) => {
+                if !failing {
+                    tracing::warn!(error = %err, "cannot read playback rules; keeping the last ones");
+                }
+                failing = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Private playback helpers: a PlaybackService client, tokens signed in the test the
+//! way a customer's backend would, players (ffprobe, ffmpeg over RTMP) and plain
+//! HTTP requests whose path is sent exactly as written.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use nova_proto::v1::{
+    CreatePlaybackTokenRequest, CreatePlaybackTokenResponse, CreateStreamRequest, PlaybackPolicy,
+    Stream, playback_service_client::PlaybackServiceClient,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
+
+use crate::{
+    clients::{self, Credentials},
+    live::LiveStack,
+};
+
+/// A PlaybackService client with credentials.
+pub type Playback = PlaybackServiceClient<InterceptedService<Channel, Credentials>>;
+
+/// A PlaybackService client for `url` acting as `principal` with `token`.
+pub async fn client(url: &str, token: &str, principal: Option<&str>) -> Playback {
+    PlaybackServiceClient::with_interceptor(
+        clients::channel(url).await,
+        Credentials::new(Some(token), principal),
+    )
+}
+
+/// Creates a stream owned by `alice` with `policy`; returns it and its key.
+pub async fn create_stream(live: &LiveStack, policy: PlaybackPolicy) -> (Stream, String) {
+    let created = live
+        .streams
+        .clone()
+        .create_stream(CreateStreamRequest {
+            stream: Some(Stream {
+                title: "private".into(),
+                playback_policy: policy.into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create a stream")
+        .into_inner();
+    (created.stream.expect("stream"), created.stream_key)
+}
+
+/// Issues a platform token for stream `name` (owned by `alice`) with session `sid`.
+pub async fn issue(live: &LiveStack, name: &str, sid: &str) -> CreatePlaybackTokenResponse {
+    client(&live.ctx.url(), &live.ctx.token, Some("alice"))
+        .await
+        .create_playback_token(CreatePlaybackTokenRequest {
+            name: name.into(),
+            ttl: None,
+            session_id: sid.into(),
+        })
+        .await
+        .expect("issue a playback token")
+        .into_inner()
+}
+
+/// Signs `claims` with a PKCS#8 PEM private key as key `kid` (ES256), as a
+/// customer's backend would.
+pub fn sign(private_pem: &str, kid: &str, claims: &serde_json::Value) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &EncodingKey::from_ec_pem(private_pem.as_bytes()).expect("an EC private key"),
+    )
+    .expect("sign a token")
+}
+
+/// Claims of a token for stream `id` expiring `ttl` seconds from now (negative:
+/// already expired).
+pub fn claims(id: &str, sid: &str, ttl: i64) -> serde_json::Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    serde_json::json!({"aud": "nova-playback", "sub": id, "sid": sid, "iat": now.min(now + ttl - 10), "exp": now + ttl})
+}
+
+/// GETs `path` from `origin` (`http://host:port`) with the path sent byte for byte
+/// (no client normalisation); returns the status.
+pub async fn raw_status(origin: &str, path: &str) -> u16 {
+    let addr = origin.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the origin");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    socket
+        .write_all(request.as_bytes())
+        .await
+        .expect("send the request");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer))
+        .await
+        .expect("an answer within 10 s")
+        .expect("read the answer");
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text}"))
+}
+
+/// Runs ffprobe on `url` (HLS, DASH or RTMP); returns whether it found a video
+/// stream.
+pub async fn ffprobe(url: &str) -> bool {
+    let out = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-rw_timeout", "8000000"])
+        .args(["-show_entries", "stream=codec_type", "-of", "csv=p=0"])
+        .arg(url)
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(Duration::from_secs(25), out).await {
+        Ok(Ok(out)) => {
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("video")
+        }
+        _ => false,
+    }
+}

@@ -137,3 +137,24 @@ impl ConnectionLike for Conn<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_chooses_the_mode_and_debug_output_hides_credentials() {
+        let single = Target::parse("redis://:hunter2-secret@127.0.0.1:6379/").unwrap();
+        assert!(!single.is_cluster());
+        let cluster = Target::parse("redis+cluster://u:hunter2-secret@a:1,b:2/").unwrap();
+        assert!(cluster.is_cluster());
+        for target in [&single, &cluster] {
+            let shown = format!("{target:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+        assert_eq!(format!("{cluster:?}"), "Target::Cluster(2 seeds)");
+        let err = Target::parse("redis+cluster://hunter2-secret/").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(Target::parse("http://127.0.0.1/").is_err());
+    }
+}

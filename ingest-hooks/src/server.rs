@@ -7,7 +7,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 use crate::{
     config::Config,
     metrics::HooksMetrics,
-    playback::{self, PlaybackRules},
+    playback::{self, PlaybackRules, viewers::Viewers},
     routes, segments, shutdown, stat,
     state::AppState,
     upstream::{Node, Upstream},
@@ -75,6 +75,12 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
         ));
     }
     let rules = PlaybackRules::default();
+    let viewers = Viewers::default();
+    tasks.spawn(playback::viewers::run(
+        viewers.clone(),
+        upstream.clone(),
+        signal.clone(),
+    ));
     tasks.spawn(playback::run(
         rules.clone(),
         upstream.clone(),
@@ -84,7 +90,13 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
     // into_make_service_with_connect_info; NOVA_HTTP_* bound slow and idle clients.
     let limits = nova_runtime::http::HttpLimits::from_env()?;
     let registry = metrics.registry().clone();
-    let app = routes::router(AppState::new(config.clone(), upstream, metrics, rules));
+    let app = routes::router(AppState::new(
+        config.clone(),
+        upstream,
+        metrics,
+        rules,
+        viewers,
+    ));
     let task = tokio::spawn(async move {
         nova_runtime::http::serve(listener, app, signal.wait(), limits, &registry).await;
         Ok(())

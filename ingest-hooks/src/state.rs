@@ -3,8 +3,12 @@
 use std::sync::Arc;
 
 use crate::{
-    budget::PublishBudget, callback::Insiders, config::Config, metrics::HooksMetrics,
-    playback::PlaybackRules, upstream::Upstream,
+    budget::PublishBudget,
+    callback::Insiders,
+    config::Config,
+    metrics::HooksMetrics,
+    playback::{PlaybackRules, viewers::Viewers},
+    upstream::Upstream,
 };
 
 /// Everything the handlers share; cheap to clone.
@@ -24,6 +28,8 @@ struct Inner {
     budget: PublishBudget,
     /// What the playback verifier checks tokens against.
     playback: PlaybackRules,
+    /// Viewer sessions of token playback.
+    viewers: Viewers,
     /// RTMP players on this node: nginx client id → viewer session id.
     players: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
@@ -35,6 +41,7 @@ impl AppState {
         upstream: Upstream,
         metrics: HooksMetrics,
         playback: PlaybackRules,
+        viewers: Viewers,
     ) -> Self {
         let insiders = Insiders::new(
             &config.relay_url,
@@ -48,6 +55,7 @@ impl AppState {
             upstream,
             metrics,
             playback,
+            viewers,
             players: std::sync::Mutex::default(),
         }))
     }
@@ -69,6 +77,11 @@ impl AppState {
 
     fn players(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
         self.0.players.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Returns the viewer sessions of token playback.
+    pub fn viewers(&self) -> &Viewers {
+        &self.0.viewers
     }
 
     /// Returns the playback rules.

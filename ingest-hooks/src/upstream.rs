@@ -215,6 +215,36 @@ impl Upstream {
         Ok(answer.into_inner().session_id)
     }
 
+    /// Starts the viewer session of a token's session `sid` on stream `name`;
+    /// returns its id.
+    pub async fn join_playback(&self, name: String, sid: String) -> Result<String, HookError> {
+        let answer = self
+            .sessions
+            .clone()
+            .join_session(JoinSessionRequest {
+                name,
+                viewer_id: sid,
+                kind: ViewerKind::Playback.into(),
+                node: self.node.id.clone(),
+            })
+            .await
+            .map_err(|status| self.failed(status))
+            .inspect(|_| self.answered())?;
+        Ok(answer.into_inner().session_id)
+    }
+
+    /// Keeps many sessions alive; returns the ones that had expired.
+    pub async fn renew_sessions(&self, session_ids: Vec<String>) -> Result<Vec<String>, HookError> {
+        let answer = self
+            .sessions
+            .clone()
+            .heartbeat(HeartbeatRequest { session_ids })
+            .await
+            .map_err(|status| self.failed(status))
+            .inspect(|_| self.answered())?;
+        Ok(answer.into_inner().expired_session_ids)
+    }
+
     /// Keeps an RTMP player's session alive.
     pub async fn renew_player(&self, session_id: String) -> Result<(), HookError> {
         self.sessions

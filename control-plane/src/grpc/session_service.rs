@@ -39,6 +39,7 @@ impl SessionService for SessionApi {
         let stream = parse_stream_name("name", &req.name)?;
         let kind = match ProtoKind::try_from(req.kind).unwrap_or(ProtoKind::Unspecified) {
             ProtoKind::Rtmp => ViewerKind::Rtmp,
+            ProtoKind::Playback => ViewerKind::Playback,
             ProtoKind::Web | ProtoKind::Unspecified => ViewerKind::Web,
         };
         let joined = self

@@ -24,6 +24,8 @@ pub enum ViewerKind {
     Web,
     /// RTMP player on nginx.
     Rtmp,
+    /// HLS/DASH player authorised at a media origin by a playback token.
+    Playback,
 }
 
 impl ViewerKind {
@@ -31,6 +33,7 @@ impl ViewerKind {
         match self {
             Self::Web => "web",
             Self::Rtmp => "rtmp",
+            Self::Playback => "playback",
         }
     }
 }

@@ -3,11 +3,13 @@
 //! it holds in memory (`verify`), so no request costs a control-plane call. The
 //! rules (every token-signing public key, the streams to check) are refreshed from
 //! the control plane every [`REFRESH`]; a broadcast this node admits is known at
-//! once. `path` is the URL grammar.
+//! once. `path` is the URL grammar; `viewers` turns token sessions into viewer
+//! sessions.
 
 pub mod path;
 pub mod route;
 pub mod verify;
+pub mod viewers;
 
 use std::{
     collections::HashMap,
@@ -48,9 +50,9 @@ pub struct PlaybackRules {
 
 impl PlaybackRules {
     /// Decides a request for `raw_uri` (nginx's `$request_uri`) at unix time `now`:
-    /// `Ok(None)` for a plain URL that may be served, `Ok(Some(grant))` for a valid
-    /// token, or the refusal.
-    pub fn decide(&self, raw_uri: &str, now: i64) -> Result<Option<Grant>, Refusal> {
+    /// `Ok(None)` for a plain URL that may be served, `Ok(Some((stream, grant)))`
+    /// for a valid token, or the refusal.
+    pub fn decide(&self, raw_uri: &str, now: i64) -> Result<Option<(Uuid, Grant)>, Refusal> {
         let media = path::parse(raw_uri).map_err(|e| match e {
             path::PathError::Malformed => Refusal::Malformed,
             path::PathError::Oversized => Refusal::Oversized,
@@ -66,7 +68,7 @@ impl PlaybackRules {
             },
             Some(token) => {
                 verify::verify(token, media.stream, &snapshot.keys, &snapshot.streams, now)
-                    .map(Some)
+                    .map(|grant| Some((media.stream, grant)))
             }
         }
     }

@@ -34,6 +34,11 @@ pub async fn check(
         .unwrap_or_default();
     let now = unix_now();
     let decision = state.playback().decide(uri, now);
+    if let Ok(Some((stream, grant))) = &decision {
+        state
+            .viewers()
+            .seen(state.upstream(), *stream, &grant.session);
+    }
     state.metrics().playback(match &decision {
         Ok(None) => "public",
         Ok(Some(_)) => "granted",

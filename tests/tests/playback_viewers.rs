@@ -1,0 +1,80 @@
+//! Server-side viewer sessions from token playback (issue 13, item 4): each token's
+//! session becomes a viewer session at its first authorised request at the origin,
+//! is renewed while its player fetches files, and is left when they stop; players
+//! sharing one session count once. Real nginx-rtmp, ffmpeg as broadcaster and as
+//! unmodified HLS/DASH players.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+use nova_proto::v1::{GetViewerCountRequest, PlaybackPolicy, StreamStatus};
+use nova_tests::{
+    clients,
+    ffmpeg::Broadcaster,
+    live::{LiveOptions, LiveStack},
+    playback::{self, ffprobe},
+};
+
+/// Plays `url` for `seconds` with ffmpeg, discarding the output.
+fn player(url: &str, seconds: u32) -> tokio::process::Child {
+    tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i", url])
+        .args(["-t", &seconds.to_string(), "-f", "null", "-"])
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg is installed")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_players_are_viewers_once_per_session_and_leave_when_they_stop() {
+    let mut live = LiveStack::start(LiveOptions::default()).await;
+    let (stream, key) = playback::create_stream(&live, PlaybackPolicy::Signed).await;
+    let _ffmpeg = Broadcaster::start(&live.publish_url(&key), Duration::from_secs(120));
+    live.wait_for_status(&stream.name, StreamStatus::Active, Duration::from_secs(15))
+        .await;
+    let mut tokens = Vec::new();
+    for sid in ["reader-1", "reader-2", "reader-3"] {
+        tokens.push(playback::issue(&live, &stream.name, sid).await);
+    }
+    live.wait_for_url(&tokens[0].hls_url, Duration::from_secs(20))
+        .await;
+    // Fetching the playlist with reader-1's token made reader-1 a viewer already.
+    live.wait_for_viewers(&stream.name, 1, Duration::from_secs(5))
+        .await;
+
+    // Three sessions: two HLS players and a DASH player; a fourth player shares the
+    // first session (same token) and is not counted again.
+    let players = vec![
+        player(&tokens[0].hls_url, 25),
+        player(&tokens[1].hls_url, 25),
+        player(&tokens[2].dash_url, 25),
+        player(&tokens[0].hls_url, 25),
+    ];
+    live.wait_for_viewers(&stream.name, 3, Duration::from_secs(15))
+        .await;
+    // ffprobe with one of the same tokens: still three.
+    assert!(ffprobe(&tokens[1].hls_url).await);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        live.viewer_count(&stream.name).await,
+        Ok(3),
+        "renewed while they play"
+    );
+    let figures = clients::sessions(&live.ctx.url(), &live.ctx.token)
+        .await
+        .get_viewer_count(GetViewerCountRequest {
+            name: stream.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(figures.unique_viewers, 3, "one unique viewer per session");
+    assert_eq!(figures.peak_viewers, 3);
+
+    // The players stop: their sessions are left once quiet.
+    drop(players);
+    live.wait_for_viewers(&stream.name, 0, Duration::from_secs(30))
+        .await;
+    live.shutdown().await;
+}

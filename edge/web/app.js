@@ -1,5 +1,9 @@
 // Nova Streaming viewer page: a list of live streams (#/) and a player with a live
-// viewer count over the edge's WebSocket (#/streams/<id>). Plain JS, no build step;
+// viewer count over the edge's WebSocket (#/streams/<id>). A signed stream plays
+// with a playback token in the fragment (#/streams/<id>?token=<token>): the page
+// then plays the tokenized URLs (/hls/t/<token>/<id>.m3u8), and reads the figures
+// over REST instead of a WebSocket, since the origin already counts this viewer as
+// the token's session (docs/playback.md). Plain JS, no build step;
 // hls.js is served by the edge at /vendor/hls.min.js. Every string that comes from
 // the API goes through textContent, never innerHTML.
 'use strict';
@@ -99,6 +103,7 @@ function renderList(streams) {
 const player = {
   video: $('player'), hls: null, url: null,
   socket: null, streamId: null, retry: 0, retryTimer: null, connectedAt: 0,
+  token: null, pollTimer: null,
 };
 window.novaPlayer = player;
 
@@ -121,10 +126,18 @@ function stopMedia() {
   player.video.load();
 }
 
+// Returns `url` with the page's playback token as a path component before the file
+// name (relative segment names in the playlist keep it), or `url` without a token.
+function tokenized(url) {
+  if (!url || !player.token) return url;
+  const slash = url.lastIndexOf('/');
+  return `${url.slice(0, slash)}/t/${player.token}${url.slice(slash)}`;
+}
+
 // Starts playing `playback`. Unless `force`, a source that is already loaded is left
 // alone, so a WebSocket reconnect (new snapshot) does not interrupt the picture.
 function load(playback, force) {
-  const url = playback && (playback.hls_master_url || playback.hls_url);
+  const url = tokenized(playback && (playback.hls_master_url || playback.hls_url));
   if (!url || (!force && url === player.url)) return;
   stopMedia();
   player.url = url;
@@ -258,8 +271,23 @@ function connect(id) {
   };
 }
 
-function openPlayer(id) {
+// With a token: the stream's figures and status every 2 s over REST.
+function poll(id) {
+  getJson(`/streams/${encodeURIComponent(id)}`).then((body) => {
+    const s = body.stream;
+    if (player.streamId !== id || !s) return;
+    setText('stream-title', s.title);
+    setText('viewer-count', s.viewer_count);
+    showStatus(s.status);
+    if (s.status === 'active' || s.status === 'interrupted') load(s.playback, false);
+  }).catch(() => { /* keep the picture; try again */ }).finally(() => {
+    if (player.streamId === id && player.token) player.pollTimer = setTimeout(() => poll(id), 2000);
+  });
+}
+
+function openPlayer(id, token) {
   closePlayer();
+  player.token = token;
   player.streamId = id;
   player.retry = 0;
   for (const field of ['viewer-count', 'peak-viewers', 'stream-status', 'quality']) $(field).textContent = DASH;
@@ -274,12 +302,15 @@ function openPlayer(id) {
   }).catch((err) => {
     if (player.streamId === id && (err.status === 404 || err.status === 400)) message('This stream does not exist');
   });
-  connect(id);
+  if (token) poll(id);
+  else connect(id);
 }
 
 function closePlayer() {
   player.streamId = null;
+  player.token = null;
   clearTimeout(player.retryTimer);
+  clearTimeout(player.pollTimer);
   const socket = player.socket;
   player.socket = null; // before close(), so onclose knows it was us
   if (socket) socket.close(1000, 'viewer left');
@@ -296,7 +327,9 @@ function route() {
     try { id = decodeURIComponent(match[1]); } catch (_) { id = match[1]; }
     $('list-view').hidden = true;
     $('player-view').hidden = false;
-    openPlayer(id);
+    // A playback token (three base64url parts) for a signed stream, if given.
+    const token = location.hash.match(/[?&]token=([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)(?:&|$)/);
+    openPlayer(id, token ? token[1] : null);
   } else {
     closePlayer();
     $('player-view').hidden = true;

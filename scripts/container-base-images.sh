@@ -100,10 +100,9 @@ build_rust() {
   local sysroot
   sysroot=$(rustc --print sysroot)
   echo "container-base-images: copy the Rust toolchain $(rustc --version | cut -d' ' -f2) from $sysroot"
-  mkdir -p "$work/rust"
-  cp -a deploy/podman/base-images/rust.Containerfile "$work/rust/"
-  rsync -a --exclude share/doc --exclude share/man "$sysroot/" "$work/rust/toolchain/" 2>/dev/null \
-    || { cp -a "$sysroot" "$work/rust/toolchain" && rm -rf "$work/rust/toolchain/share/doc"; }
+  mkdir -p "$work/rust/toolchain"
+  cp deploy/podman/base-images/rust.Containerfile "$work/rust/"
+  tar -C "$sysroot" --exclude=./share/doc --exclude=./share/man -c . | tar -C "$work/rust/toolchain" -x
   build_from_containerfile rust "$work/rust"
 }
 

@@ -5,13 +5,16 @@
 //! counts are dropped, lifecycle events never; too far behind closes the socket);
 //! `sessions` joins, heartbeats (one batched call per edge) and leaves viewer
 //! sessions; `slots` caps the sockets of one edge and of one client; `origin` is the
-//! optional Origin allowlist; `socket` serves one WebSocket.
+//! optional Origin allowlist; `setup` opens a socket (its three control-plane calls,
+//! a bounded number of sockets at once, transient failures retried); `socket`
+//! serves one WebSocket.
 
 pub mod hub;
 pub mod origin;
 pub mod queue;
 pub mod resume;
 pub mod sessions;
+pub mod setup;
 pub mod slots;
 pub mod socket;
 pub mod watch;

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use nova_proto::v1::{HeartbeatRequest, JoinSessionRequest, LeaveSessionRequest, ViewerKind};
 use nova_runtime::shutdown;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
 use crate::{ratelimit::client_key, upstream::Upstream};
@@ -54,6 +55,8 @@ pub struct ViewerSessions {
     next: Arc<AtomicU64>,
     /// Sessions of closed sockets whose LeaveSession failed, retried each heartbeat.
     unleft: Arc<Mutex<Vec<String>>>,
+    /// Places for sockets making their set-up calls (see `ws::setup`).
+    setups: Arc<Semaphore>,
     /// Key of the viewer-id hash (derived from the service token, so every edge of a
     /// deployment derives the same id for a client and nobody else can).
     viewer_key: [u8; 32],
@@ -73,6 +76,7 @@ impl ViewerSessions {
             entries: Arc::default(),
             next: Arc::default(),
             unleft: Arc::default(),
+            setups: Arc::new(Semaphore::new(crate::ws::setup::SETUP_CONCURRENCY)),
             viewer_key,
         }
     }
@@ -91,6 +95,13 @@ impl ViewerSessions {
             .chain_update(key)
             .finalize();
         digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Waits for one of the places of sockets making their set-up calls; the place
+    /// is freed when the permit drops. (`None` only if the semaphore were closed,
+    /// which it never is.)
+    pub async fn setup_place(&self) -> Option<OwnedSemaphorePermit> {
+        self.setups.clone().acquire_owned().await.ok()
     }
 
     /// Joins `stream` as `viewer`; returns the socket's handle and the new count.

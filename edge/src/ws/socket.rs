@@ -13,7 +13,6 @@ use axum::{
     response::Response,
 };
 use futures::{SinkExt, StreamExt};
-use nova_proto::v1::{GetStreamRequest, GetViewerCountRequest};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::time::Instant;
@@ -26,7 +25,11 @@ use crate::{
     metrics::{Refusal, SocketFailure},
     ratelimit::{ClientIp, admit},
     state::AppState,
-    ws::{queue::Next, slots::NoSlot},
+    ws::{
+        queue::Next,
+        setup::{self, Opened, Refused},
+        slots::NoSlot,
+    },
 };
 
 /// Close code: the stream does not exist.
@@ -144,33 +147,22 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
     let name = format!("{}{stream_id}", nova_proto::STREAM_NAME_PREFIX);
     // Register before reading the snapshot, so no event falls in between.
     let registration = state.hub().register(stream_id, state.config().ws_queue);
-    let stream = match state
-        .upstream()
-        .streams
-        .clone()
-        .get_stream(GetStreamRequest { name: name.clone() })
-        .await
-    {
-        Ok(answer) => answer.into_inner().stream.unwrap_or_default(),
-        Err(status) if status.code() == tonic::Code::NotFound => {
+    let opened = tokio::select! {
+        () = state.stop().wait() => return close(socket, CLOSE_GOING_AWAY, RECONNECT_REASON).await,
+        opened = setup::open(&state, &name, &viewer) => opened,
+    };
+    let Opened {
+        stream,
+        handle,
+        figures,
+    } = match opened {
+        Ok(opened) => opened,
+        Err(Refused::NotFound) => {
             return close(socket, CLOSE_NOT_FOUND, "stream not found").await;
         }
-        Err(_) => {
-            state.metrics().socket_failed(SocketFailure::Unavailable);
-            return close(
-                socket,
-                CLOSE_UNAVAILABLE,
-                "service unavailable, retry later",
-            )
-            .await;
-        }
-    };
-    let (handle, _) = match state.sessions().join(&name, &viewer).await {
-        Ok(joined) => joined,
-        Err(status) if status.code() == tonic::Code::FailedPrecondition => {
-            return close(socket, 4410, "stream has completed").await;
-        }
-        Err(_) => {
+        Err(Refused::Completed) => return close(socket, 4410, "stream has completed").await,
+        Err(Refused::Unavailable(status)) => {
+            tracing::debug!(grpc.code = ?status.code(), error = status.message(), stream.id = %stream_id, "the control plane stayed unavailable; closing the socket with 1011");
             state.metrics().socket_failed(SocketFailure::Unavailable);
             return close(
                 socket,
@@ -181,14 +173,6 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
         }
     };
     state.metrics().socket_opened();
-    let figures = state
-        .upstream()
-        .sessions
-        .clone()
-        .get_viewer_count(GetViewerCountRequest { name })
-        .await
-        .map(|r| r.into_inner())
-        .unwrap_or_default();
     registration
         .queue
         .snapshot_sent(figures.viewer_count, figures.peak_viewers);

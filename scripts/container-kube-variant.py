@@ -19,10 +19,10 @@ resources, init container, volumes) is what a cluster would run. The changes:
   would bind the same address. Each Deployment listens on its own 127.0.0.x address
   (ADDRESSES below), away from the ports of `make up` and of the compose test.
 - Container ports are removed (podman 4.3 turns them into port mappings, which it
-  refuses on the host network), and so are probes: podman 4.3 turns liveness probes into healthchecks driven by
-  systemd timers, which this machine does not run, and httpGet probes would need curl
-  in the images; readiness and startup probes it ignores. The test waits on the
-  endpoints itself.
+  refuses on the host network), and so are probes: podman 4.3 turns liveness probes
+  into healthchecks driven by systemd timers, which this machine does not run, and
+  httpGet probes would need curl in the images; readiness and startup probes it
+  ignores. The test waits on the endpoints itself.
 - Images: registry.example.com/nova/X:0.1.0 becomes localhost/nova/X:TAG (built here).
 - Secret nova-secrets is not in the variant: this script writes its keys as JSON for
   `podman secret create` (podman 4.3 stores a played Secret as YAML but reads

@@ -6,7 +6,11 @@
 //! that master is killed (SIGKILL) and its replica promoted, counts, events and the
 //! broadcast go on. Then the master holding the control planes' subscriptions (the
 //! events channel's slot) is killed too, unless it was the first one, and counts still
-//! reach both edges.
+//! reach both edges. A second test spreads streams over all three masters: one
+//! batched heartbeat runs a script per stream and answers the gone sessions in
+//! request order, the sweeper expires silent sessions on every master and publishes
+//! the counts, BatchGetViewerCounts reads them, and the sampler persists every
+//! stream's figures.
 
 #![allow(
     clippy::unwrap_used,
@@ -15,16 +19,21 @@
     missing_docs
 )]
 
-use std::{net::SocketAddr, time::Duration};
+use std::{collections::HashSet, net::SocketAddr, time::Duration};
 
-use nova_proto::v1::{BatchGetViewerCountsRequest, StreamStatus};
+use nova_proto::v1::{
+    AuthorizePublishRequest, BatchGetViewerCountsRequest, CreateStreamRequest, HeartbeatRequest,
+    JoinSessionRequest, LeaveSessionRequest, Stream, StreamStatus, ViewerKind,
+};
 use nova_tests::{
-    clients,
+    TestContext, clients,
     edge::{self, Viewer},
+    figures::persisted,
     live::{LiveOptions, LiveStack},
     on_air::{end_and_cut, on_air_with_id, still_on_air},
     redis_cluster::{RedisCluster, cli},
     wait,
+    watcher::Watcher,
 };
 use tokio::time::Instant;
 use tonic_health::pb::{
@@ -59,10 +68,15 @@ async fn wait_redis_serving(addr: SocketAddr, what: &str, timeout: Duration) {
     .await;
 }
 
-/// Returns BatchGetViewerCounts' `(count, peak)` of `names`, in order (one pipeline
-/// that the cluster client splits per node).
+/// Returns BatchGetViewerCounts' `(count, peak)` of `names`, in order.
 async fn batch_counts(live: &LiveStack, names: &[&str]) -> Vec<(i64, i64)> {
-    clients::sessions(&live.ctx.url(), &live.ctx.token)
+    batch_counts_at(&live.ctx.url(), &live.ctx.token, names).await
+}
+
+/// Returns BatchGetViewerCounts' `(count, peak)` of `names` from the control plane at
+/// `url`, in order.
+async fn batch_counts_at(url: &str, token: &str, names: &[&str]) -> Vec<(i64, i64)> {
+    clients::sessions(url, token)
         .await
         .batch_get_viewer_counts(BatchGetViewerCountsRequest {
             names: names.iter().map(|n| (*n).to_owned()).collect(),
@@ -215,4 +229,161 @@ async fn counts_and_events_flow_on_a_redis_cluster_through_a_master_failover() {
     edge_b.shutdown().await.expect("stop edge B");
     replica.shutdown().await.expect("stop control plane B");
     live.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_on_streams_across_the_masters_heartbeat_expire_and_are_sampled() {
+    let cluster = RedisCluster::start().await;
+    let url = cluster.url();
+    let ctx = TestContext::start_with(|c| {
+        c.redis_url = url.as_str().into();
+        c.session_ttl = 2 * SECOND;
+        c.sample_interval = SECOND;
+    })
+    .await;
+    wait_redis_serving(ctx.addr(), "the control plane", 10 * SECOND).await;
+    let watcher = Watcher::start(&ctx.url(), &ctx.token).await;
+    let mut streams = clients::streams(&ctx.url(), Some(&ctx.token), Some("alice")).await;
+    let mut sessions = clients::sessions(&ctx.url(), &ctx.token).await;
+    let mut ingest = clients::ingest(&ctx.url(), &ctx.token).await;
+
+    // Live streams until every master serves at least one (their ids are random).
+    let prefix = ctx.config.redis_prefix.clone();
+    let mut names = Vec::new();
+    let mut masters = HashSet::new();
+    while masters.len() < 3 {
+        assert!(names.len() < 40, "40 streams and still not on every master");
+        let created = streams
+            .create_stream(CreateStreamRequest {
+                stream: Some(Stream {
+                    title: format!("slot {}", names.len()),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("CreateStream")
+            .into_inner();
+        // Live, so the sampler follows it.
+        ingest
+            .authorize_publish(AuthorizePublishRequest {
+                stream_key: created.stream_key,
+                ingest_node: "ingest-a".into(),
+                origin_url: "http://127.0.0.1:8088".into(),
+                client_id: names.len().to_string(),
+                ..Default::default()
+            })
+            .await
+            .expect("AuthorizePublish");
+        let stream = created.stream.expect("stream");
+        let key = format!("{prefix}:{{{}}}:live", stream.stream_id);
+        masters.insert(cluster.master_of(&key).expect("the stream's master"));
+        names.push(stream.name);
+    }
+
+    // Two viewers on each: one keeps heartbeating, one goes silent; and one on the
+    // first stream who leaves.
+    let join = |name: String, viewer: &'static str| {
+        let mut sessions = sessions.clone();
+        async move {
+            sessions
+                .join_session(JoinSessionRequest {
+                    name,
+                    viewer_id: viewer.into(),
+                    kind: ViewerKind::Web.into(),
+                    node: "edge-test".into(),
+                })
+                .await
+                .expect("JoinSession")
+                .into_inner()
+                .session_id
+        }
+    };
+    let mut kept = Vec::new();
+    for name in &names {
+        kept.push(join(name.clone(), "keeps").await);
+        join(name.clone(), "silent").await;
+    }
+    let left = join(names[0].clone(), "leaves").await;
+    sessions
+        .leave_session(LeaveSessionRequest {
+            session_id: left.clone(),
+        })
+        .await
+        .expect("LeaveSession");
+    // One batch over every stream (one script per stream, each on its own master):
+    // the ended and unknown sessions come back, in request order.
+    let mut batch = kept.clone();
+    batch.insert(1, left.clone());
+    batch.insert(3, "never-existed".into());
+    let expired = sessions
+        .heartbeat(HeartbeatRequest { session_ids: batch })
+        .await
+        .expect("Heartbeat")
+        .into_inner()
+        .expired_session_ids;
+    assert_eq!(expired, [left, "never-existed".to_owned()]);
+
+    // The sweeper drops the silent sessions once their TTL passes and publishes each
+    // stream's new count; the kept ones stay (heartbeated every half second here).
+    let mut beat = Instant::now();
+    let swept = Instant::now();
+    wait::until(
+        "every stream's silent session to be swept",
+        15 * SECOND,
+        || {
+            let mut sessions = sessions.clone();
+            let kept = kept.clone();
+            let due = beat.elapsed() >= SECOND / 2;
+            if due {
+                beat = Instant::now();
+            }
+            // Each stream's counts so far: 2 (after joins, and the first stream's
+            // leave, coalesced), then 1.
+            let seen: Vec<Vec<i64>> = names.iter().map(|n| watcher.counts(n)).collect();
+            async move {
+                if due {
+                    let gone = sessions
+                        .heartbeat(HeartbeatRequest { session_ids: kept })
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .into_inner()
+                        .expired_session_ids;
+                    if !gone.is_empty() {
+                        panic!("heartbeated sessions expired: {gone:?}");
+                    }
+                }
+                if seen.iter().all(|c| c.ends_with(&[2, 1])) {
+                    Ok(())
+                } else {
+                    Err(format!("counts {seen:?}"))
+                }
+            }
+        },
+    )
+    .await;
+    println!(
+        "silent sessions of {} streams on 3 masters swept {:.1} s after the batched heartbeat (TTL 2 s)",
+        names.len(),
+        swept.elapsed().as_secs_f64()
+    );
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let counts = batch_counts_at(&ctx.url(), &ctx.token, &refs).await;
+    assert_eq!(counts[0], (1, 3), "the first stream peaked at three");
+    assert!(counts[1..].iter().all(|c| *c == (1, 2)), "{counts:?}");
+
+    // The sampler persists every stream's figures from its own slot.
+    for (i, name) in names.iter().enumerate() {
+        let viewers = if i == 0 { 3 } else { 2 };
+        wait::until(
+            &format!("{name}'s figures to be persisted"),
+            10 * SECOND,
+            || async {
+                match persisted(&ctx, name).await {
+                    Some((peak, uniques, _)) if (peak, uniques) == (viewers, viewers) => Ok(()),
+                    other => Err(format!("(peak, uniques, watch ms) {other:?}")),
+                }
+            },
+        )
+        .await;
+    }
 }

@@ -45,6 +45,9 @@ pub enum Error {
     /// No PostgreSQL connection could be had in time.
     #[error("database unavailable: {0}")]
     DatabaseUnavailable(String),
+    /// A limit is reached (a stream's viewer cap); the text says which.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// A local operation that cannot fail in practice failed (key generation,
     /// signing); the text names it and never holds a secret.
     #[error("internal failure: {0}")]
@@ -93,6 +96,7 @@ impl From<Error> for Status {
                 tracing::error!(error = %source, "database unavailable");
                 Status::unavailable("database unavailable, retry later")
             }
+            Error::ResourceExhausted(msg) => Status::resource_exhausted(msg),
             Error::Internal(what) => {
                 tracing::error!(error = what, "internal failure");
                 Status::internal("internal error")

@@ -129,7 +129,11 @@ impl From<tonic::Status> for ApiError {
             }
             _ => status.message().to_owned(),
         };
-        Self::new(http, code, message)
+        Self {
+            // A limit (a stream's viewer cap) frees up as viewers leave.
+            retry_after: (status.code() == Code::ResourceExhausted).then_some(5),
+            ..Self::new(http, code, message)
+        }
     }
 }
 

@@ -78,6 +78,7 @@ pub fn stream(s: &v1::Stream) -> Value {
         "owner": s.owner,
         "status": status(s.status),
         "playback_policy": policy(s.playback_policy),
+        "max_viewers": Some(s.max_viewers).filter(|n| *n > 0),
         "created_at": time(s.create_time.as_ref()),
         "updated_at": time(s.update_time.as_ref()),
         "started_at": time(s.start_time.as_ref()),

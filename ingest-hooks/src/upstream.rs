@@ -216,8 +216,12 @@ impl Upstream {
     }
 
     /// Starts the viewer session of a token's session `sid` on stream `name`;
-    /// returns its id.
-    pub async fn join_playback(&self, name: String, sid: String) -> Result<String, HookError> {
+    /// returns its id and the stream's viewer count including it.
+    pub async fn join_playback(
+        &self,
+        name: String,
+        sid: String,
+    ) -> Result<(String, i64), HookError> {
         let answer = self
             .sessions
             .clone()
@@ -229,8 +233,9 @@ impl Upstream {
             })
             .await
             .map_err(|status| self.failed(status))
-            .inspect(|_| self.answered())?;
-        Ok(answer.into_inner().session_id)
+            .inspect(|_| self.answered())?
+            .into_inner();
+        Ok((answer.session_id, answer.viewer_count))
     }
 
     /// Keeps many sessions alive; returns the ones that had expired.

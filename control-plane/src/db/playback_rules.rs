@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::schema::streams;
 
-/// A stream as a verifier sees it: id, owner and stored playback policy.
-pub type RuleRow = (Uuid, String, String);
+/// A stream as a verifier sees it: id, owner, stored playback policy and viewer cap.
+pub type RuleRow = (Uuid, String, String, Option<i32>);
 
 /// Returns the signed streams not completed, or completed after `ended_since` (their
 /// last files may still be on an origin), and the public streams on air.
@@ -23,7 +23,12 @@ pub async fn streams(
     let on_air = streams::status.eq_any(["active", "interrupted"]);
     streams::table
         .filter(signed.or(on_air))
-        .select((streams::id, streams::owner, streams::playback_policy))
+        .select((
+            streams::id,
+            streams::owner,
+            streams::playback_policy,
+            streams::max_viewers,
+        ))
         .load(conn)
         .await
 }

@@ -41,6 +41,8 @@ diesel::table! {
         ingest_client -> Nullable<Text>,
         /// `public` or `signed`.
         playback_policy -> Text,
+        /// Cap on concurrent viewers; NULL for none.
+        max_viewers -> Nullable<Int4>,
     }
 }
 

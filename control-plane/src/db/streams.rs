@@ -49,6 +49,8 @@ pub struct StreamRow {
     pub ingest_client: Option<String>,
     /// Playback policy as stored (`public`, `signed`).
     pub playback_policy: String,
+    /// Cap on concurrent viewers.
+    pub max_viewers: Option<i32>,
 }
 
 /// Fields of a stream being created.
@@ -65,6 +67,8 @@ pub struct NewStream<'a> {
     pub key_hash: &'a [u8],
     /// Playback policy as stored (`public`, `signed`).
     pub playback_policy: &'a str,
+    /// Cap on concurrent viewers.
+    pub max_viewers: Option<i32>,
 }
 
 /// Changes to a stream's settings; `None` leaves a field as it is.
@@ -75,6 +79,8 @@ pub struct StreamChanges<'a> {
     pub title: Option<&'a str>,
     /// New playback policy as stored.
     pub playback_policy: Option<&'a str>,
+    /// New cap on concurrent viewers (`Some(None)` removes it).
+    pub max_viewers: Option<Option<i32>>,
 }
 
 /// Which streams a listing returns.

@@ -92,6 +92,7 @@ pub fn stream_to_proto(row: &StreamRow) -> v1::Stream {
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .map(|h| super::ingest_service::health_to_proto(&h)),
         playback_policy: policy_to_proto(PlaybackPolicy::from_db(&row.playback_policy)).into(),
+        max_viewers: row.max_viewers.unwrap_or(0),
     }
 }
 

@@ -33,7 +33,7 @@ pub struct PlaybackApi {
 impl PlaybackApi {
     /// Builds the service from the shared state.
     pub fn new(state: &AppState) -> Self {
-        let playback = Playback::new(state.pool().clone());
+        let playback = Playback::new(state.pool().clone(), state.sessions().clone());
         let warming = playback.clone();
         tokio::spawn(async move { warming.warm_up().await });
         Self { playback }
@@ -150,6 +150,7 @@ impl PlaybackService for PlaybackApi {
                     stream_id: s.id.to_string(),
                     owner: s.owner,
                     playback_policy: policy_to_proto(s.policy).into(),
+                    max_viewers: s.max_viewers.unwrap_or(0),
                 })
                 .collect(),
             read_time: Some(timestamp(rules.read_at)),

@@ -57,7 +57,11 @@ impl StreamService for StreamApi {
             Some(PlaybackPolicy::Public),
         )?
         .unwrap_or_default();
-        let (row, key) = self.streams.create(&owner, &stream.title, policy).await?;
+        let cap = Some(stream.max_viewers).filter(|n| *n != 0);
+        let (row, key) = self
+            .streams
+            .create(&owner, &stream.title, policy, cap)
+            .await?;
         Ok(Response::new(CreateStreamResponse {
             stream: Some(stream_to_proto(&row)),
             stream_key: key.expose().to_owned(),
@@ -151,6 +155,9 @@ impl StreamService for StreamApi {
         for path in &paths {
             match path.as_str() {
                 "title" => update.title = Some(stream.title.clone()),
+                "max_viewers" => {
+                    update.max_viewers = Some(Some(stream.max_viewers).filter(|n| *n != 0));
+                }
                 "playback_policy" => {
                     update.playback_policy =
                         policy_from_proto("stream.playback_policy", stream.playback_policy, None)?;
@@ -165,7 +172,7 @@ impl StreamService for StreamApi {
                 _ => {
                     return Err(Error::invalid(
                         "update_mask",
-                        "may name only title and playback_policy",
+                        "may name only title, playback_policy and max_viewers",
                     )
                     .into());
                 }

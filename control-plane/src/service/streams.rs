@@ -49,6 +49,8 @@ pub struct StreamUpdate {
     pub title: Option<String>,
     /// New playback policy.
     pub playback_policy: Option<PlaybackPolicy>,
+    /// New cap on concurrent viewers (`Some(None)` removes it).
+    pub max_viewers: Option<Option<i32>>,
 }
 
 /// One page of a listing.
@@ -81,8 +83,10 @@ impl Streams {
         owner: &Principal,
         title: &str,
         policy: PlaybackPolicy,
+        max_viewers: Option<i32>,
     ) -> Result<(StreamRow, StreamKey)> {
         let title = validate_title(title)?;
+        validate_max_viewers(max_viewers)?;
         let key = StreamKey::generate();
         let hash = key.hash();
         let mut conn = self.pool.get().await?;
@@ -94,6 +98,7 @@ impl Streams {
                 title: &title,
                 key_hash: &hash.0,
                 playback_policy: policy.as_db(),
+                max_viewers,
             },
         )
         .await?;
@@ -209,11 +214,18 @@ impl Streams {
         update: &StreamUpdate,
     ) -> Result<StreamRow> {
         let title = update.title.as_deref().map(validate_title).transpose()?;
+        if let Some(cap) = update.max_viewers {
+            validate_max_viewers(cap)?;
+        }
         let changes = StreamChanges {
             title: title.as_deref(),
             playback_policy: update.playback_policy.map(PlaybackPolicy::as_db),
+            max_viewers: update.max_viewers,
         };
-        if changes.title.is_none() && changes.playback_policy.is_none() {
+        if changes.title.is_none()
+            && changes.playback_policy.is_none()
+            && changes.max_viewers.is_none()
+        {
             return Err(Error::invalid("update_mask", "names no field to change"));
         }
         let mut conn = self.pool.get().await?;
@@ -247,6 +259,20 @@ fn ensure_owner(row: &StreamRow, caller: &Principal) -> Result<()> {
         Err(Error::PermissionDenied(
             "only the owner of a stream may change it",
         ))
+    }
+}
+
+/// Largest accepted viewer cap.
+pub const MAX_VIEWERS_CAP: i32 = 1_000_000;
+
+/// Checks a viewer cap: none, or 1 to [`MAX_VIEWERS_CAP`].
+fn validate_max_viewers(cap: Option<i32>) -> Result<()> {
+    match cap {
+        Some(n) if !(1..=MAX_VIEWERS_CAP).contains(&n) => Err(Error::invalid(
+            "stream.max_viewers",
+            format!("must be between 0 (no cap) and {MAX_VIEWERS_CAP}"),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -21,7 +21,7 @@ use crate::{
     error::ApiError,
     json,
     ratelimit::{Admitted, ReadAdmitted},
-    routes::streams::{present, stream_name},
+    routes::streams::{present, present_whole, stream_name},
     state::AppState,
     upstream::as_principal,
 };
@@ -31,7 +31,7 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
     /// Lifetime in seconds, 1 to 86400 (default 3600).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_whole")]
     ttl_seconds: Option<u32>,
     /// Viewer session the token stands for (default: a new random one).
     #[serde(default, deserialize_with = "present")]

@@ -36,6 +36,9 @@ pub struct CreateBody {
     /// `public` (default) or `signed`; `null` is refused.
     #[serde(default, deserialize_with = "present")]
     playback_policy: Option<json::Policy>,
+    /// Most concurrent viewers, 1 to 1000000; absent or 0 means no cap.
+    #[serde(default, deserialize_with = "present_whole")]
+    max_viewers: Option<u32>,
 }
 
 /// Body of `PATCH /streams/{id}`: the fields to change.
@@ -48,6 +51,34 @@ pub struct UpdateBody {
     /// New playback policy, `public` or `signed`.
     #[serde(default, deserialize_with = "present")]
     playback_policy: Option<json::Policy>,
+    /// New viewer cap, 1 to 1000000; 0 removes it.
+    #[serde(default, deserialize_with = "present_whole")]
+    max_viewers: Option<u32>,
+}
+
+/// Converts a REST viewer cap to the proto's (0 = none); above the largest cap is
+/// refused here, as the control plane would.
+fn cap(raw: Option<u32>) -> Result<i32, ApiError> {
+    i32::try_from(raw.unwrap_or(0))
+        .ok()
+        .filter(|n| *n <= 1_000_000)
+        .ok_or_else(|| ApiError::invalid("max_viewers", "must be between 0 (no cap) and 1000000"))
+}
+
+/// Reads a whole number that may be absent but never `null`; JSON allows `50.0`
+/// for 50, so a number with a zero fraction is accepted.
+pub(crate) fn present_whole<'de, D>(deserializer: D) -> Result<Option<u32>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let n = f64::deserialize(deserializer)?;
+    if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) {
+        Ok(Some(n as u32))
+    } else {
+        Err(serde::de::Error::custom(
+            "must be a whole number of at least 0",
+        ))
+    }
 }
 
 /// Reads a field that may be absent (`None`, by `serde(default)`) but never `null`.
@@ -104,6 +135,7 @@ pub async fn create(
         stream: Some(Stream {
             title: body.title,
             playback_policy: body.playback_policy.map_or(0, json::Policy::to_proto),
+            max_viewers: cap(body.max_viewers)?,
             ..Default::default()
         }),
     };
@@ -200,10 +232,14 @@ pub async fn update(
         stream.playback_policy = policy.to_proto();
         paths.push("playback_policy".to_owned());
     }
+    if body.max_viewers.is_some() {
+        stream.max_viewers = cap(body.max_viewers)?;
+        paths.push("max_viewers".to_owned());
+    }
     if paths.is_empty() {
         return Err(ApiError::invalid(
             "body",
-            "name at least one of title, playback_policy",
+            "name at least one of title, playback_policy, max_viewers",
         ));
     }
     let request = UpdateStreamRequest {

@@ -44,9 +44,12 @@ async fn decide(state: &AppState, origin: &Origin, name: &str) -> Result<Respons
     tracing::info!(stream.id = %stream.stream_id, client.addr = %origin.addr, "publish accepted");
     // The origin enforces the stream's policy before the next rules refresh.
     if let Ok(id) = uuid::Uuid::try_parse(&stream.stream_id) {
-        state
-            .playback()
-            .learn(id, &stream.owner, stream.playback_policy());
+        state.playback().learn(
+            id,
+            &stream.owner,
+            stream.playback_policy(),
+            stream.max_viewers,
+        );
     }
     let location = format!(
         "{}/{}",

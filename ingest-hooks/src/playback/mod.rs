@@ -94,10 +94,11 @@ impl PlaybackRules {
 
     /// Records a stream this node just admitted, so its policy holds before the
     /// next refresh.
-    pub fn learn(&self, id: Uuid, owner: &str, policy: PlaybackPolicy) {
+    pub fn learn(&self, id: Uuid, owner: &str, policy: PlaybackPolicy, max_viewers: i32) {
         let rule = StreamRule {
             owner: owner.to_owned(),
             signed: policy != PlaybackPolicy::Public,
+            max_viewers: Some(i64::from(max_viewers)).filter(|n| *n > 0),
         };
         self.learned_map()
             .insert(id, (rule.clone(), Instant::now()));
@@ -138,6 +139,7 @@ impl PlaybackRules {
                 StreamRule {
                     owner: stream.owner,
                     signed,
+                    max_viewers: Some(i64::from(stream.max_viewers)).filter(|n| *n > 0),
                 },
             );
         }

@@ -1,7 +1,7 @@
 //! `GET /rtmp/playback`: nginx's `auth_request` for every HLS/DASH file. nginx sends
 //! the original request URI in `X-Original-URI` and the hooks secret in
-//! `X-Nova-Hooks-Secret`; the answer is 200 (serve) or 403 with the reason in
-//! `X-Nova-Refusal`. Neither the token nor the URI is logged.
+//! `X-Nova-Hooks-Secret`; the answer is 200 (serve), 401 (a new viewer beyond the
+//! stream's cap) or 403, with the reason in `X-Nova-Refusal`. Neither the token nor the URI is logged.
 
 use std::net::SocketAddr;
 
@@ -11,6 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use super::verify::Refusal;
 use crate::{error::HookError, routes::authenticate, state::AppState};
 
 /// Header nginx puts the original request URI in.
@@ -33,11 +34,14 @@ pub async fn check(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let now = unix_now();
-    let decision = state.playback().decide(uri, now);
-    if let Ok(Some((stream, grant))) = &decision {
-        state
+    let mut decision = state.playback().decide(uri, now);
+    if let Ok(Some((stream, grant))) = &decision
+        && let Err(refusal) = state
             .viewers()
-            .seen(state.upstream(), *stream, &grant.session);
+            .admit(state.upstream(), *stream, &grant.session, grant.max_viewers)
+            .await
+    {
+        decision = Err(refusal);
     }
     state.metrics().playback(match &decision {
         Ok(None) => "public",
@@ -47,7 +51,14 @@ pub async fn check(
     Ok(match decision {
         Ok(_) => StatusCode::OK.into_response(),
         Err(refusal) => {
-            let mut response = StatusCode::FORBIDDEN.into_response();
+            // 401 tells nginx "at capacity" (it answers 429 + Retry-After); 403 is
+            // every other refusal. auth_request passes only these two on.
+            let status = if refusal == Refusal::Capacity {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            let mut response = status.into_response();
             response
                 .headers_mut()
                 .insert(REFUSAL_HEADER, HeaderValue::from_static(refusal.as_str()));

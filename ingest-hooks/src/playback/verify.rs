@@ -32,6 +32,8 @@ pub struct StreamRule {
     pub owner: String,
     /// Whether playback needs a token.
     pub signed: bool,
+    /// Most concurrent viewers; `None` for no cap.
+    pub max_viewers: Option<i64>,
 }
 
 /// Why playback was refused (a fixed set: the `reason` label and header).
@@ -59,6 +61,8 @@ pub enum Refusal {
     Lifetime,
     /// Bad signature, algorithm, audience or claims.
     Invalid,
+    /// The stream has as many viewers as its cap allows (answered 429).
+    Capacity,
 }
 
 impl Refusal {
@@ -76,6 +80,7 @@ impl Refusal {
             Self::Expired => "expired",
             Self::Lifetime => "lifetime",
             Self::Invalid => "invalid",
+            Self::Capacity => "capacity",
         }
     }
 }
@@ -85,6 +90,8 @@ impl Refusal {
 pub struct Grant {
     /// The `sid` claim, or a digest of the token when it has none.
     pub session: String,
+    /// The stream's viewer cap, if any.
+    pub max_viewers: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,7 +151,10 @@ pub fn verify(
             digest[..16].iter().map(|b| format!("{b:02x}")).collect()
         }
     };
-    Ok(Grant { session })
+    Ok(Grant {
+        session,
+        max_viewers: rule.max_viewers,
+    })
 }
 
 /// Tells whether `sid` is 1 to 64 characters of `A-Z a-z 0-9 _ -`.

@@ -12,6 +12,7 @@ use std::{
 
 use uuid::Uuid;
 
+use super::verify::Refusal;
 use crate::{shutdown, upstream::Upstream};
 
 /// A session whose player requested nothing for this long is left. Players ask
@@ -41,6 +42,70 @@ pub struct Viewers {
 }
 
 impl Viewers {
+    /// Admits an authorised request of session `sid` on `stream` whose viewer cap is
+    /// `cap`. A session already counted goes on; a new one on a capped stream is
+    /// joined before the answer, and refused (its session left again) when the join
+    /// makes the stream exceed its cap. Without a cap the join runs in the
+    /// background ([`Viewers::seen`]).
+    pub async fn admit(
+        &self,
+        upstream: &Upstream,
+        stream: Uuid,
+        sid: &str,
+        cap: Option<i64>,
+    ) -> Result<(), Refusal> {
+        let Some(cap) = cap else {
+            self.seen(upstream, stream, sid);
+            return Ok(());
+        };
+        let key = (stream, sid.to_owned());
+        {
+            let mut entries = self.lock();
+            if let Some(entry) = entries.get_mut(&key)
+                && (entry.session.is_some() || entry.joining)
+            {
+                entry.last_seen = Instant::now();
+                return Ok(());
+            }
+            entries.insert(
+                key.clone(),
+                Entry {
+                    session: None,
+                    last_seen: Instant::now(),
+                    joining: true,
+                },
+            );
+        }
+        let joined = upstream
+            .join_playback(format!("streams/{stream}"), sid.to_owned())
+            .await;
+        match joined {
+            Ok((session, count)) if count > cap => {
+                self.lock().remove(&key);
+                if let Err(err) = upstream.leave_player(session).await {
+                    tracing::warn!(error = %err, "could not end a refused viewer's session; it will expire");
+                }
+                Err(Refusal::Capacity)
+            }
+            Ok((session, _)) => {
+                if let Some(entry) = self.lock().get_mut(&key) {
+                    entry.session = Some(session);
+                    entry.joining = false;
+                }
+                tracing::info!(stream.id = %stream, "playback viewer joined");
+                Ok(())
+            }
+            Err(err) => {
+                // Counting must not stop anyone from watching: admitted, joined later.
+                tracing::warn!(error = %err, "could not record a playback viewer");
+                if let Some(entry) = self.lock().get_mut(&key) {
+                    entry.joining = false;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Records an authorised request of session `sid` on `stream`; joins the
     /// session in the background when it is new (or was lost).
     pub fn seen(&self, upstream: &Upstream, stream: Uuid, sid: &str) {
@@ -68,14 +133,14 @@ impl Viewers {
             let mut entries = viewers.lock();
             let Some(entry) = entries.get_mut(&key) else {
                 // Left while joining: leave the new session too.
-                if let Ok(session) = joined {
+                if let Ok((session, _)) = joined {
                     tokio::spawn(async move { upstream.leave_player(session).await });
                 }
                 return;
             };
             entry.joining = false;
             match joined {
-                Ok(session) => {
+                Ok((session, _)) => {
                     tracing::info!(stream.id = %key.0, "playback viewer joined");
                     entry.session = Some(session);
                 }

@@ -20,7 +20,7 @@ use crate::{
         streams,
     },
     error::{Error, Result},
-    service::{PlaybackPolicy, StreamStatus},
+    service::{PlaybackPolicy, StreamStatus, sessions::Sessions},
 };
 
 /// Most signing keys one principal may hold.
@@ -60,6 +60,8 @@ pub struct RuleStream {
     pub owner: String,
     /// Policy.
     pub policy: PlaybackPolicy,
+    /// Cap on concurrent viewers.
+    pub max_viewers: Option<i32>,
 }
 
 /// What verifiers need: every key and the streams they may be asked about.
@@ -78,15 +80,18 @@ pub struct Rules {
 pub struct Playback {
     /// Connection pool.
     pool: DbPool,
+    /// Live viewer counts, for viewer caps.
+    sessions: Sessions,
     /// The platform key (id and signer), loaded or created on first use.
     platform: Arc<OnceCell<(Uuid, EncodingKey)>>,
 }
 
 impl Playback {
     /// Builds the service over a pool.
-    pub fn new(pool: DbPool) -> Self {
+    pub fn new(pool: DbPool, sessions: Sessions) -> Self {
         Self {
             pool,
+            sessions,
             platform: Arc::default(),
         }
     }
@@ -121,6 +126,19 @@ impl Playback {
             return Err(Error::FailedPrecondition(
                 "the stream is completed; nothing is left to play".into(),
             ));
+        }
+        if let Some(cap) = row.max_viewers {
+            let count = self
+                .sessions
+                .counts(&[id])
+                .await?
+                .first()
+                .map_or(0, |(count, _)| *count);
+            if count >= i64::from(cap) {
+                return Err(Error::ResourceExhausted(format!(
+                    "the stream has its maximum of {cap} viewers; retry later"
+                )));
+            }
         }
         let (kid, key) = self.platform_key().await?;
         let now = Utc::now().timestamp();
@@ -244,10 +262,11 @@ impl Playback {
         let streams = playback_rules::streams(&mut conn, since)
             .await?
             .into_iter()
-            .map(|(id, owner, policy)| RuleStream {
+            .map(|(id, owner, policy, max_viewers)| RuleStream {
                 id,
                 owner,
                 policy: PlaybackPolicy::from_db(&policy),
+                max_viewers,
             })
             .collect();
         Ok(Rules {

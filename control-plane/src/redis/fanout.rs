@@ -12,7 +12,8 @@
 //! forwards each PUBLISH to every node over its bus, so pub/sub traffic does not
 //! spread over the masters as keys do. The subscriber speaks RESP3 to the node that
 //! owns the channel's slot; when any of its node connections drops (a failover), it
-//! starts over from the seeds, like the single-primary subscriber after a drop.
+//! starts over from the seeds at once (a slot map read again, the channels subscribed
+//! again), retrying every second while that fails.
 
 use std::time::Duration;
 
@@ -77,6 +78,21 @@ pub struct Subscriber {
     pub connected: watch::Sender<bool>,
 }
 
+/// How a subscription ended, short of an error.
+enum Ended {
+    /// `out` is gone, or Redis closed the subscription.
+    Closed,
+    /// A cluster node connection dropped (a node died or restarted) while the
+    /// subscription had been up for a while: subscribe again at once, since the node
+    /// holding it may well be alive; if it is not, the next attempt fails and the
+    /// usual retries follow.
+    NodeDropped,
+}
+
+/// Least time a cluster subscription must have been up for a dropped node
+/// connection to be retried at once (a flapping node waits like any failure).
+const STEADY: Duration = Duration::from_secs(1);
+
 /// Subscribes to both channels and forwards what arrives to `out` until shutdown,
 /// reconnecting (after 1 s) whenever the connection drops, and saying in
 /// `out.connected` whether it is subscribed.
@@ -100,9 +116,13 @@ pub async fn subscribe(target: Target, keys: Keys, out: Subscriber, stop: shutdo
                     return;
                 }
                 match result {
+                    Ok(Ended::NodeDropped) => {
+                        tracing::info!("a Redis Cluster node connection dropped; subscribing again");
+                        continue;
+                    }
                     Err(err) if failures == 0 => tracing::warn!(error = %err, "event subscription lost; reconnecting every second"),
                     Err(err) => tracing::debug!(error = %err, failures, "event subscription still down"),
-                    Ok(()) => tracing::warn!("event subscription closed by Redis; reconnecting"),
+                    Ok(Ended::Closed) => tracing::warn!("event subscription closed by Redis; reconnecting"),
                 }
                 failures = failures.saturating_add(1);
             }
@@ -120,7 +140,7 @@ async fn single_session(
     keys: &Keys,
     out: &Subscriber,
     failures: &mut u32,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Ended> {
     let client = redis::Client::open(info.clone())?;
     let subscribed = async {
         let mut pubsub = client.get_async_pubsub().await?;
@@ -137,10 +157,10 @@ async fn single_session(
     let mut messages = pubsub.into_on_message();
     while let Some(msg) = messages.next().await {
         if !forward(&msg, out).await {
-            return Ok(());
+            break;
         }
     }
-    Ok(())
+    Ok(Ended::Closed)
 }
 
 /// One subscription to a cluster, until any of its node connections drops.
@@ -149,7 +169,7 @@ async fn cluster_session(
     keys: &Keys,
     out: &Subscriber,
     failures: &mut u32,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Ended> {
     let (push, mut pushes) = mpsc::unbounded_channel();
     let client = cluster::client(seeds, Some(push))?;
     let subscribed = async {
@@ -165,8 +185,12 @@ async fn cluster_session(
     *failures = 0;
     tracing::debug!("subscribed to event channels on the cluster");
     out.connected.send_replace(true);
+    let since = tokio::time::Instant::now();
     while let Some(push) = pushes.recv().await {
         match push.kind {
+            redis::PushKind::Disconnection if since.elapsed() >= STEADY => {
+                return Ok(Ended::NodeDropped);
+            }
             redis::PushKind::Disconnection => {
                 anyhow::bail!("a cluster node connection dropped")
             }
@@ -174,13 +198,13 @@ async fn cluster_session(
                 if let Some(msg) = redis::Msg::from_push_info(push)
                     && !forward(&msg, out).await
                 {
-                    return Ok(());
+                    break;
                 }
             }
             _ => {}
         }
     }
-    Ok(())
+    Ok(Ended::Closed)
 }
 
 /// Hands one message to `out`; returns false once `out` is gone.

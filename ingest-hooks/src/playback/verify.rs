@@ -165,3 +165,7 @@ fn valid_session(sid: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;

@@ -140,9 +140,10 @@ fn parse_prefix(prefix: &str) -> Result<String, String> {
 
 impl Config {
     /// Reads flags and environment, then checks what clap cannot. Errors name the
-    /// variable and never echo a secret.
+    /// variable and never echo a secret. `--help` and `--version` print to stdout
+    /// and exit 0; a flag clap cannot parse prints usage to stderr and exits 2.
     pub fn load() -> Result<Self, String> {
-        let config = Self::try_parse().map_err(|e| e.to_string())?;
+        let config = Self::try_parse().unwrap_or_else(|e| e.exit());
         if !config.migrate_only {
             config.service_tokens().map_err(|e| e.to_string())?;
         }

@@ -13,7 +13,7 @@ use nova_stack::{
 
 /// Command line of `nova-stack`.
 #[derive(Parser)]
-#[command(name = "nova-stack", about = "The local Nova Streaming stack")]
+#[command(name = "nova-stack", version, about = "The local Nova Streaming stack")]
 struct Cli {
     /// Project folder; the stack lives in its `.nova/`.
     #[arg(long, default_value = ".", global = true)]

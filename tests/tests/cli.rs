@@ -33,12 +33,19 @@ async fn help_and_version_go_to_stdout_with_exit_0() {
         let help = run(binary, &["--help"]).await;
         let stdout = String::from_utf8_lossy(&help.stdout);
         assert_eq!(help.status.code(), Some(0), "{binary} --help: {help:?}");
-        assert!(stdout.contains("Usage:"), "{binary} --help stdout: {stdout}");
+        assert!(
+            stdout.contains("Usage:"),
+            "{binary} --help stdout: {stdout}"
+        );
         assert!(help.stderr.is_empty(), "{binary} --help wrote to stderr");
 
         let version = run(binary, &["--version"]).await;
         let stdout = String::from_utf8_lossy(&version.stdout);
-        assert_eq!(version.status.code(), Some(0), "{binary} --version: {version:?}");
+        assert_eq!(
+            version.status.code(),
+            Some(0),
+            "{binary} --version: {version:?}"
+        );
         assert_eq!(
             stdout.trim(),
             format!("{binary} {}", env!("CARGO_PKG_VERSION")),
@@ -53,7 +60,10 @@ async fn an_unknown_flag_is_a_usage_error_on_stderr_with_exit_2() {
         let out = run(binary, &["--no-such-flag"]).await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{binary}: {out:?}");
-        assert!(stderr.contains("--no-such-flag"), "{binary} stderr: {stderr}");
+        assert!(
+            stderr.contains("--no-such-flag"),
+            "{binary} stderr: {stderr}"
+        );
         assert!(out.stdout.is_empty(), "{binary} wrote the error to stdout");
     }
 }

@@ -352,3 +352,58 @@ async fn public_streams_keep_their_plain_urls_and_a_policy_change_reaches_the_or
     }
     live.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cached_decision_outlives_an_ingest_hooks_outage_by_at_most_its_minute() {
+    let mut live = LiveStack::start(LiveOptions::default()).await;
+    let origin = live.nginx.origin_url();
+    // No broadcast: an authorised request finds no file (404), a refused one 403, and
+    // one nginx cannot ask about 500.
+    let (stream, _) = playback::create_stream(&live, PlaybackPolicy::Signed).await;
+    let id = stream.stream_id.clone();
+    let issued = playback::issue(&live, &stream.name, "outage-1").await;
+    let path = format!("/hls/t/{}/{id}.m3u8", issued.token);
+    // Start the outage with at least 10 s left in the minute, so the stale decision
+    // is seen before its minute ends.
+    wait::until(
+        "a wall-clock minute with 10 s left",
+        Duration::from_secs(15),
+        || async {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            if now % 60 < 50 { Ok(()) } else { Err(now % 60) }
+        },
+    )
+    .await;
+    wait::until("the token to be authorised", WAIT, || async {
+        match raw_status(&origin, &path).await {
+            404 => Ok(()),
+            s => Err(s),
+        }
+    })
+    .await;
+    live.hooks.take().unwrap().shutdown().await.unwrap();
+    assert_eq!(
+        raw_status(&origin, &path).await,
+        404,
+        "the stale decision stands in while ingest-hooks are down"
+    );
+    // Within the minute's end (≤ 60 s) plus slack, the stale "yes" is gone for good.
+    let stopped = std::time::Instant::now();
+    wait::until(
+        "the stale decision to end with its minute",
+        Duration::from_secs(75),
+        || async {
+            match raw_status(&origin, &path).await {
+                500 => Ok(()),
+                s => Err(s),
+            }
+        },
+    )
+    .await;
+    assert!(stopped.elapsed() < Duration::from_secs(70));
+    assert_eq!(raw_status(&origin, &path).await, 500);
+    live.shutdown().await;
+}

@@ -191,6 +191,11 @@ async fn a_signed_stream_plays_only_with_a_valid_token_and_refuses_every_attack(
         (format!("/hls/t/{t}/{}.m3u8", id.to_uppercase()), 404),
         (format!("/hls/t/{t}/x{id}.m3u8"), 404),
         (format!("/hls/t//{id}.m3u8"), 404),
+        // Request lines outside the grammar: whatever their status, the access log
+        // writes them as (other), never with the token.
+        (format!("//hls/t/{t}/{id}.m3u8"), 403),
+        (format!("/HLS/t/{t}/{id}.m3u8"), 404),
+        (format!("/%68ls/t/{t}/{id}.m3u8"), 403),
     ] {
         let status = raw_status(&origin, &attack).await;
         statuses.push((attack.replace(t.as_str(), "<token>"), status, wanted));

@@ -44,8 +44,8 @@ test: lint build
 containers-test: deps
 	@bash scripts/containers-test.sh
 
-## bench: release-build benchmarks on real engines; prints figures beside a same-run baseline
+## bench: the release-build benchmark suite on real engines; prints one table (figure,
+## same-run baseline, goal) and writes target/bench/results.json (NOVA_BENCH_* raise sizes)
 bench: deps build
 	$(CARGO) build --release --workspace --bins
-	$(STACK) test-env -- $(CARGO) bench -p nova-tests --bench latency
-	$(STACK) test-env -- $(CARGO) bench -p nova-tests --bench edge_fanout
+	$(STACK) test-env -- $(CARGO) bench -p nova-tests --bench suite

@@ -88,7 +88,7 @@ impl Refusal {
 /// A granted playback: the viewer session the token stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
-    /// The `sid` claim, or a digest of the token when it has none.
+    /// The `sid` claim, or a digest of the token's signed part when it has none.
     pub session: String,
     /// The stream's viewer cap, if any.
     pub max_viewers: Option<i64>,
@@ -146,15 +146,23 @@ pub fn verify(
     let session = match claims.sid {
         Some(sid) if valid_session(&sid) => sid,
         Some(_) => return Err(Refusal::Invalid),
-        None => {
-            let digest = Sha256::digest(token.as_bytes());
-            digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-        }
+        None => fallback_session(token),
     };
     Ok(Grant {
         session,
         max_viewers: rule.max_viewers,
     })
+}
+
+/// Returns the session of a verified token without `sid`: a digest of its signed
+/// part (`header.payload`) only. An ECDSA signature is malleable (`(r, s)` and
+/// `(r, n - s)` both verify, and ES256 does not require the low `s`, so neither
+/// form can be refused without refusing signers that do not normalise), so the
+/// signature must not make one token two sessions.
+fn fallback_session(token: &str) -> String {
+    let signed = token.rsplit_once('.').map_or(token, |(signed, _)| signed);
+    let digest = Sha256::digest(signed.as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Tells whether `sid` is 1 to 64 characters of `A-Z a-z 0-9 _ -`.

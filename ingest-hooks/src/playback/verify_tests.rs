@@ -102,7 +102,7 @@ fn the_owner_s_key_and_the_platform_key_sign_for_the_stream() {
     assert_eq!(
         a.session.len(),
         32,
-        "a digest of the token stands for the session"
+        "a digest of the token's signed part stands for the session"
     );
 }
 
@@ -208,4 +208,40 @@ fn every_forgery_is_refused_with_its_reason() {
     }
     let unknown_stream = verify(&good, other, &w.keys, &w.streams, now());
     assert_eq!(unknown_stream.unwrap_err(), Refusal::UnknownStream);
+}
+
+/// The order n of P-256's base point, big-endian.
+const P256_N: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// Returns `token` with its signature `(r, s)` replaced by `(r, n - s)`, which
+/// verifies as well.
+fn malleated(token: &str) -> String {
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let mut sig = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    assert_eq!(sig.len(), 64);
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = i16::from(P256_N[i]) - i16::from(sig[32 + i]) - borrow;
+        borrow = i16::from(d < 0);
+        sig[32 + i] = (d + 256 * borrow) as u8;
+    }
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+#[test]
+fn a_malleated_signature_is_the_same_session() {
+    let w = world();
+    let mut no_sid = claims(w.stream);
+    no_sid.as_object_mut().unwrap().remove("sid");
+    let token = sign(&w.alice, &no_sid);
+    let twin = malleated(&token);
+    assert_ne!(token, twin);
+    let (a, b) = (w.check(&token).unwrap(), w.check(&twin).unwrap());
+    assert_eq!(a.session, b.session, "one signed token, one session");
+    // With a sid the sid is the session, whatever the signature.
+    let with_sid = sign(&w.alice, &claims(w.stream));
+    assert_eq!(w.check(&malleated(&with_sid)).unwrap().session, "s-1");
 }

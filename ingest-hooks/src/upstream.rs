@@ -216,12 +216,14 @@ impl Upstream {
     }
 
     /// Starts the viewer session of a token's session `sid` on stream `name`;
-    /// returns its id and the stream's viewer count including it.
+    /// returns its id, or `None` when the stream is at its viewer cap (the control
+    /// plane checks the cap and joins in one step, and records nothing for a
+    /// refused viewer).
     pub async fn join_playback(
         &self,
         name: String,
         sid: String,
-    ) -> Result<(String, i64), HookError> {
+    ) -> Result<Option<String>, HookError> {
         let answer = self
             .sessions
             .clone()
@@ -231,11 +233,18 @@ impl Upstream {
                 kind: ViewerKind::Playback.into(),
                 node: self.node.id.clone(),
             })
-            .await
-            .map_err(|status| self.failed(status))
-            .inspect(|_| self.answered())?
-            .into_inner();
-        Ok((answer.session_id, answer.viewer_count))
+            .await;
+        match answer {
+            Ok(answer) => {
+                self.answered();
+                Ok(Some(answer.into_inner().session_id))
+            }
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                self.answered();
+                Ok(None)
+            }
+            Err(status) => Err(self.failed(status)),
+        }
     }
 
     /// Keeps many sessions alive; returns the ones that had expired.

@@ -138,6 +138,72 @@ async fn a_cap_of_two_refuses_the_third_viewer_at_issue_and_at_the_origin() {
     e.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_viewer_refused_at_the_cap_leaves_no_trace_in_the_figures() {
+    let mut live = LiveStack::start(LiveOptions::default()).await;
+    let origin = live.nginx.origin_url();
+    let stream = live
+        .streams
+        .clone()
+        .create_stream(nova_proto::v1::CreateStreamRequest {
+            stream: Some(nova_proto::v1::Stream {
+                title: "room for one".into(),
+                playback_policy: nova_proto::v1::PlaybackPolicy::Signed.into(),
+                max_viewers: 1,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stream
+        .unwrap();
+    let (name, id) = (stream.name.clone(), stream.stream_id.clone());
+    let first = playback::issue(&live, &name, "only-1").await;
+    let second = playback::issue(&live, &name, "hammer-2").await;
+    // No broadcast: an authorised request finds no file (404) and joins its session.
+    nova_tests::wait::until(
+        "the first viewer to be let in",
+        Duration::from_secs(10),
+        || async {
+            match raw_status(&origin, &format!("/hls/t/{}/{id}.m3u8", first.token)).await {
+                404 => Ok(()),
+                s => Err(s),
+            }
+        },
+    )
+    .await;
+    live.wait_for_viewers(&name, 1, Duration::from_secs(10))
+        .await;
+    // A second player retrying in a loop: refused every time, and never counted.
+    let mut statuses = Vec::new();
+    for _ in 0..50 {
+        statuses.push(raw_status(&origin, &format!("/hls/t/{}/{id}.m3u8", second.token)).await);
+    }
+    assert!(statuses.iter().all(|s| *s == 429), "{statuses:?}");
+    let figures = nova_tests::clients::sessions(&live.ctx.url(), &live.ctx.token)
+        .await
+        .get_viewer_count(nova_proto::v1::GetViewerCountRequest { name: name.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            figures.viewer_count,
+            figures.peak_viewers,
+            figures.unique_viewers
+        ),
+        (1, 1, 1),
+        "(count, peak, uniques)"
+    );
+    // The first viewer still plays.
+    assert_eq!(
+        raw_status(&origin, &format!("/hls/t/{}/{id}.m3u8", first.token)).await,
+        404
+    );
+    live.shutdown().await;
+}
+
 /// GETs `path` raw; returns the status and the lower-cased head.
 async fn reqwest_like(origin: &str, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

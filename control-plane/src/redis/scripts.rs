@@ -20,16 +20,20 @@ local function publish(stream, count)
 end
 "#;
 
-/// Starts a session. ARGV: ttl, index, session, stream, viewer, kind, node. Returns
-/// the live count. `index` is the sweeper's index key on a single primary (updated
-/// here, in the same round trip), empty on a cluster (the caller updates it: it
-/// lives in another slot).
+/// Starts a session. ARGV: ttl, index, session, stream, viewer, kind, node, max.
+/// Returns the live count, or -1 when `max` (0: none) live sessions already exist:
+/// then nothing is written (no session, unique, peak or count event), so a viewer
+/// refused at a cap leaves no trace. `index` is the sweeper's index key on a single
+/// primary (updated here, in the same round trip), empty on a cluster (the caller
+/// updates it: it lives in another slot).
 pub const JOIN: &str = r#"
 local ttl, idx = tonumber(ARGV[3]), ARGV[4]
 local sid, stream, viewer, kind, node = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local max = tonumber(ARGV[10] or '0')
 local live = k(stream, 'live')
 local sk = k(stream, 'sess:' .. sid)
 redis.call('ZREMRANGEBYSCORE', live, '-inf', now)
+if max > 0 and redis.call('ZCARD', live) >= max then return -1 end
 redis.call('HSET', sk, 'joined', now, 'seen', now, 'kind', kind, 'node', node)
 redis.call('PEXPIRE', sk, ttl)
 redis.call('ZADD', live, now + ttl, sid)

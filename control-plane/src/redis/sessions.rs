@@ -27,6 +27,8 @@ pub struct NewSession<'a> {
     pub kind: &'a str,
     /// Edge or ingest node holding it.
     pub node: &'a str,
+    /// Most live sessions the stream may have, this one included; 0 for no limit.
+    pub max: i64,
 }
 
 /// Script calls a cluster runs at once for one operation over many streams.
@@ -105,12 +107,13 @@ impl SessionStore {
     }
 
     /// Starts a session (its id from [`new_session_id`]); returns the stream's live
-    /// count including it.
-    pub async fn join(&self, s: &NewSession<'_>) -> RedisResult<i64> {
+    /// count including it, or `None` (and writes nothing) when the stream already
+    /// has `max` live sessions.
+    pub async fn join(&self, s: &NewSession<'_>) -> RedisResult<Option<i64>> {
         self.availability.check()?;
         let now = now_ms();
         let mut conn = self.redis.get().await?;
-        let count = self
+        let count: i64 = self
             .scripts
             .join
             .key(self.keys.live(s.stream_id))
@@ -123,12 +126,16 @@ impl SessionStore {
             .arg(s.viewer_id)
             .arg(s.kind)
             .arg(s.node)
+            .arg(s.max)
             .invoke_async(&mut conn)
             .await?;
+        if count < 0 {
+            return Ok(None);
+        }
         if self.redis.is_cluster() {
             self.index(&mut conn, now, &[s.stream_id]).await;
         }
-        Ok(count)
+        Ok(Some(count))
     }
 
     /// Keeps sessions alive; returns the ids that had already expired or ended (ids

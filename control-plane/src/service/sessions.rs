@@ -69,7 +69,11 @@ impl Sessions {
         &self.store
     }
 
-    /// Starts a session on a stream that exists and has not completed.
+    /// Starts a session on a stream that exists and has not completed. A playback
+    /// (token) session on a stream with a viewer cap is started only while the
+    /// stream has fewer live viewers than the cap, in the same Redis script that
+    /// counts them; otherwise nothing is recorded and the call is
+    /// `ResourceExhausted`.
     pub async fn join(
         &self,
         stream_id: Uuid,
@@ -101,6 +105,10 @@ impl Sessions {
             viewer_id
         };
         let stream = stream_id.to_string();
+        let cap = match kind {
+            ViewerKind::Playback => row.max_viewers.filter(|n| *n > 0),
+            ViewerKind::Web | ViewerKind::Rtmp => None,
+        };
         let count = self
             .store
             .join(&NewSession {
@@ -109,8 +117,15 @@ impl Sessions {
                 viewer_id: viewer,
                 kind: kind.as_str(),
                 node,
+                max: cap.map_or(0, i64::from),
             })
-            .await?;
+            .await?
+            .ok_or_else(|| {
+                Error::ResourceExhausted(format!(
+                    "the stream has its maximum of {} viewers; retry later",
+                    cap.unwrap_or_default()
+                ))
+            })?;
         Ok(Joined {
             session_id,
             expire_at: self.expiry(),

@@ -44,9 +44,10 @@ pub struct Viewers {
 impl Viewers {
     /// Admits an authorised request of session `sid` on `stream` whose viewer cap is
     /// `cap`. A session already counted goes on; a new one on a capped stream is
-    /// joined before the answer, and refused (its session left again) when the join
-    /// makes the stream exceed its cap. Without a cap the join runs in the
-    /// background ([`Viewers::seen`]).
+    /// joined before the answer, and refused when the control plane finds the
+    /// stream at its cap (it checks and joins in one step, so a refused viewer
+    /// costs one call and leaves no trace in the figures). Without a cap the join
+    /// runs in the background ([`Viewers::seen`]).
     pub async fn admit(
         &self,
         upstream: &Upstream,
@@ -54,10 +55,10 @@ impl Viewers {
         sid: &str,
         cap: Option<i64>,
     ) -> Result<(), Refusal> {
-        let Some(cap) = cap else {
+        if cap.is_none() {
             self.seen(upstream, stream, sid);
             return Ok(());
-        };
+        }
         let key = (stream, sid.to_owned());
         {
             let mut entries = self.lock();
@@ -80,14 +81,11 @@ impl Viewers {
             .join_playback(format!("streams/{stream}"), sid.to_owned())
             .await;
         match joined {
-            Ok((session, count)) if count > cap => {
+            Ok(None) => {
                 self.lock().remove(&key);
-                if let Err(err) = upstream.leave_player(session).await {
-                    tracing::warn!(error = %err, "could not end a refused viewer's session; it will expire");
-                }
                 Err(Refusal::Capacity)
             }
-            Ok((session, _)) => {
+            Ok(Some(session)) => {
                 if let Some(entry) = self.lock().get_mut(&key) {
                     entry.session = Some(session);
                     entry.joining = false;
@@ -133,16 +131,20 @@ impl Viewers {
             let mut entries = viewers.lock();
             let Some(entry) = entries.get_mut(&key) else {
                 // Left while joining: leave the new session too.
-                if let Ok((session, _)) = joined {
+                if let Ok(Some(session)) = joined {
                     tokio::spawn(async move { upstream.leave_player(session).await });
                 }
                 return;
             };
             entry.joining = false;
             match joined {
-                Ok((session, _)) => {
+                Ok(Some(session)) => {
                     tracing::info!(stream.id = %key.0, "playback viewer joined");
                     entry.session = Some(session);
+                }
+                // A cap this origin has not learned yet: uncounted until it has.
+                Ok(None) => {
+                    tracing::info!(stream.id = %key.0, "playback viewer beyond the stream's cap not counted")
                 }
                 Err(err) => tracing::warn!(error = %err, "could not record a playback viewer"),
             }

@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "nova/streaming/v1/analytics_service.proto",
     "nova/streaming/v1/event_service.proto",
     "nova/streaming/v1/playback_service.proto",
+    "nova/streaming/v1/audit_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

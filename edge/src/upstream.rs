@@ -1,14 +1,14 @@
 //! The control plane as the edge sees it: gRPC clients that add the service token
 //! and, for mutations, the principal; each call bounded by a deadline.
 
-use std::{path::Path, time::Duration};
+use std::{net::IpAddr, path::Path, time::Duration};
 
 use nova_runtime::grpc::{self, Bearer};
 
 use nova_proto::v1::{
-    analytics_service_client::AnalyticsServiceClient, event_service_client::EventServiceClient,
-    playback_service_client::PlaybackServiceClient, session_service_client::SessionServiceClient,
-    stream_service_client::StreamServiceClient,
+    analytics_service_client::AnalyticsServiceClient, audit_service_client::AuditServiceClient,
+    event_service_client::EventServiceClient, playback_service_client::PlaybackServiceClient,
+    session_service_client::SessionServiceClient, stream_service_client::StreamServiceClient,
 };
 use tonic::{Request, Status, service::interceptor::InterceptedService, transport::Channel};
 
@@ -25,6 +25,8 @@ pub struct Upstream {
     pub analytics: AnalyticsServiceClient<Svc>,
     /// PlaybackService (tokens and signing keys).
     pub playback: PlaybackServiceClient<Svc>,
+    /// AuditService (the audit trail).
+    pub audit: AuditServiceClient<Svc>,
     /// EventService (its channel has no deadline: WatchEvents is long-lived).
     pub events: EventServiceClient<Svc>,
     /// The channel, for health checks.
@@ -50,18 +52,30 @@ impl Upstream {
             sessions: SessionServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             analytics: AnalyticsServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             playback: PlaybackServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            audit: AuditServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             events: EventServiceClient::with_interceptor(streaming, bearer),
             channel,
         })
     }
 }
 
-/// Wraps `message` in a request acting for `principal`.
-pub fn as_principal<T>(message: T, principal: &str) -> Result<Request<T>, Status> {
+/// Metadata key carrying the end user's address to the control plane's audit trail.
+const CLIENT_IP_HEADER: &str = "x-nova-client-ip";
+
+/// Wraps `message` in a request acting for `principal`, whose client is at `client`
+/// (as [`crate::ratelimit::ClientIp`] derives it: the peer, or the client a trusted
+/// proxy names), for the control plane's audit trail.
+pub fn as_principal<T>(message: T, principal: &str, client: IpAddr) -> Result<Request<T>, Status> {
     let mut request = Request::new(message);
     let value = principal
         .parse()
         .map_err(|_| Status::invalid_argument("sub: must be printable ASCII"))?;
     request.metadata_mut().insert("x-nova-principal", value);
+    let ip = client
+        .to_canonical()
+        .to_string()
+        .parse()
+        .map_err(|_| Status::internal("a client address is not valid metadata"))?;
+    request.metadata_mut().insert(CLIENT_IP_HEADER, ip);
     Ok(request)
 }

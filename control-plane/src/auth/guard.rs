@@ -11,7 +11,7 @@ use futures::future::{Either, Ready, ready};
 use http::HeaderMap;
 use tonic::{Status, body::Body, server::NamedService};
 
-use super::{Caller, PRINCIPAL_HEADER, Principal, ServiceTokens};
+use super::{CLIENT_IP_HEADER, Caller, PRINCIPAL_HEADER, Principal, Role, ServiceTokens};
 use crate::{error::Error, metrics::CpMetrics};
 
 /// Longest method path echoed in an error or a log line.
@@ -100,7 +100,19 @@ impl Authenticator {
                 .map_err(|_| "must be printable ASCII".to_owned())
                 .and_then(Principal::parse)
         });
-        Ok(Caller { role, principal })
+        let client_ip = if role == Role::Edge {
+            headers
+                .get(CLIENT_IP_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok())
+        } else {
+            None
+        };
+        Ok(Caller {
+            role,
+            principal,
+            client_ip,
+        })
     }
 }
 
@@ -241,6 +253,20 @@ mod tests {
             caller.principal().unwrap_err(),
             Error::Unauthenticated(_)
         ));
+    }
+
+    #[test]
+    fn the_client_address_is_believed_only_from_the_edge() {
+        let mut h = headers(Some(EDGE), Some("alice"));
+        h.insert(CLIENT_IP_HEADER, "203.0.113.7".parse().unwrap());
+        let caller = auth().admit("test", CREATE, &h).unwrap();
+        assert_eq!(caller.client_ip(), Some("203.0.113.7".parse().unwrap()));
+        let mut h = headers(Some(ADMIN), Some("alice"));
+        h.insert(CLIENT_IP_HEADER, "203.0.113.7".parse().unwrap());
+        assert_eq!(auth().admit("test", CREATE, &h).unwrap().client_ip(), None);
+        let mut h = headers(Some(EDGE), Some("alice"));
+        h.insert(CLIENT_IP_HEADER, "not-an-address".parse().unwrap());
+        assert_eq!(auth().admit("test", CREATE, &h).unwrap().client_ip(), None);
     }
 
     #[test]

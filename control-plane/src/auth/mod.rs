@@ -8,6 +8,8 @@ mod guard;
 mod role;
 mod tokens;
 
+use std::net::IpAddr;
+
 use tonic::Request;
 
 pub use guard::{Authenticator, Guarded};
@@ -18,6 +20,9 @@ use crate::error::Error;
 
 /// Metadata key naming the principal (end user) a trusted caller acts for.
 pub const PRINCIPAL_HEADER: &str = "x-nova-principal";
+/// Metadata key carrying the end user's client address as the edge saw it; believed
+/// only from the edge role.
+pub const CLIENT_IP_HEADER: &str = "x-nova-client-ip";
 /// Longest accepted principal.
 const MAX_PRINCIPAL_LEN: usize = 256;
 
@@ -51,12 +56,56 @@ pub struct Caller {
     role: Role,
     /// The principal named in `x-nova-principal`, if any, or why it was refused.
     principal: Option<Result<Principal, String>>,
+    /// The end user's address from `x-nova-client-ip`, kept only from the edge role.
+    client_ip: Option<IpAddr>,
+}
+
+/// Who makes a change, as the audit trail records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The user the call acts for.
+    pub principal: Principal,
+    /// The calling service's role.
+    pub role: Role,
+    /// The end user's address as the edge saw it; `None` for calls not from the edge.
+    pub client_ip: Option<IpAddr>,
+}
+
+impl Actor {
+    /// Returns an actor for `principal` calling through `role` from no known address.
+    pub fn new(principal: Principal, role: Role) -> Self {
+        Self {
+            principal,
+            role,
+            client_ip: None,
+        }
+    }
 }
 
 impl Caller {
     /// Returns the calling service's role.
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// Returns the client address the edge forwarded, if any.
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.client_ip
+    }
+
+    /// Returns who acts in this call: principal, role and client address; mutations
+    /// need a principal.
+    pub fn actor(&self) -> Result<Actor, Error> {
+        Ok(Actor {
+            principal: self.principal()?,
+            role: self.role,
+            client_ip: self.client_ip,
+        })
+    }
+
+    /// Tells whether the call names a principal at all (valid or not).
+    pub fn names_principal(&self) -> bool {
+        self.principal.is_some()
     }
 
     /// Returns the calling principal; mutations need one.

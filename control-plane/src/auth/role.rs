@@ -36,6 +36,7 @@ const EDGE: &[&str] = &[
     "PlaybackService/CreateSigningKey",
     "PlaybackService/ListSigningKeys",
     "PlaybackService/DeleteSigningKey",
+    "AuditService/ListAuditRecords",
 ];
 
 /// Methods of the ingest role (same notation as [`EDGE`]).

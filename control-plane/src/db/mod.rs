@@ -2,6 +2,7 @@
 //! migrations, and one module of queries per table.
 
 pub mod analytics;
+pub mod audit;
 pub mod events;
 pub mod metrics;
 pub mod playback_rules;

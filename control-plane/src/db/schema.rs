@@ -119,3 +119,29 @@ diesel::table! {
         created_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    /// The audit trail; see `migrations/*_audit_records/up.sql`.
+    audit_records (id) {
+        /// Record id (UUIDv7).
+        id -> Uuid,
+        /// Stream changed; NULL for owner-level changes.
+        stream_id -> Nullable<Uuid>,
+        /// Resource name changed.
+        resource -> Text,
+        /// Owner of the resource.
+        owner -> Text,
+        /// Principal who acted.
+        actor -> Text,
+        /// Role of the calling service.
+        service -> Text,
+        /// Client address the edge saw.
+        client_ip -> Nullable<Text>,
+        /// What happened, as stored.
+        action -> Text,
+        /// Names of the fields changed.
+        fields -> Array<Text>,
+        /// Commit time (transaction start).
+        created_at -> Timestamptz,
+    }
+}

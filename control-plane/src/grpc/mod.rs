@@ -2,6 +2,7 @@
 //! protos. `routes` assembles every service, health and reflection.
 
 pub mod analytics_service;
+pub mod audit_service;
 pub mod convert;
 pub mod event_service;
 pub mod ingest_service;
@@ -11,9 +12,10 @@ pub mod session_service;
 pub mod stream_service;
 
 use nova_proto::v1::{
-    analytics_service_server::AnalyticsServiceServer, event_service_server::EventServiceServer,
-    ingest_service_server::IngestServiceServer, playback_service_server::PlaybackServiceServer,
-    session_service_server::SessionServiceServer, stream_service_server::StreamServiceServer,
+    analytics_service_server::AnalyticsServiceServer, audit_service_server::AuditServiceServer,
+    event_service_server::EventServiceServer, ingest_service_server::IngestServiceServer,
+    playback_service_server::PlaybackServiceServer, session_service_server::SessionServiceServer,
+    stream_service_server::StreamServiceServer,
 };
 use tonic::service::Routes;
 use tonic_health::{
@@ -24,13 +26,14 @@ use tonic_health::{
 use crate::state::AppState;
 
 /// Fully-qualified names of the nova services, as health and reflection list them.
-pub const SERVICE_NAMES: [&str; 6] = [
+pub const SERVICE_NAMES: [&str; 7] = [
     "nova.streaming.v1.StreamService",
     "nova.streaming.v1.IngestService",
     "nova.streaming.v1.SessionService",
     "nova.streaming.v1.AnalyticsService",
     "nova.streaming.v1.EventService",
     "nova.streaming.v1.PlaybackService",
+    "nova.streaming.v1.AuditService",
 ];
 
 /// Builds the router: the nova services behind the token and allowlist check
@@ -49,6 +52,7 @@ pub fn routes(
     let analytics = AnalyticsServiceServer::new(analytics_service::AnalyticsApi::new(state));
     let events = EventServiceServer::new(event_service::EventApi::new(state, stop));
     let playback = PlaybackServiceServer::new(playback_service::PlaybackApi::new(state));
+    let audit = AuditServiceServer::new(audit_service::AuditApi::new(state));
     let routes = Routes::default()
         .add_service(auth.guard(streams))
         .add_service(auth.guard(ingest))
@@ -56,6 +60,7 @@ pub fn routes(
         .add_service(auth.guard(analytics))
         .add_service(auth.guard(events))
         .add_service(auth.guard(playback))
+        .add_service(auth.guard(audit))
         .add_service(health)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);

@@ -99,8 +99,8 @@ impl PlaybackService for PlaybackApi {
         &self,
         request: Request<CreateSigningKeyRequest>,
     ) -> Result<Response<CreateSigningKeyResponse>, Status> {
-        let principal = caller(&request)?.principal()?;
-        let (row, private_key_pem) = self.playback.create_key(&principal).await?;
+        let actor = caller(&request)?.actor()?;
+        let (row, private_key_pem) = self.playback.create_key(&actor).await?;
         Ok(Response::new(CreateSigningKeyResponse {
             signing_key: Some(key_to_proto(&row)),
             private_key_pem,
@@ -122,9 +122,9 @@ impl PlaybackService for PlaybackApi {
         &self,
         request: Request<DeleteSigningKeyRequest>,
     ) -> Result<Response<DeleteSigningKeyResponse>, Status> {
-        let principal = caller(&request)?.principal()?;
+        let actor = caller(&request)?.actor()?;
         let id = parse_key_name(&request.get_ref().name)?;
-        self.playback.delete_key(&principal, id).await?;
+        self.playback.delete_key(&actor, id).await?;
         Ok(Response::new(DeleteSigningKeyResponse {}))
     }
 

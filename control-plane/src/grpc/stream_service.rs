@@ -46,7 +46,7 @@ impl StreamService for StreamApi {
         &self,
         request: Request<CreateStreamRequest>,
     ) -> Result<Response<CreateStreamResponse>, Status> {
-        let owner = caller(&request)?.principal()?;
+        let actor = caller(&request)?.actor()?;
         let stream = request
             .into_inner()
             .stream
@@ -60,7 +60,7 @@ impl StreamService for StreamApi {
         let cap = Some(stream.max_viewers).filter(|n| *n != 0);
         let (row, key) = self
             .streams
-            .create(&owner, &stream.title, policy, cap)
+            .create(&actor, &stream.title, policy, cap)
             .await?;
         Ok(Response::new(CreateStreamResponse {
             stream: Some(stream_to_proto(&row)),
@@ -116,9 +116,9 @@ impl StreamService for StreamApi {
         &self,
         request: Request<EndStreamRequest>,
     ) -> Result<Response<EndStreamResponse>, Status> {
-        let principal = caller(&request)?.principal()?;
+        let actor = caller(&request)?.actor()?;
         let id = parse_stream_name("name", &request.get_ref().name)?;
-        let row = self.streams.end(&principal, id).await?;
+        let row = self.streams.end(&actor, id).await?;
         Ok(Response::new(EndStreamResponse {
             stream: Some(stream_to_proto(&row)),
         }))
@@ -128,9 +128,9 @@ impl StreamService for StreamApi {
         &self,
         request: Request<RotateStreamKeyRequest>,
     ) -> Result<Response<RotateStreamKeyResponse>, Status> {
-        let principal = caller(&request)?.principal()?;
+        let actor = caller(&request)?.actor()?;
         let id = parse_stream_name("name", &request.get_ref().name)?;
-        let (row, key) = self.streams.rotate_key(&principal, id).await?;
+        let (row, key) = self.streams.rotate_key(&actor, id).await?;
         Ok(Response::new(RotateStreamKeyResponse {
             stream: Some(stream_to_proto(&row)),
             stream_key: key.expose().to_owned(),
@@ -141,7 +141,7 @@ impl StreamService for StreamApi {
         &self,
         request: Request<UpdateStreamRequest>,
     ) -> Result<Response<UpdateStreamResponse>, Status> {
-        let principal = caller(&request)?.principal()?;
+        let actor = caller(&request)?.actor()?;
         let req = request.into_inner();
         let stream = req
             .stream
@@ -178,7 +178,7 @@ impl StreamService for StreamApi {
                 }
             }
         }
-        let row = self.streams.update(&principal, id, &update).await?;
+        let row = self.streams.update(&actor, id, &update).await?;
         Ok(Response::new(UpdateStreamResponse {
             stream: Some(stream_to_proto(&row)),
         }))

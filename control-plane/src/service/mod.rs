@@ -4,6 +4,7 @@
 //! for Redis pub/sub.
 
 pub mod analytics;
+pub mod audit;
 pub mod events;
 pub mod follow;
 pub mod ingest;
@@ -16,6 +17,7 @@ pub mod reaper;
 pub mod sessions;
 pub mod status;
 pub mod streams;
+pub mod title;
 pub mod watch;
 
 pub use policy::PlaybackPolicy;

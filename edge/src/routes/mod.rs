@@ -1,5 +1,6 @@
 //! The HTTP surface: `/api/v1` (streams), health, the WebSocket, the viewer page.
 
+pub mod audit;
 pub mod health;
 pub mod list;
 pub mod playback;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(streams::rotate_key),
         )
         .route("/streams/{id}/metrics", get(streams::metrics))
+        .route("/streams/{id}/audit", get(audit::list))
         .route(
             "/streams/{id}/playback-tokens",
             axum::routing::post(playback::create_token),

@@ -20,7 +20,7 @@ use crate::{
     auth::Owner,
     error::ApiError,
     json,
-    ratelimit::{Admitted, ReadAdmitted},
+    ratelimit::{Admitted, ClientIp, ReadAdmitted},
     routes::streams::{present, present_whole, stream_name},
     state::AppState,
     upstream::as_principal,
@@ -52,6 +52,7 @@ pub async fn create_token(
     State(state): State<AppState>,
     Owner(owner): Owner,
     _: Admitted,
+    ClientIp(client): ClientIp,
     Path(id): Path<String>,
     raw: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
@@ -80,7 +81,7 @@ pub async fn create_token(
         .upstream()
         .playback
         .clone()
-        .create_playback_token(as_principal(request, &owner)?)
+        .create_playback_token(as_principal(request, &owner, client)?)
         .await?
         .into_inner();
     let body = json!({
@@ -103,12 +104,13 @@ pub async fn create_key(
     State(state): State<AppState>,
     Owner(owner): Owner,
     _: Admitted,
+    ClientIp(client): ClientIp,
 ) -> Result<Response, ApiError> {
     let created = state
         .upstream()
         .playback
         .clone()
-        .create_signing_key(as_principal(CreateSigningKeyRequest {}, &owner)?)
+        .create_signing_key(as_principal(CreateSigningKeyRequest {}, &owner, client)?)
         .await?
         .into_inner();
     let key = created.signing_key.unwrap_or_default();
@@ -135,12 +137,13 @@ pub async fn list_keys(
     State(state): State<AppState>,
     Owner(owner): Owner,
     _: ReadAdmitted,
+    ClientIp(client): ClientIp,
 ) -> Result<Json<Value>, ApiError> {
     let keys = state
         .upstream()
         .playback
         .clone()
-        .list_signing_keys(as_principal(ListSigningKeysRequest {}, &owner)?)
+        .list_signing_keys(as_principal(ListSigningKeysRequest {}, &owner, client)?)
         .await?
         .into_inner()
         .signing_keys;
@@ -154,6 +157,7 @@ pub async fn delete_key(
     State(state): State<AppState>,
     Owner(owner): Owner,
     _: Admitted,
+    ClientIp(client): ClientIp,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id =
@@ -165,7 +169,7 @@ pub async fn delete_key(
         .upstream()
         .playback
         .clone()
-        .delete_signing_key(as_principal(request, &owner)?)
+        .delete_signing_key(as_principal(request, &owner, client)?)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -22,7 +22,7 @@ use crate::{
     error::ApiError,
     extract::{Body, Params},
     json,
-    ratelimit::{Admitted, ReadAdmitted},
+    ratelimit::{Admitted, ClientIp, ReadAdmitted},
     state::AppState,
     upstream::as_principal,
 };
@@ -129,6 +129,7 @@ pub async fn create(
     State(state): State<AppState>,
     Owner(owner): Owner,
     _: Admitted,
+    ClientIp(client): ClientIp,
     Body(body): Body<CreateBody>,
 ) -> Result<Response, ApiError> {
     let request = CreateStreamRequest {
@@ -143,7 +144,7 @@ pub async fn create(
         .upstream()
         .streams
         .clone()
-        .create_stream(as_principal(request, &owner)?)
+        .create_stream(as_principal(request, &owner, client)?)
         .await?
         .into_inner();
     let stream = created.stream.unwrap_or_default();
@@ -194,6 +195,7 @@ pub async fn end(
     State(state): State<AppState>,
     Owner(owner): Owner,
     _: Admitted,
+    ClientIp(client): ClientIp,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let request = EndStreamRequest {
@@ -203,7 +205,7 @@ pub async fn end(
         .upstream()
         .streams
         .clone()
-        .end_stream(as_principal(request, &owner)?)
+        .end_stream(as_principal(request, &owner, client)?)
         .await?
         .into_inner()
         .stream
@@ -216,6 +218,7 @@ pub async fn update(
     State(state): State<AppState>,
     Owner(owner): Owner,
     _: Admitted,
+    ClientIp(client): ClientIp,
     Path(id): Path<String>,
     Body(body): Body<UpdateBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -250,7 +253,7 @@ pub async fn update(
         .upstream()
         .streams
         .clone()
-        .update_stream(as_principal(request, &owner)?)
+        .update_stream(as_principal(request, &owner, client)?)
         .await?
         .into_inner()
         .stream
@@ -263,6 +266,7 @@ pub async fn rotate_key(
     State(state): State<AppState>,
     Owner(owner): Owner,
     _: Admitted,
+    ClientIp(client): ClientIp,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let request = RotateStreamKeyRequest {
@@ -272,7 +276,7 @@ pub async fn rotate_key(
         .upstream()
         .streams
         .clone()
-        .rotate_stream_key(as_principal(request, &owner)?)
+        .rotate_stream_key(as_principal(request, &owner, client)?)
         .await?
         .into_inner();
     let body = json!({

@@ -8,19 +8,24 @@ pub mod tokens;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use diesel_async::AsyncConnection;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::{
-    auth::Principal,
+    auth::{Actor, Principal},
     db::{
         DbPool, playback_rules,
         signing_keys::{self, NewSigningKey, SigningKeyRow},
         streams,
     },
     error::{Error, Result},
-    service::{PlaybackPolicy, StreamStatus, sessions::Sessions},
+    service::{
+        PlaybackPolicy, StreamStatus,
+        audit::{self, AuditAction, Change},
+        sessions::Sessions,
+    },
 };
 
 /// Most signing keys one principal may hold.
@@ -203,33 +208,34 @@ impl Playback {
 
     /// Creates a signing key for `caller`; returns it with its private key (PKCS#8
     /// PEM), which is not stored.
-    pub async fn create_key(&self, caller: &Principal) -> Result<(SigningKeyRow, String)> {
-        let mut conn = self.pool.get().await?;
-        if signing_keys::list_by_owner(&mut conn, caller.as_str())
-            .await?
-            .len()
-            >= MAX_KEYS_PER_OWNER
-        {
-            return Err(Error::FailedPrecondition(format!(
-                "at most {MAX_KEYS_PER_OWNER} signing keys per owner; delete one first"
-            )));
-        }
+    pub async fn create_key(&self, actor: &Actor) -> Result<(SigningKeyRow, String)> {
+        let owner = actor.principal.as_str();
         let generated = crypto::generate()?;
         let id = Uuid::now_v7();
-        signing_keys::insert(
-            &mut conn,
-            &NewSigningKey {
-                id,
-                owner: Some(caller.as_str()),
-                public_key: &generated.public_key,
-                private_key: None,
-            },
-        )
+        let mut conn = self.pool.get().await?;
+        conn.transaction(async |conn| {
+            if signing_keys::list_by_owner(conn, owner).await?.len() >= MAX_KEYS_PER_OWNER {
+                return Err(Error::FailedPrecondition(format!(
+                    "at most {MAX_KEYS_PER_OWNER} signing keys per owner; delete one first"
+                )));
+            }
+            signing_keys::insert(
+                conn,
+                &NewSigningKey {
+                    id,
+                    owner: Some(owner),
+                    public_key: &generated.public_key,
+                    private_key: None,
+                },
+            )
+            .await?;
+            audit_key(conn, actor, id, AuditAction::SigningKeyCreated).await
+        })
         .await?;
-        tracing::info!(key.id = %id, key.owner = caller.as_str(), "signing key created");
+        tracing::info!(key.id = %id, key.owner = owner, "signing key created");
         let row = SigningKeyRow {
             id,
-            owner: Some(caller.as_str().to_owned()),
+            owner: Some(owner.to_owned()),
             public_key: generated.public_key,
             created_at: Utc::now(),
         };
@@ -243,14 +249,18 @@ impl Playback {
     }
 
     /// Deletes key `id` of `caller`.
-    pub async fn delete_key(&self, caller: &Principal, id: Uuid) -> Result<()> {
+    pub async fn delete_key(&self, actor: &Actor, id: Uuid) -> Result<()> {
+        let owner = actor.principal.as_str();
         let mut conn = self.pool.get().await?;
-        if signing_keys::delete(&mut conn, caller.as_str(), id).await? {
-            tracing::info!(key.id = %id, key.owner = caller.as_str(), "signing key deleted");
-            Ok(())
-        } else {
-            Err(Error::NotFound(format!("signingKeys/{id}")))
-        }
+        conn.transaction(async |conn| {
+            if !signing_keys::delete(conn, owner, id).await? {
+                return Err(Error::NotFound(format!("signingKeys/{id}")));
+            }
+            audit_key(conn, actor, id, AuditAction::SigningKeyDeleted).await
+        })
+        .await?;
+        tracing::info!(key.id = %id, key.owner = owner, "signing key deleted");
+        Ok(())
     }
 
     /// Returns the verifiers' rules.
@@ -275,4 +285,23 @@ impl Playback {
             read_at,
         })
     }
+}
+
+/// Writes the audit record of a change to signing key `id` of the actor (inside its
+/// transaction).
+async fn audit_key(
+    conn: &mut diesel_async::AsyncPgConnection,
+    actor: &Actor,
+    id: Uuid,
+    action: AuditAction,
+) -> Result<()> {
+    let resource = format!("signingKeys/{id}");
+    let change = Change {
+        action,
+        stream_id: None,
+        resource: &resource,
+        owner: actor.principal.as_str(),
+        fields: &["signing_key"],
+    };
+    audit::record(conn, actor, &change).await
 }

@@ -23,11 +23,18 @@ pub struct IngestHooks {
     task: JoinHandle<anyhow::Result<()>>,
     /// The /stat poller and the segment watcher, joined on shutdown.
     tasks: shutdown::Tasks,
+    /// Token viewer sessions, left on shutdown once callbacks have drained.
+    viewers: Viewers,
+    /// The control plane, to leave them.
+    upstream: Upstream,
 }
 
 /// How long shutdown waits for the background tasks (a /stat poll in flight is
 /// bounded by its own interval).
 const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long shutdown spends leaving the token viewer sessions, in all.
+const LEAVE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Binds the listener, starts the /stat poller and serves callbacks.
 pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
@@ -92,10 +99,10 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
     let registry = metrics.registry().clone();
     let app = routes::router(AppState::new(
         config.clone(),
-        upstream,
+        upstream.clone(),
         metrics,
         rules,
-        viewers,
+        viewers.clone(),
     ));
     let task = tokio::spawn(async move {
         nova_runtime::http::serve(listener, app, signal.wait(), limits, &registry).await;
@@ -107,14 +114,19 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
         trigger,
         task,
         tasks,
+        viewers,
+        upstream,
     })
 }
 
 impl IngestHooks {
-    /// Stops serving, waits for in-flight callbacks and joins the background tasks.
+    /// Stops serving, waits for in-flight callbacks, leaves the token viewer
+    /// sessions (at most [`LEAVE_DEADLINE`]) and joins the background tasks.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.trigger.fire();
-        let served = self.task.await?;
+        let served = self.task.await;
+        self.viewers.leave_all(&self.upstream, LEAVE_DEADLINE).await;
+        let served = served?;
         if let Err(unfinished) = self.tasks.join(DRAIN_DEADLINE).await {
             tracing::warn!(error = %unfinished, "background tasks abandoned");
         }

@@ -78,3 +78,44 @@ async fn token_players_are_viewers_once_per_session_and_leave_when_they_stop() {
         .await;
     live.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_verifier_leaves_its_sessions_so_they_are_not_counted_twice() {
+    let mut live = LiveStack::start(LiveOptions::default()).await;
+    let watcher = nova_tests::watcher::Watcher::start(&live.ctx.url(), &live.ctx.token).await;
+    let (stream, key) = playback::create_stream(&live, PlaybackPolicy::Signed).await;
+    let _ffmpeg = Broadcaster::start(&live.publish_url(&key), Duration::from_secs(120));
+    live.wait_for_status(&stream.name, StreamStatus::Active, Duration::from_secs(15))
+        .await;
+    let first = playback::issue(&live, &stream.name, "restart-1").await;
+    let second = playback::issue(&live, &stream.name, "restart-2").await;
+    live.wait_for_url(&first.hls_url, Duration::from_secs(20))
+        .await;
+    let _players = [player(&first.hls_url, 90), player(&second.hls_url, 90)];
+    live.wait_for_viewers(&stream.name, 2, Duration::from_secs(15))
+        .await;
+    let before = watcher.counts(&stream.name).len();
+
+    // A graceful restart (what SIGTERM does): the old sessions are left on shutdown,
+    // and the players' next requests join them again on the new process.
+    live.restart_hooks(Duration::ZERO).await;
+    let after = nova_tests::wait::until(
+        "the count to fall and come back to 2 after the restart",
+        Duration::from_secs(40),
+        || async {
+            let counts = watcher.counts(&stream.name)[before..].to_vec();
+            let fell = counts.iter().position(|c| *c < 2);
+            match fell {
+                Some(i) if counts[i..].last() == Some(&2) => Ok(counts),
+                _ => Err(counts),
+            }
+        },
+    )
+    .await;
+    assert!(
+        after.iter().all(|c| *c <= 2),
+        "never counted twice: {after:?}"
+    );
+    assert_eq!(live.viewer_count(&stream.name).await, Ok(2));
+    live.shutdown().await;
+}

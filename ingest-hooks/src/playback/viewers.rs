@@ -200,6 +200,39 @@ impl Viewers {
         }
     }
 
+    /// Leaves every session this origin holds (on shutdown), all at once, giving up
+    /// after `deadline`: the sessions of a gracefully stopped verifier do not stay
+    /// counted until their TTL while its successor joins them again. Sessions not
+    /// left in time (or after SIGKILL) expire with their TTL.
+    pub async fn leave_all(&self, upstream: &Upstream, deadline: Duration) {
+        let sessions: Vec<String> = self.lock().drain().filter_map(|(_, e)| e.session).collect();
+        if sessions.is_empty() {
+            return;
+        }
+        let total = sessions.len();
+        let mut leaving = tokio::task::JoinSet::new();
+        for session in sessions {
+            let upstream = upstream.clone();
+            leaving.spawn(async move { upstream.leave_player(session).await.is_ok() });
+        }
+        let mut left = 0;
+        let all = async {
+            while let Some(done) = leaving.join_next().await {
+                left += usize::from(matches!(done, Ok(true)));
+            }
+        };
+        let _ = tokio::time::timeout(deadline, all).await;
+        if left < total {
+            tracing::warn!(
+                sessions.left = left,
+                sessions.total = total,
+                "some playback viewers were not left on shutdown; they will expire"
+            );
+        } else {
+            tracing::info!(sessions.left = left, "playback viewers left on shutdown");
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Uuid, String), Entry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -11,7 +11,10 @@
 use std::{future::Future, time::Duration};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use nova_proto::v1::{GetStreamRequest, GetViewerCountRequest, GetViewerCountResponse, Stream};
+use nova_proto::v1::{
+    GetStreamRequest, GetViewerCountRequest, GetViewerCountResponse, PlaybackPolicy, Stream,
+    StreamStatus,
+};
 use tokio::time::Instant;
 use tonic::{Code, Status};
 
@@ -26,8 +29,10 @@ pub const SETUP_BUDGET: Duration = Duration::from_secs(10);
 pub struct Opened {
     /// The stream now.
     pub stream: Stream,
-    /// The socket's session handle (to leave it).
-    pub handle: u64,
+    /// The socket's session handle (to leave it); `None` on a signed stream, whose
+    /// viewers are counted by their playback tokens at the media origin only, so
+    /// an anonymous socket neither counts nor fills a viewer cap.
+    pub handle: Option<u64>,
     /// The stream's viewer count and peak, read after the join.
     pub figures: GetViewerCountResponse,
 }
@@ -44,7 +49,8 @@ pub enum Refused {
 }
 
 /// Waits for a set-up place, then reads the stream, joins the session of `viewer`
-/// and reads the figures, each call retried while it fails transiently.
+/// (not on a signed stream) and reads the figures, each call retried while it
+/// fails transiently.
 pub async fn open(state: &AppState, name: &str, viewer: &str) -> Result<Opened, Refused> {
     let _place = state.sessions().setup_place().await;
     let deadline = Instant::now() + SETUP_BUDGET;
@@ -64,16 +70,24 @@ pub async fn open(state: &AppState, name: &str, viewer: &str) -> Result<Opened, 
     .into_inner()
     .stream
     .unwrap_or_default();
-    // A join that ran past its deadline may have joined: only a join that surely
-    // did not (unreachable, refused for load) is retried.
-    let (handle, _) = retried(deadline, surely_not_done, || {
-        state.sessions().join(name, viewer)
-    })
-    .await
-    .map_err(|status| match status.code() {
-        Code::FailedPrecondition => Refused::Completed,
-        _ => Refused::Unavailable(status),
-    })?;
+    let handle = if stream.playback_policy == PlaybackPolicy::Signed as i32 {
+        if stream.status == StreamStatus::Completed as i32 {
+            return Err(Refused::Completed);
+        }
+        None
+    } else {
+        // A join that ran past its deadline may have joined: only a join that
+        // surely did not (unreachable, refused for load) is retried.
+        let (handle, _) = retried(deadline, surely_not_done, || {
+            state.sessions().join(name, viewer)
+        })
+        .await
+        .map_err(|status| match status.code() {
+            Code::FailedPrecondition => Refused::Completed,
+            _ => Refused::Unavailable(status),
+        })?;
+        Some(handle)
+    };
     let sessions = &state.upstream().sessions;
     // Without figures the snapshot says 0 and the next count event corrects it.
     let figures = retried(deadline, is_transient, || {

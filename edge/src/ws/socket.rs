@@ -249,5 +249,7 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
     }
     drop(registration);
     state.metrics().socket_closed();
-    state.sessions().leave(handle).await;
+    if let Some(handle) = handle {
+        state.sessions().leave(handle).await;
+    }
 }

@@ -328,3 +328,38 @@ async fn owners_create_list_and_delete_signing_keys_over_rest() {
     e.shutdown().await.unwrap();
     ctx.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_key_limit_holds_against_concurrent_creations() {
+    let mut ctx = TestContext::start().await;
+    let carol = playback(&ctx, &ctx.token, Some("carol")).await;
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..25 {
+        let mut client = carol.clone();
+        calls.spawn(async move {
+            client
+                .create_signing_key(nova_proto::v1::CreateSigningKeyRequest {})
+                .await
+                .map(|_| ())
+                .map_err(|status| status.code())
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(answer) = calls.join_next().await {
+        answers.push(answer.unwrap());
+    }
+    let created = answers.iter().filter(|a| a.is_ok()).count();
+    let refused = answers
+        .iter()
+        .filter(|a| **a == Err(Code::FailedPrecondition))
+        .count();
+    assert_eq!((created, refused), (20, 5), "{answers:?}");
+    let listed = carol
+        .clone()
+        .list_signing_keys(nova_proto::v1::ListSigningKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.signing_keys.len(), 20);
+    ctx.shutdown().await.unwrap();
+}

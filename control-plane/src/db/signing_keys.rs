@@ -46,6 +46,32 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewSigningKey<'_>) -> Qu
         .map(|n| n == 1)
 }
 
+/// First key of the two-key advisory locks on an owner's signing keys (the second
+/// is `hashtext(owner)`); two-key locks do not share the one-key space of the other
+/// locks (event log, migrations).
+const OWNER_LOCK_CLASS: i32 = 0x6e6b_6579;
+
+/// Takes the transaction-scoped lock on `owner`'s signing keys, so counting them and
+/// inserting one is atomic against the owner's other creations (released at commit).
+pub async fn lock_owner(conn: &mut AsyncPgConnection, owner: &str) -> QueryResult<()> {
+    diesel::sql_query(format!(
+        "SELECT pg_advisory_xact_lock({OWNER_LOCK_CLASS}, hashtext($1))"
+    ))
+    .bind::<diesel::sql_types::Text, _>(owner)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Returns how many keys `owner` has.
+pub async fn count_by_owner(conn: &mut AsyncPgConnection, owner: &str) -> QueryResult<i64> {
+    signing_keys::table
+        .filter(signing_keys::owner.eq(owner))
+        .count()
+        .get_result(conn)
+        .await
+}
+
 /// Returns the keys of `owner`, oldest first.
 pub async fn list_by_owner(
     conn: &mut AsyncPgConnection,

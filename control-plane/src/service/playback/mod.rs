@@ -214,7 +214,11 @@ impl Playback {
         let id = Uuid::now_v7();
         let mut conn = self.pool.get().await?;
         conn.transaction(async |conn| {
-            if signing_keys::list_by_owner(conn, owner).await?.len() >= MAX_KEYS_PER_OWNER {
+            // Under the owner's lock: concurrent creations count one after another,
+            // so the limit holds however many arrive at once.
+            signing_keys::lock_owner(conn, owner).await?;
+            let count = signing_keys::count_by_owner(conn, owner).await?;
+            if usize::try_from(count).unwrap_or(usize::MAX) >= MAX_KEYS_PER_OWNER {
                 return Err(Error::FailedPrecondition(format!(
                     "at most {MAX_KEYS_PER_OWNER} signing keys per owner; delete one first"
                 )));

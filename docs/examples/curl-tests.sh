@@ -147,4 +147,14 @@ STREAM_ID= # ended: nothing left to clean up
 call 200 GET "/api/v1/streams/$ENDED_ID"
 expect_body "read after end" '"status":"completed"'
 
+# Audit trail: the owner's records (401 without a token), and never a stream key.
+call 401 GET "/api/v1/streams/$ENDED_ID/audit"
+call 200 GET "/api/v1/streams/$ENDED_ID/audit?page_size=10" auth
+expect_body "audit: created" '"action":"stream_created"'
+expect_body "audit: rotated" '"action":"stream_key_rotated"'
+expect_body "audit: ended" '"action":"stream_ended"'
+expect_header "audit, not cached" '^cache-control: *no-store'
+if printf '%s' "$BODY" | grep -q 'sk_live_'; then fail "audit: a stream key in the trail"; fi
+PASSED=$((PASSED + 1))
+
 echo "curl-tests: $PASSED checks passed"

@@ -71,17 +71,6 @@ pub struct Actor {
     pub client_ip: Option<IpAddr>,
 }
 
-impl Actor {
-    /// Returns an actor for `principal` calling through `role` from no known address.
-    pub fn new(principal: Principal, role: Role) -> Self {
-        Self {
-            principal,
-            role,
-            client_ip: None,
-        }
-    }
-}
-
 impl Caller {
     /// Returns the calling service's role.
     pub fn role(&self) -> Role {

@@ -27,6 +27,8 @@ pub struct HooksMetrics {
     segments: Histogram<f64>,
     /// `nova_streaming_ingest_streams{quality}`.
     qualities: Gauge<u64>,
+    /// `nova_streaming_playback_rules_age_seconds`: how old the verifier's rules are.
+    rules_age: Gauge<f64>,
     /// `nova_streaming_playback_decisions_total{result}`.
     playback: Counter<u64>,
 }
@@ -122,6 +124,13 @@ impl HooksMetrics {
                 .u64_gauge("nova_streaming_ingest_streams")
                 .with_description("Live streams on this ingest node by source quality class")
                 .build(),
+            rules_age: meter
+                .f64_gauge("nova_streaming_playback_rules_age")
+                .with_unit("s")
+                .with_description(
+                    "Seconds since the playback verifier last read its rules (since start-up if never)",
+                )
+                .build(),
             playback: meter
                 .u64_counter("nova_streaming_playback_decisions")
                 .with_description(
@@ -168,6 +177,11 @@ impl HooksMetrics {
     /// reason (a fixed set).
     pub fn playback(&self, result: &'static str) {
         self.playback.add(1, &[KeyValue::new("result", result)]);
+    }
+
+    /// Records how old the playback rules are (updated at every refresh attempt).
+    pub fn rules_age(&self, age: Duration) {
+        self.rules_age.record(age.as_secs_f64(), &[]);
     }
 
     /// Returns the HTTP RED instruments.

@@ -91,6 +91,7 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
     tasks.spawn(playback::run(
         rules.clone(),
         upstream.clone(),
+        metrics.clone(),
         signal.clone(),
     ));
     // Every request carries ConnectInfo<SocketAddr>, as with

@@ -71,7 +71,8 @@ impl Upstream {
         Ok(Self {
             client: IngestServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             sessions: SessionServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-            playback: PlaybackServiceClient::with_interceptor(channel, bearer),
+            playback: PlaybackServiceClient::with_interceptor(channel, bearer)
+                .max_decoding_message_size(MAX_RULES_BYTES),
             node,
             timeout,
             outage: Arc::default(),
@@ -283,6 +284,10 @@ impl Upstream {
         Ok(())
     }
 }
+
+/// Largest GetPlaybackRules answer read (every key and signed stream of the
+/// platform; tonic's default of 4 MiB is about 30 000 streams).
+pub const MAX_RULES_BYTES: usize = 64 * 1024 * 1024;
 
 impl Upstream {
     /// Reads the rules the playback verifier checks tokens against.

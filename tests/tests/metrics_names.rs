@@ -84,6 +84,7 @@ async fn every_tier_exports_the_specified_metric_names() {
         ("nova_streaming_hls_segment_generation_seconds", "histogram"),
         ("nova_streaming_http_server_requests_total", "counter"),
         ("nova_streaming_http_server_duration_seconds", "histogram"),
+        ("nova_streaming_playback_rules_age_seconds", "gauge"),
     ] {
         assert_eq!(
             type_of(&hooks, family).as_deref(),

@@ -412,3 +412,54 @@ async fn a_cached_decision_outlives_an_ingest_hooks_outage_by_at_most_its_minute
     assert_eq!(raw_status(&origin, &path).await, 500);
     live.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_verifier_reads_rules_larger_than_grpc_s_default_limit_and_reports_their_age() {
+    let mut live = LiveStack::start(LiveOptions::default()).await;
+    let origin = live.nginx.origin_url();
+    // 40 000 signed streams with long owner names: a GetPlaybackRules answer of
+    // about 6 MiB, over tonic's default 4 MiB decoding limit.
+    let mut db = live.ctx.db().await;
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(
+            "INSERT INTO streams (id, owner, title, status, key_hash, key_issued_at, created_at, \
+             updated_at, playback_policy) SELECT gen_random_uuid(), repeat('o', 120) || i, 'bulk', \
+             'pending', sha256(i::text::bytea), now(), now(), now(), 'signed' \
+             FROM generate_series(1, 40000) AS i",
+        ),
+        &mut db,
+    )
+    .await
+    .unwrap();
+    // A stream created after them is known to the verifier only through a read of
+    // the whole rules.
+    let (stream, _) = playback::create_stream(&live, PlaybackPolicy::Signed).await;
+    let issued = playback::issue(&live, &stream.name, "big-rules").await;
+    let path = format!("/hls/t/{}/{}.m3u8", issued.token, stream.stream_id);
+    // No broadcast: authorised means 404 (no file yet); unknown to the verifier, 403.
+    wait::until("the verifier to read the large rules", WAIT, || async {
+        match raw_status(&origin, &path).await {
+            404 => Ok(()),
+            s => Err(s),
+        }
+    })
+    .await;
+    let hooks = live.hooks.as_ref().unwrap().addr;
+    let text = nova_tests::http::get(&format!("http://{hooks}/metrics"))
+        .await
+        .unwrap()
+        .text();
+    let age: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("nova_streaming_playback_rules_age_seconds "))
+        .or_else(|| {
+            text.lines()
+                .find(|l| l.starts_with("nova_streaming_playback_rules_age_seconds{"))
+                .and_then(|l| l.rsplit(' ').next())
+        })
+        .unwrap_or_else(|| panic!("no rules age:\n{text}"))
+        .parse()
+        .unwrap();
+    assert!(age < 30.0, "rules {age} s old");
+    live.shutdown().await;
+}

@@ -21,7 +21,7 @@ use jsonwebtoken::DecodingKey;
 use nova_proto::v1::{GetPlaybackRulesResponse, PlaybackPolicy};
 use uuid::Uuid;
 
-use crate::{shutdown, upstream::Upstream};
+use crate::{metrics::HooksMetrics, shutdown, upstream::Upstream};
 use verify::{Grant, Key, Refusal, StreamRule};
 
 /// Time between two reads of the rules. A deleted key or a policy change takes
@@ -174,11 +174,18 @@ impl PlaybackRules {
 }
 
 /// Reads the rules now and every [`REFRESH`] until shutdown. A failed read keeps
-/// the last rules (a verifier that never loaded any refuses everything).
-pub async fn run(rules: PlaybackRules, upstream: Upstream, stop: shutdown::Signal) {
+/// the last rules (a verifier that never loaded any refuses everything). After
+/// every attempt the rules' age goes to `nova_streaming_playback_rules_age_seconds`.
+pub async fn run(
+    rules: PlaybackRules,
+    upstream: Upstream,
+    metrics: HooksMetrics,
+    stop: shutdown::Signal,
+) {
     let mut tick = tokio::time::interval(REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
+    let mut read_at = Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -192,6 +199,7 @@ pub async fn run(rules: PlaybackRules, upstream: Upstream, stop: shutdown::Signa
                 }
                 failing = false;
                 rules.apply(answer, started);
+                read_at = started;
             }
             Err(err) => {
                 if !failing {
@@ -200,5 +208,6 @@ pub async fn run(rules: PlaybackRules, upstream: Upstream, stop: shutdown::Signa
                 failing = true;
             }
         }
+        metrics.rules_age(read_at.elapsed());
     }
 }

@@ -178,7 +178,8 @@ async fn per_socket(
     let clients = hold(url, n, first_address).await;
     let opened: usize = clients.iter().map(|c| c.opened).sum();
     if let Some(base) = edge {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        // The edge sets sockets up a bounded number at a time.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
         while open_sockets(base).await < opened as i64 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -130,6 +130,9 @@ pub async fn run(rows: &Rows) {
     while window.elapsed() < WINDOW {
         for (i, playlist) in playlists.iter().enumerate() {
             let (age, duration) = freshness(playlist);
+            if std::env::var("NOVA_BENCH_DEBUG").is_ok() {
+                println!("  {} age {age:.2} target {duration}", playlist.display());
+            }
             target = target.max(duration);
             worst_age = worst_age.max(age);
             if age > 2.0 * duration.max(1.0) {

@@ -8,7 +8,8 @@
 //! sockets per process), `sessions` (G5 session calls and WebSocket connects),
 //! `seed` (G6 100 streams through nginx-rtmp and 10k viewers over two edges, CPU and
 //! memory per tier), `startup` (G7 publish → playable playlist, viewer page → first
-//! frame). `sockets` is the WebSocket crowd they share, `procstat` reads /proc,
+//! frame), `origin` (G8, issue 13: signed playback at the media origin against public
+//! URLs). `sockets` is the WebSocket crowd they share, `procstat` reads /proc,
 //! `table` prints and writes the results.
 //!
 //! `NOVA_BENCH_ONLY=g2,g1` runs only those goals (g3 and g4 are one module). Sizes
@@ -25,6 +26,7 @@
 mod fanout;
 mod latency;
 mod memory;
+mod origin;
 mod procstat;
 mod seed;
 mod sessions;
@@ -115,6 +117,9 @@ async fn suite() {
     }
     if selected("g7") {
         goal(&rows, "G7", |r| async move { startup::run(&r).await }).await;
+    }
+    if selected("g8") {
+        goal(&rows, "G8", |r| async move { origin::run(&r).await }).await;
     }
     let mut all = rows.all();
     all.sort_by_key(|r| order(&r.id));

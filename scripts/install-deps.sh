@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in postgresql redis-server nginx-light libnginx-mod-rtmp ffmpeg prometheus chromium openssl; do
+for pkg in postgresql redis-server nginx-light libnginx-mod-rtmp ffmpeg prometheus chromium openssl python3-cryptography; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

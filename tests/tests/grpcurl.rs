@@ -67,6 +67,11 @@ async fn grpcurl_drives_the_real_binary_and_the_log_never_shows_a_key() {
     let log = fs::File::create(&log_path).unwrap();
     let mut child = Command::new(sibling_binary("nova-control-plane").unwrap())
         .env("NOVA_GRPC_ADDR", addr.to_string())
+        // Its own metrics port, so a `make up` stack on 9464 does not stop it.
+        .env(
+            "NOVA_METRICS_ADDR",
+            format!("127.0.0.1:{}", wait::free_port().unwrap()),
+        )
         .env("NOVA_DATABASE_URL", &database_url)
         .env("NOVA_REDIS_URL", &engines.redis_url)
         .env("NOVA_SERVICE_TOKEN", &token)

@@ -48,13 +48,15 @@ async fn the_python_signing_example_of_the_docs_makes_tokens_that_play() {
     std::fs::write(&pem, created.json["private_key_pem"].as_str().unwrap()).unwrap();
     let script = dir.path().join("sign_token.py");
     std::fs::write(&script, python_example()).unwrap();
-    let out = tokio::process::Command::new("python3")
+    // Debian's interpreter with python3-cryptography (scripts/install-deps.sh), not
+    // the tools venv that `make test` puts first on PATH.
+    let out = tokio::process::Command::new("/usr/bin/python3")
         .arg(&script)
         .arg(&pem)
         .args([kid.as_str(), id.as_str(), "docs-viewer", "600"])
         .output()
         .await
-        .expect("python3 runs (Debian: python3-cryptography)");
+        .expect("/usr/bin/python3 runs (Debian: python3-cryptography)");
     assert!(
         out.status.success(),
         "{}",

@@ -19,7 +19,7 @@
 //! | `NOVA_TRUSTED_PROXIES` | (none) | proxies whose `X-Forwarded-For` names the client, e.g. `10.0.0.0/8` |
 //! | `NOVA_MAX_BODY_BYTES` | `16384` | largest request body |
 //! | `NOVA_WEB_DIR` | `edge/web` of the source tree | the viewer page's files |
-//! | `NOVA_WS_MAX_SOCKETS` | `10000` | most sockets this edge holds; more get 503 (each is a file descriptor and ~13 KiB) |
+//! | `NOVA_WS_MAX_SOCKETS` | `10000` | most sockets this edge holds; more get 503 (each is a file descriptor and ~15 KiB, docs/benchmarks.md G1) |
 //! | `NOVA_WS_OPENS_PER_MINUTE` | `60` | per-client rate of WebSocket opens (burst: a third) |
 //! | `NOVA_WS_MAX_SOCKETS_PER_IP` | `100` | most sockets one client (IPv4 address, IPv6 /64) holds on this edge |
 //! | `NOVA_WS_ALLOWED_ORIGINS` | (unset: any) | browser origins allowed to open WebSockets, comma-separated; others get 403 |

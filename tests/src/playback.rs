@@ -122,3 +122,13 @@ pub async fn ffprobe(url: &str) -> bool {
         _ => false,
     }
 }
+
+/// Plays `url` for `seconds` with ffmpeg, discarding the output.
+pub fn player(url: &str, seconds: u32) -> tokio::process::Child {
+    tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i", url])
+        .args(["-t", &seconds.to_string(), "-f", "null", "-"])
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg is installed")
+}

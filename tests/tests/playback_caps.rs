@@ -17,16 +17,6 @@ use nova_tests::{
 };
 use tonic::Code;
 
-/// Plays `url` for `seconds` with ffmpeg, discarding the output.
-fn player(url: &str, seconds: u32) -> tokio::process::Child {
-    tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i", url])
-        .args(["-t", &seconds.to_string(), "-f", "null", "-"])
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ffmpeg is installed")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cap_of_two_refuses_the_third_viewer_at_issue_and_at_the_origin() {
     let mut live = LiveStack::start(LiveOptions::default()).await;
@@ -56,7 +46,10 @@ async fn a_cap_of_two_refuses_the_third_viewer_at_issue_and_at_the_origin() {
     let third = playback::issue(&live, &name, "v-3").await;
     live.wait_for_url(&first.hls_url, Duration::from_secs(20))
         .await;
-    let _players = [player(&first.hls_url, 60), player(&second.hls_url, 60)];
+    let _players = [
+        playback::player(&first.hls_url, 60),
+        playback::player(&second.hls_url, 60),
+    ];
     live.wait_for_viewers(&name, 2, Duration::from_secs(15))
         .await;
 

@@ -20,16 +20,6 @@ use nova_tests::{
     tools::workspace_root,
 };
 
-/// Plays `url` for `seconds` with ffmpeg, discarding the output.
-fn player(url: &str, seconds: u32) -> tokio::process::Child {
-    tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i", url])
-        .args(["-t", &seconds.to_string(), "-f", "null", "-"])
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ffmpeg is installed")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_plays_a_signed_stream_with_a_token_and_counts_once() {
     let mut live = LiveStack::start(LiveOptions::default()).await;
@@ -44,7 +34,7 @@ async fn the_page_plays_a_signed_stream_with_a_token_and_counts_once() {
         let issued = playback::issue(&live, &stream.name, sid).await;
         live.wait_for_url(&issued.hls_url, Duration::from_secs(20))
             .await;
-        players.push(player(&issued.hls_url, 90));
+        players.push(playback::player(&issued.hls_url, 90));
     }
     live.wait_for_viewers(&stream.name, 3, Duration::from_secs(15))
         .await;

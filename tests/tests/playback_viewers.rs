@@ -16,16 +16,6 @@ use nova_tests::{
     playback::{self, ffprobe},
 };
 
-/// Plays `url` for `seconds` with ffmpeg, discarding the output.
-fn player(url: &str, seconds: u32) -> tokio::process::Child {
-    tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i", url])
-        .args(["-t", &seconds.to_string(), "-f", "null", "-"])
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ffmpeg is installed")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn token_players_are_viewers_once_per_session_and_leave_when_they_stop() {
     let mut live = LiveStack::start(LiveOptions::default()).await;
@@ -46,10 +36,10 @@ async fn token_players_are_viewers_once_per_session_and_leave_when_they_stop() {
     // Three sessions: two HLS players and a DASH player; a fourth player shares the
     // first session (same token) and is not counted again.
     let players = vec![
-        player(&tokens[0].hls_url, 25),
-        player(&tokens[1].hls_url, 25),
-        player(&tokens[2].dash_url, 25),
-        player(&tokens[0].hls_url, 25),
+        playback::player(&tokens[0].hls_url, 25),
+        playback::player(&tokens[1].hls_url, 25),
+        playback::player(&tokens[2].dash_url, 25),
+        playback::player(&tokens[0].hls_url, 25),
     ];
     live.wait_for_viewers(&stream.name, 3, Duration::from_secs(15))
         .await;
@@ -91,7 +81,10 @@ async fn a_restarted_verifier_leaves_its_sessions_so_they_are_not_counted_twice(
     let second = playback::issue(&live, &stream.name, "restart-2").await;
     live.wait_for_url(&first.hls_url, Duration::from_secs(20))
         .await;
-    let _players = [player(&first.hls_url, 90), player(&second.hls_url, 90)];
+    let _players = [
+        playback::player(&first.hls_url, 90),
+        playback::player(&second.hls_url, 90),
+    ];
     live.wait_for_viewers(&stream.name, 2, Duration::from_secs(15))
         .await;
     let before = watcher.counts(&stream.name).len();

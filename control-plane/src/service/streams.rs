@@ -202,19 +202,11 @@ impl Streams {
         let mut conn = self.pool.get().await?;
         let row = conn
             .transaction(async |conn| {
-                let row = streams::find_for_update(conn, id)
-                    .await?
-                    .ok_or_else(|| not_found(id))?;
-                ensure_owner(&row, actor)?;
-                if StreamStatus::from_db(&row.status) == StreamStatus::Completed {
-                    return Err(Error::FailedPrecondition(
-                        "the stream is completed; create a new stream instead".into(),
-                    ));
-                }
+                lock_changeable(conn, actor, id).await?;
                 let row = streams::replace_key(conn, id, &hash.0).await?;
                 let fields = &["stream_key"];
                 audit_stream(conn, actor, &row, AuditAction::StreamKeyRotated, fields).await?;
-                Ok(row)
+                Ok::<_, Error>(row)
             })
             .await?;
         tracing::info!(stream.id = %id, "stream key rotated");
@@ -255,18 +247,10 @@ impl Streams {
         let mut conn = self.pool.get().await?;
         let row = conn
             .transaction(async |conn| {
-                let row = streams::find_for_update(conn, id)
-                    .await?
-                    .ok_or_else(|| not_found(id))?;
-                ensure_owner(&row, actor)?;
-                if StreamStatus::from_db(&row.status) == StreamStatus::Completed {
-                    return Err(Error::FailedPrecondition(
-                        "the stream is completed; create a new stream instead".into(),
-                    ));
-                }
+                lock_changeable(conn, actor, id).await?;
                 let row = streams::update(conn, id, &changes).await?;
                 audit_stream(conn, actor, &row, AuditAction::StreamUpdated, &fields).await?;
-                Ok(row)
+                Ok::<_, Error>(row)
             })
             .await?;
         tracing::info!(stream.id = %id, stream.playback_policy = %row.playback_policy, "stream updated");
@@ -356,6 +340,25 @@ fn decode_page_token(token: &str, fingerprint: [u8; 8]) -> Result<Uuid> {
         ));
     }
     Uuid::from_slice(&raw[..16]).map_err(|_| invalid())
+}
+
+/// Locks stream `id` for a change by `actor`: it must exist, be the actor's, and not
+/// be completed.
+async fn lock_changeable(
+    conn: &mut diesel_async::AsyncPgConnection,
+    actor: &Actor,
+    id: Uuid,
+) -> Result<()> {
+    let row = streams::find_for_update(conn, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    ensure_owner(&row, actor)?;
+    if StreamStatus::from_db(&row.status) == StreamStatus::Completed {
+        return Err(Error::FailedPrecondition(
+            "the stream is completed; create a new stream instead".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -126,6 +126,10 @@ impl TestContext {
 
     /// Like [`TestContext::start_with`], on the given engines.
     pub async fn start_on(engines: Engines, adjust: impl FnOnce(&mut Config)) -> Self {
+        if std::env::var_os("NOVA_TEST_LOG").is_some() {
+            // The in-process services' logs, for one test at a time (`--nocapture`).
+            nova_runtime::telemetry::init(nova_runtime::LogFormat::Text);
+        }
         let database_url = engines.fresh_database().await;
         let token = random_token();
         let mut config = engines.config(&database_url, &token);

@@ -256,23 +256,51 @@ pub async fn activate(
         .await
 }
 
-/// Marks a stream interrupted until `deadline` and returns the row.
+/// Marks a stream interrupted until `deadline` and returns the row. With `keep_holder`
+/// (the ingest went silent, the broadcaster did not say it left) the connection that
+/// held it stays recorded, so that its next heartbeat, and only that, can resume it.
 pub async fn interrupt(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     deadline: DateTime<Utc>,
+    keep_holder: bool,
 ) -> QueryResult<StreamRow> {
+    let interrupted = (
+        streams::status.eq("interrupted"),
+        streams::updated_at.eq(diesel::dsl::now),
+        streams::reconnect_deadline.eq(deadline),
+    );
+    let query = diesel::update(streams::table.find(id));
+    if keep_holder {
+        query
+            .set(interrupted)
+            .returning(StreamRow::as_returning())
+            .get_result(conn)
+            .await
+    } else {
+        query
+            .set((
+                interrupted,
+                streams::ingest_node.eq(None::<String>),
+                streams::ingest_client.eq(None::<String>),
+            ))
+            .returning(StreamRow::as_returning())
+            .get_result(conn)
+            .await
+    }
+}
+
+/// Forgets the connection recorded on an interrupted stream (it said it left), so
+/// no late heartbeat of it can resume the stream.
+pub async fn release_holder(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
     diesel::update(streams::table.find(id))
         .set((
-            streams::status.eq("interrupted"),
-            streams::updated_at.eq(diesel::dsl::now),
-            streams::reconnect_deadline.eq(deadline),
             streams::ingest_node.eq(None::<String>),
             streams::ingest_client.eq(None::<String>),
         ))
-        .returning(StreamRow::as_returning())
-        .get_result(conn)
+        .execute(conn)
         .await
+        .map(drop)
 }
 
 /// Records an ingest update for an active stream held by `holder`; returns the row,

@@ -84,7 +84,12 @@ pub fn stream_to_proto(row: &StreamRow) -> v1::Stream {
         end_time: row.ended_at.map(timestamp),
         key_issue_time: Some(timestamp(row.key_issued_at)),
         reconnect_deadline: row.reconnect_deadline.map(timestamp),
-        ingest_node: row.ingest_node.clone().unwrap_or_default(),
+        // An interrupted stream may remember its lost connection; nobody is publishing.
+        ingest_node: if StreamStatus::from_db(&row.status) == StreamStatus::Active {
+            row.ingest_node.clone().unwrap_or_default()
+        } else {
+            String::new()
+        },
         playback,
         ingest_health: row
             .ingest_health

@@ -192,9 +192,13 @@ impl Ingest {
                     .await?
                     .filter(|row| hash.matches(&row.key_hash))
                     .ok_or_else(|| Error::NotFound("stream for this key".into()))?;
-                if StreamStatus::from_db(&row.status) != StreamStatus::Active
-                    || !row.held_by(holder)
-                {
+                if !row.held_by(holder) {
+                    return Ok(row);
+                }
+                if StreamStatus::from_db(&row.status) != StreamStatus::Active {
+                    // Declared lost, and now gone for good: no late heartbeat of this
+                    // connection may resume the stream.
+                    streams::release_holder(conn, row.id).await?;
                     return Ok(row);
                 }
                 tracing::info!(stream.id = %row.id, "broadcaster left; reconnect window open");
@@ -241,8 +245,14 @@ impl Ingest {
                     StreamStatus::Pending => {
                         Verdict::Denied("the stream was not authorised on this node")
                     }
+                    // An update that raced the broadcaster's own publish_done, or from a
+                    // connection that has since been replaced: the stream stays down.
+                    StreamStatus::Interrupted if !row.held_by(holder) => {
+                        Verdict::Denied("the broadcaster left; publish again to resume")
+                    }
                     StreamStatus::Interrupted => {
-                        // Declared lost, yet the broadcaster is still here: it is live again.
+                        // Declared lost (silence), yet the same connection is still here:
+                        // it is live again.
                         let playback = Playback {
                             hls_url: row.hls_url.clone().unwrap_or_default(),
                             dash_url: row.dash_url.clone().unwrap_or_default(),

@@ -76,7 +76,9 @@ pub async fn interrupt(
     deadline: DateTime<Utc>,
     reason: EndReason,
 ) -> Result<StreamRow> {
-    let updated = streams::interrupt(conn, id, deadline).await?;
+    // Only silence keeps the holder: its late heartbeat is the broadcaster still there.
+    let keep_holder = matches!(reason, EndReason::IngestLost);
+    let updated = streams::interrupt(conn, id, deadline, keep_holder).await?;
     let event = Event::ended(StreamStatus::Interrupted, reason.as_str());
     append(conn, out, id, event).await?;
     Ok(updated)

@@ -512,3 +512,108 @@ async fn the_reaper_closes_more_streams_than_one_batch_holds() {
         assert_eq!(stream.status(), StreamStatus::Completed, "{name}");
     }
 }
+
+/// Waits until stream `name` is no longer ACTIVE; returns it.
+async fn wait_until_not_active(w: &World, name: &str) -> Stream {
+    let name = name.to_owned();
+    wait::until(
+        "the reaper to notice the quiet ingest",
+        Duration::from_secs(10),
+        || {
+            let mut streams = w.streams.clone();
+            let name = name.clone();
+            async move {
+                let s = streams
+                    .get_stream(GetStreamRequest { name })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .stream
+                    .unwrap();
+                if s.status() != StreamStatus::Active {
+                    Ok(s)
+                } else {
+                    Err(s.status())
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// nginx sends a publisher's last on_update and its on_publish_done at nearly the same
+/// time; when the update lands second it must not bring the stream back on air for a
+/// connection that is gone (which also refused the broadcaster's reconnect as "already
+/// live from another connection" until the reaper noticed the silence).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_heartbeat_that_lands_after_publish_done_does_not_resume_the_stream() {
+    let mut w = World::start(|c| c.reconnect_window = Duration::from_secs(60)).await;
+    let (stream, key) = w.create().await;
+    w.authorize_as(&key, "1").await.unwrap();
+    assert_eq!(
+        w.ended_as(&key, "1").await.status(),
+        StreamStatus::Interrupted
+    );
+
+    let (allowed, reason) = w.heartbeat_as(&key, "1").await;
+    assert!(
+        !allowed,
+        "a late update of a connection that left was allowed"
+    );
+    assert!(reason.contains("left"), "{reason}");
+    let after = w.get(&stream.name).await;
+    assert_eq!(after.status(), StreamStatus::Interrupted);
+    assert_eq!(after.ingest_node, "", "nobody is publishing");
+
+    // The broadcaster reconnects at once: a new connection, accepted as a resume.
+    let (resumed, was_resumed) = w.authorize_as(&key, "2").await.unwrap();
+    assert!(was_resumed);
+    assert_eq!(resumed.status(), StreamStatus::Active);
+    let kinds = w.kinds(&stream).await;
+    assert_eq!(
+        kinds.len(),
+        3,
+        "one start, one interruption, one resume: {kinds:?}"
+    );
+}
+
+/// Silence (no publish_done) keeps the lost connection on record: its own late update
+/// resumes the stream, another connection's does not; once that connection says it
+/// left, not even its own late update does.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_connection_declared_lost_can_heartbeat_its_stream_back() {
+    let mut w = World::start(|c| {
+        c.reconnect_window = Duration::from_secs(60);
+        c.ingest_timeout = Duration::from_secs(1);
+        c.ingest_lost_window = Duration::from_secs(60);
+    })
+    .await;
+
+    let (stream, key) = w.create().await;
+    w.authorize_as(&key, "1").await.unwrap();
+    let lost = wait_until_not_active(&w, &stream.name).await;
+    assert_eq!(lost.status(), StreamStatus::Interrupted);
+    assert_eq!(
+        lost.ingest_node, "",
+        "an interrupted stream shows no ingest node"
+    );
+
+    let (allowed, _) = w.heartbeat_as(&key, "2").await;
+    assert!(!allowed, "another connection's update resumed the stream");
+    assert_eq!(w.heartbeat_as(&key, "1").await, (true, String::new()));
+    assert_eq!(w.get(&stream.name).await.status(), StreamStatus::Active);
+
+    // Lost again, then the connection reports it left: it is released.
+    wait_until_not_active(&w, &stream.name).await;
+    w.ended_as(&key, "1").await;
+    let (allowed, reason) = w.heartbeat_as(&key, "1").await;
+    assert!(
+        !allowed,
+        "a released connection's update resumed the stream"
+    );
+    assert!(reason.contains("left"), "{reason}");
+    assert_eq!(
+        w.get(&stream.name).await.status(),
+        StreamStatus::Interrupted
+    );
+}

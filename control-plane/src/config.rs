@@ -115,6 +115,10 @@ pub struct Config {
     /// least `reconnect_window`).
     #[arg(long, env = "NOVA_INGEST_LOST_WINDOW", default_value = "5m", value_parser = parse_duration)]
     pub ingest_lost_window: Duration,
+    /// How long a stream row read for GetStream, JoinSession and viewer figures is
+    /// reused (`0s`: never); this replica's own changes drop it at once.
+    #[arg(long, env = "NOVA_STREAM_CACHE", default_value = "1s", value_parser = parse_duration)]
+    pub stream_cache: Duration,
     /// Time between reaper sweeps.
     #[arg(long, env = "NOVA_REAPER_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub reaper_interval: Duration,

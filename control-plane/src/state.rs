@@ -15,6 +15,7 @@ use crate::{
         publish::{Drain, Publisher},
         reaper::ReaperSettings,
         sessions::Sessions,
+        stream_cache::StreamCache,
         streams::Streams,
     },
     shutdown,
@@ -81,10 +82,12 @@ impl AppState {
             availability: availability.clone(),
             hub: hub.clone(),
         };
-        let publisher = Publisher::start(drain, metrics.clone(), stop);
+        let cache = StreamCache::new(config.stream_cache);
+        tokio::spawn(cache.clone().follow(hub.clone(), stop.clone()));
+        let publisher = Publisher::start(drain, cache.clone(), metrics.clone(), stop);
         Self(Arc::new(Inner {
             authenticator,
-            streams: Streams::new(pool.clone(), publisher.clone()),
+            streams: Streams::new(pool.clone(), publisher.clone(), cache.clone()),
             ingest: Ingest::new(
                 pool.clone(),
                 publisher.clone(),
@@ -97,7 +100,7 @@ impl AppState {
                 reconnect_window: config.reconnect_window,
                 ingest_lost_window: config.ingest_lost_window.max(config.reconnect_window),
             },
-            sessions: Sessions::new(pool.clone(), store.clone()),
+            sessions: Sessions::new(pool.clone(), store.clone(), cache),
             analytics: Analytics::new(pool.clone(), store, metrics, config.sample_interval),
             publisher,
             hub,

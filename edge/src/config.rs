@@ -16,6 +16,7 @@
 //! | `NOVA_MUTATIONS_PER_MINUTE` | `60` | per-client rate limit on POST/DELETE (burst: as many) |
 //! | `NOVA_READS_PER_MINUTE` | `600` | per-client rate limit on REST GETs (burst: a tenth) |
 //! | `NOVA_LIST_CACHE` | `1s` | how long the edge reuses an anonymous `GET /streams` answer (`0s`: never) |
+//! | `NOVA_STREAM_CACHE` | `1s` | how long the edge reuses the anonymous view of one stream, `GET /streams/{id}` (`0s`: never) |
 //! | `NOVA_TRUSTED_PROXIES` | (none) | proxies whose `X-Forwarded-For` names the client, e.g. `10.0.0.0/8` |
 //! | `NOVA_MAX_BODY_BYTES` | `16384` | largest request body |
 //! | `NOVA_WEB_DIR` | `edge/web` of the source tree | the viewer page's files |
@@ -94,6 +95,9 @@ pub struct Config {
     /// How long an anonymous stream list is reused.
     #[arg(long, env = "NOVA_LIST_CACHE", default_value = "1s", value_parser = parse_duration)]
     pub list_cache: Duration,
+    /// How long the anonymous view of one stream (`GET /streams/{id}`) is reused.
+    #[arg(long, env = "NOVA_STREAM_CACHE", default_value = "1s", value_parser = parse_duration)]
+    pub stream_cache: Duration,
     /// Per-IP rate of WebSocket opens, per minute.
     #[arg(long, env = "NOVA_WS_OPENS_PER_MINUTE", default_value_t = 60)]
     pub ws_opens_per_minute: u32,

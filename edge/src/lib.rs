@@ -6,6 +6,7 @@
 //! every failure (gRPC codes included) to one JSON error shape.
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;

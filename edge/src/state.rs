@@ -6,13 +6,18 @@ use nova_runtime::shutdown;
 
 use crate::{
     auth::JwtVerifier,
+    cache::AnswerCache,
     config::Config,
     metrics::EdgeMetrics,
     ratelimit::Limits,
-    routes::list::ListCache,
     upstream::Upstream,
     ws::{hub::Hub, sessions::ViewerSessions, slots::Slots},
 };
+
+/// Most distinct anonymous list queries cached at once.
+const LIST_KEYS: usize = 256;
+/// Most streams whose public view is cached at once.
+const STREAM_KEYS: usize = 4096;
 
 /// Everything handlers share; cheap to clone.
 #[derive(Clone)]
@@ -28,7 +33,9 @@ struct Inner {
     /// Per-client rate limits.
     limits: Limits,
     /// The short cache of anonymous stream lists.
-    lists: ListCache,
+    lists: AnswerCache,
+    /// The short cache of anonymous single-stream reads.
+    streams: AnswerCache,
     /// Sockets by stream.
     hub: Hub,
     /// The cap on open sockets.
@@ -63,7 +70,8 @@ impl AppState {
                 config.reads_per_minute,
                 config.ws_opens_per_minute,
             ),
-            lists: ListCache::new(config.list_cache),
+            lists: AnswerCache::new(config.list_cache, LIST_KEYS),
+            streams: AnswerCache::new(config.stream_cache, STREAM_KEYS),
             slots: Slots::new(config.ws_max_sockets, config.ws_max_sockets_per_ip),
             config,
             upstream,
@@ -102,8 +110,13 @@ impl AppState {
     }
 
     /// Returns the anonymous stream-list cache.
-    pub fn lists(&self) -> &ListCache {
+    pub fn lists(&self) -> &AnswerCache {
         &self.0.lists
+    }
+
+    /// Returns the anonymous single-stream cache.
+    pub fn streams(&self) -> &AnswerCache {
+        &self.0.streams
     }
 
     /// Returns the socket hub.

@@ -248,6 +248,7 @@ fn config(database_url: &str, redis_url: &str, token: &str) -> Config {
         reconnect_window: Duration::from_secs(30),
         ingest_timeout: Duration::from_secs(15),
         ingest_lost_window: Duration::ZERO,
+        stream_cache: Duration::from_secs(1),
         reaper_interval: Duration::from_millis(200),
         shutdown_grace: Duration::from_secs(2),
         log_format: LogFormat::Text,

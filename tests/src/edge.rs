@@ -35,6 +35,7 @@ pub fn config(ctx: &TestContext, node: &str) -> nova_edge::Config {
         mutations_per_minute: 600,
         reads_per_minute: 60_000,
         list_cache: Duration::ZERO,
+        stream_cache: Duration::ZERO,
         ws_opens_per_minute: 60_000,
         ws_max_sockets_per_ip: 10_000,
         ws_allowed_origins: None,

@@ -174,6 +174,8 @@ impl Ingest {
         })
         .await?;
         self.publisher.publish(&out);
+        // nginx's retry re-activates without an event, maybe with new playback URLs.
+        self.publisher.changed(result.0.id);
         Ok(result)
     }
 
@@ -307,6 +309,7 @@ impl Ingest {
         })
         .await?;
         self.publisher.publish(&out);
+        self.publisher.changed(id);
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! The rules of the control plane, independent of gRPC: each module owns one
 //! resource and uses `db` for storage. `publish` queues committed events for the
 //! replica's hub (`live`, whose lifecycle feed `follow` reads the durable log) and
-//! for Redis pub/sub.
+//! for Redis pub/sub, and drops what it changed from the `stream_cache`.
 
 pub mod analytics;
 pub mod audit;
@@ -16,6 +16,7 @@ pub mod publish;
 pub mod reaper;
 pub mod sessions;
 pub mod status;
+pub mod stream_cache;
 pub mod streams;
 pub mod title;
 pub mod watch;

@@ -14,6 +14,7 @@ use crate::{
     service::{
         events::{Outbox, StoredEvent},
         live::Hub,
+        stream_cache::StreamCache,
     },
     shutdown,
 };
@@ -30,6 +31,8 @@ pub struct Publisher {
     queue: mpsc::Sender<Vec<StoredEvent>>,
     /// Stream durations and dropped publishes.
     metrics: CpMetrics,
+    /// Rows this replica's commits change are dropped from it.
+    cache: StreamCache,
 }
 
 /// What the drain task needs.
@@ -46,15 +49,32 @@ pub struct Drain {
 
 impl Publisher {
     /// Starts the drain task (until shutdown) and returns the publisher.
-    pub fn start(drain: Drain, metrics: CpMetrics, stop: shutdown::Signal) -> Self {
+    pub fn start(
+        drain: Drain,
+        cache: StreamCache,
+        metrics: CpMetrics,
+        stop: shutdown::Signal,
+    ) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
         tokio::spawn(run(drain, rx, metrics.clone(), stop));
-        Self { queue, metrics }
+        Self {
+            queue,
+            metrics,
+            cache,
+        }
+    }
+
+    /// Says that stream `id` changed in a committed transaction that logged no event.
+    pub fn changed(&self, id: uuid::Uuid) {
+        self.cache.invalidate(id);
     }
 
     /// Queues what a committed transaction did; never waits. Records completed
     /// streams' durations.
     pub fn publish(&self, out: &Outbox) {
+        for event in &out.events {
+            self.cache.invalidate(event.stream_id);
+        }
         for duration in &out.completed {
             self.metrics.completed(*duration);
         }

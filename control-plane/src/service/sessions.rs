@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::{
-    db::{DbPool, streams},
+    db::DbPool,
     error::{Error, Result},
     redis::sessions::{Figures, NewSession, SessionStore, new_session_id, now_ms},
-    service::StreamStatus,
+    service::{StreamStatus, stream_cache::StreamCache},
 };
 
 /// Most sessions one Heartbeat call may carry.
@@ -56,12 +56,14 @@ pub struct Sessions {
     pool: DbPool,
     /// Redis sessions.
     store: SessionStore,
+    /// Recently read stream rows.
+    cache: StreamCache,
 }
 
 impl Sessions {
     /// Builds the service.
-    pub fn new(pool: DbPool, store: SessionStore) -> Self {
-        Self { pool, store }
+    pub fn new(pool: DbPool, store: SessionStore, cache: StreamCache) -> Self {
+        Self { pool, store, cache }
     }
 
     /// Returns the session store (for the sampler and sweeper).
@@ -90,11 +92,11 @@ impl Sessions {
         if node.is_empty() || node.len() > 128 {
             return Err(Error::invalid("node", "must be 1 to 128 characters"));
         }
-        let mut conn = self.pool.get().await?;
-        let row = streams::find(&mut conn, stream_id)
+        let row = self
+            .cache
+            .get(&self.pool, stream_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("streams/{stream_id}")))?;
-        drop(conn);
         if StreamStatus::from_db(&row.status) == StreamStatus::Completed {
             return Err(Error::FailedPrecondition("the stream has completed".into()));
         }
@@ -164,11 +166,10 @@ impl Sessions {
 
     /// Returns the viewer figures of an existing stream.
     pub async fn figures(&self, stream_id: Uuid) -> Result<Figures> {
-        let mut conn = self.pool.get().await?;
-        streams::find(&mut conn, stream_id)
+        self.cache
+            .get(&self.pool, stream_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("streams/{stream_id}")))?;
-        drop(conn);
         Ok(self.store.figures(&stream_id.to_string()).await?)
     }
 

@@ -1,6 +1,8 @@
 //! Stream rules: creation with a one-time key, reads, listing with keyset
 //! pagination, ending and key rotation by the owner only.
 
+use std::sync::Arc;
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use diesel_async::AsyncConnection;
 use sha2::{Digest, Sha256};
@@ -20,6 +22,7 @@ use crate::{
         PlaybackPolicy, StreamStatus,
         audit::{self, AuditAction, Change},
         lifecycle::{self, EndReason},
+        stream_cache::StreamCache,
         title::validate_title,
     },
 };
@@ -69,12 +72,18 @@ pub struct Streams {
     pool: DbPool,
     /// Publishes committed events to other replicas.
     publisher: Publisher,
+    /// Recently read rows.
+    cache: StreamCache,
 }
 
 impl Streams {
     /// Builds the service over a pool.
-    pub fn new(pool: DbPool, publisher: Publisher) -> Self {
-        Self { pool, publisher }
+    pub fn new(pool: DbPool, publisher: Publisher, cache: StreamCache) -> Self {
+        Self {
+            pool,
+            publisher,
+            cache,
+        }
     }
 
     /// Creates a PENDING stream owned by `owner` and returns it with its new key.
@@ -118,9 +127,9 @@ impl Streams {
     }
 
     /// Returns one stream.
-    pub async fn get(&self, id: Uuid) -> Result<StreamRow> {
-        let mut conn = self.pool.get().await?;
-        streams::find(&mut conn, id)
+    pub async fn get(&self, id: Uuid) -> Result<Arc<StreamRow>> {
+        self.cache
+            .get(&self.pool, id)
             .await?
             .ok_or_else(|| not_found(id))
     }
@@ -209,6 +218,7 @@ impl Streams {
                 Ok::<_, Error>(row)
             })
             .await?;
+        self.publisher.changed(id);
         tracing::info!(stream.id = %id, "stream key rotated");
         Ok((row, key))
     }
@@ -253,6 +263,7 @@ impl Streams {
                 Ok::<_, Error>(row)
             })
             .await?;
+        self.publisher.changed(id);
         tracing::info!(stream.id = %id, stream.playback_policy = %row.playback_policy, "stream updated");
         Ok(row)
     }

@@ -174,6 +174,23 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let name = stream_name(&id)?;
+    let Some(Owner(sub)) = caller else {
+        // Anonymous: the public view, shared by a crowd for `NOVA_STREAM_CACHE`.
+        let body = state
+            .streams()
+            .get_or_fetch(name.clone(), fetch_one(&state, name, None))
+            .await?;
+        return Ok(Json(Value::clone(&body)));
+    };
+    fetch_one(&state, name, Some(&sub)).await.map(Json)
+}
+
+/// One stream with its viewer count, in full only for its owner `caller`.
+async fn fetch_one(
+    state: &AppState,
+    name: String,
+    caller: Option<&str>,
+) -> Result<Value, ApiError> {
     let stream = state
         .upstream()
         .streams
@@ -183,11 +200,11 @@ pub async fn get(
         .into_inner()
         .stream
         .unwrap_or_default();
-    let mut value = with_count(&state, &stream).await;
-    if caller.is_none_or(|Owner(sub)| sub != stream.owner) {
+    let mut value = with_count(state, &stream).await;
+    if caller != Some(stream.owner.as_str()) {
         json::hide_private(&mut value);
     }
-    Ok(Json(json!({ "stream": value })))
+    Ok(json!({ "stream": value }))
 }
 
 /// `DELETE /api/v1/streams/{id}`: ends the stream (owner only).

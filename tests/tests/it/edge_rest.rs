@@ -397,3 +397,51 @@ async fn metrics_can_move_off_the_public_listener() {
     assert_eq!(public.json["error"]["code"], "NOT_FOUND");
     e.shutdown().await.unwrap();
 }
+
+/// Anonymous reads of one stream share a short cache (`NOVA_STREAM_CACHE`); the owner
+/// always reads through, so a change is visible to them at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn anonymous_stream_reads_are_cached_and_the_owner_reads_through() {
+    let ctx = TestContext::start().await;
+    let mut config = edge::config(&ctx, "edge-cache");
+    config.stream_cache = std::time::Duration::from_secs(600);
+    let e = nova_edge::start(&config).await.unwrap();
+    let base = format!("http://{}/api/v1", e.addr);
+    let alice = jwt("alice");
+    let created = call(
+        "POST",
+        &format!("{base}/streams"),
+        Some(&alice),
+        Some(r#"{"title":"before"}"#),
+    )
+    .await;
+    let id = created.json["stream"]["id"].as_str().unwrap().to_owned();
+    let url = format!("{base}/streams/{id}");
+
+    let anonymous = call("GET", &url, None, None).await;
+    assert_eq!(anonymous.json["stream"]["title"], "before");
+    assert!(
+        anonymous.json["stream"].get("owner").is_none(),
+        "public view"
+    );
+    let renamed = call("PATCH", &url, Some(&alice), Some(r#"{"title":"after"}"#)).await;
+    assert_eq!(renamed.status, 200, "{:?}", renamed.json);
+
+    let owner = call("GET", &url, Some(&alice), None).await;
+    assert_eq!(
+        owner.json["stream"]["title"], "after",
+        "the owner reads through"
+    );
+    assert_eq!(owner.json["stream"]["owner"], "alice");
+    let cached = call("GET", &url, None, None).await;
+    assert_eq!(
+        cached.json["stream"]["title"], "before",
+        "anonymous reads are cached"
+    );
+    let other = call("GET", &url, Some(&jwt("mallory")), None).await;
+    assert_eq!(other.json["stream"]["title"], "after");
+    assert!(
+        other.json["stream"].get("owner").is_none(),
+        "not the owner: public view"
+    );
+}

@@ -396,3 +396,116 @@ async fn bad_input_is_refused_with_the_field_named() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
+
+/// GetStream reads through a short row cache (`NOVA_STREAM_CACHE`): a replica's own
+/// changes are visible to it at once, and a lifecycle change made on another replica
+/// reaches it through the event log, not the cache's age (here ten minutes).
+#[tokio::test(flavor = "multi_thread")]
+async fn cached_stream_reads_see_own_writes_and_other_replicas_lifecycle_changes() {
+    use std::time::Duration;
+
+    use nova_proto::v1::{AuthorizePublishRequest, UpdateStreamRequest};
+    use nova_tests::wait;
+
+    let ctx = TestContext::start_with(|c| c.stream_cache = Duration::from_secs(600)).await;
+    let replica = ctx.replica().await;
+    let mut a = clients::streams(&ctx.url(), Some(&ctx.token), Some("alice")).await;
+    let b_url = format!("http://{}", replica.addr);
+    let b = clients::streams(&b_url, Some(&ctx.token), Some("alice")).await;
+    let get = |mut client: clients::Streams, name: String| async move {
+        client
+            .get_stream(GetStreamRequest { name })
+            .await
+            .unwrap()
+            .into_inner()
+            .stream
+            .unwrap()
+    };
+
+    let created = a
+        .create_stream(create("cached"))
+        .await
+        .unwrap()
+        .into_inner();
+    let stream = created.stream.unwrap();
+    let name = stream.name.clone();
+    // Both replicas cache the PENDING row.
+    assert_eq!(
+        get(a.clone(), name.clone()).await.status(),
+        StreamStatus::Pending
+    );
+    assert_eq!(
+        get(b.clone(), name.clone()).await.status(),
+        StreamStatus::Pending
+    );
+
+    // Own writes: a title change and going live are visible on A at once.
+    a.update_stream(UpdateStreamRequest {
+        stream: Some(Stream {
+            name: name.clone(),
+            title: "renamed".into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["title".into()],
+        }),
+    })
+    .await
+    .unwrap();
+    assert_eq!(get(a.clone(), name.clone()).await.title, "renamed");
+    clients::ingest(&ctx.url(), &ctx.token)
+        .await
+        .authorize_publish(AuthorizePublishRequest {
+            stream_key: created.stream_key.clone(),
+            client_addr: "127.0.0.1".into(),
+            app: "live".into(),
+            ingest_node: "ingest-a".into(),
+            origin_url: "http://127.0.0.1:8088".into(),
+            abr: false,
+            client_id: "1".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        get(a.clone(), name.clone()).await.status(),
+        StreamStatus::Active
+    );
+
+    // Another replica's cached row follows the event log.
+    wait::until(
+        "replica B to see the stream live",
+        Duration::from_secs(10),
+        || {
+            let (b, name) = (b.clone(), name.clone());
+            async move {
+                match get(b, name).await.status() {
+                    StreamStatus::Active => Ok(()),
+                    other => Err(other),
+                }
+            }
+        },
+    )
+    .await;
+    a.end_stream(EndStreamRequest { name: name.clone() })
+        .await
+        .unwrap();
+    assert_eq!(
+        get(a.clone(), name.clone()).await.status(),
+        StreamStatus::Completed
+    );
+    wait::until(
+        "replica B to see the stream completed",
+        Duration::from_secs(10),
+        || {
+            let (b, name) = (b.clone(), name.clone());
+            async move {
+                match get(b, name).await.status() {
+                    StreamStatus::Completed => Ok(()),
+                    other => Err(other),
+                }
+            }
+        },
+    )
+    .await;
+    replica.shutdown().await.unwrap();
+}

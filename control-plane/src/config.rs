@@ -19,6 +19,7 @@
 //! | `NOVA_RECONNECT_WINDOW` | `30s` | how long an interrupted stream waits for its broadcaster |
 //! | `NOVA_INGEST_TIMEOUT` | `15s` | an active stream without ingest updates for this long is interrupted (3 × nginx's update interval) |
 //! | `NOVA_INGEST_LOST_WINDOW` | `5m` | reconnect window of a stream interrupted because its ingest went silent (at least `NOVA_RECONNECT_WINDOW`): keep it at or above ingest-hooks' `NOVA_UPDATE_GRACE`, so a broadcaster the hooks keep on air through an outage is never completed under it |
+//! | `NOVA_STREAM_CACHE` | `1s` | how long a stream row is reused for GetStream, JoinSession and viewer figures (`0s`: never; see `service::stream_cache`) |
 //! | `NOVA_REAPER_INTERVAL` | `1s` | time between reaper sweeps |
 //! | `NOVA_SHUTDOWN_GRACE` | `10s` | how long in-flight calls may finish on shutdown |
 //! | `NOVA_HTTP_HEADER_TIMEOUT` | `10s` | the metrics listener: time a connection has to send a request head (read by `nova_runtime::http`) |

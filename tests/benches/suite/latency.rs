@@ -207,6 +207,8 @@ pub async fn run(rows: &Rows) {
 
     let mut config = edge::config(&ctx, "bench-edge");
     config.reads_per_minute = u32::MAX / 2;
+    // The production default (the test harness turns it off).
+    config.stream_cache = std::time::Duration::from_secs(1);
     let edge = nova_edge::start(&config).await.unwrap();
     let base_url = format!("http://{}", edge.addr);
     let client = bytes_body::client();

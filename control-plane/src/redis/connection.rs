@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use bb8_redis::RedisConnectionManager;
 use redis::{
     Cmd, ConnectionInfo, Pipeline, RedisFuture, RedisResult, Value, aio::ConnectionLike,
     cluster_async::ClusterConnection,
@@ -105,7 +104,7 @@ impl Redis {
 /// One connection from [`Redis::get`].
 pub enum Conn<'a> {
     /// Checked out of the pool (returned on drop).
-    Pooled(bb8::PooledConnection<'a, RedisConnectionManager>),
+    Pooled(bb8::PooledConnection<'a, super::pool::Manager>),
     /// A clone of the shared cluster connection.
     Cluster(ClusterConnection),
 }

@@ -14,17 +14,17 @@ pub mod cluster;
 pub mod connection;
 pub mod fanout;
 pub mod figures;
+pub mod pool;
 mod scripts;
 pub mod sessions;
 
 use std::time::Duration;
 
-use bb8_redis::RedisConnectionManager;
 pub use connection::{Conn, Redis, Target};
 use redis::{ConnectionInfo, IntoConnectionInfo, RedisResult, io::tcp::TcpSettings};
 
 /// Pool of multiplexed connections to one Redis primary.
-pub type RedisPool = bb8::Pool<RedisConnectionManager>;
+pub type RedisPool = bb8::Pool<pool::Manager>;
 
 /// Key and channel names under one prefix.
 #[derive(Debug, Clone)]
@@ -96,11 +96,12 @@ pub fn connection_info(url: &str) -> RedisResult<ConnectionInfo> {
 /// Builds a pool for one primary without connecting: connections are made on first
 /// use, so the control plane starts (and decides publishes) while Redis is away.
 pub fn pool(info: ConnectionInfo, size: u32) -> anyhow::Result<RedisPool> {
-    let manager = RedisConnectionManager::new(info)?;
+    let manager = pool::Manager::new(info)?;
     Ok(bb8::Pool::builder()
         .max_size(size)
         .min_idle(Some(0))
         .connection_timeout(Duration::from_secs(2))
+        // Tests only connections that may be stale (see `pool`), not every check-out.
         .test_on_check_out(true)
         .build_unchecked(manager))
 }

@@ -27,13 +27,14 @@ up: deps build
 down:
 	@if [ -x $(STACK) ]; then $(STACK) down; else echo "nothing to stop"; fi
 
-## lint: proto lint, OpenAPI and deployment validation, formatting, clippy -D warnings
+## lint: proto lint, OpenAPI and deployment validation, formatting, clippy -D warnings, layering
 lint: deps
 	buf lint
 	openapi-spec-validator docs/openapi.yaml
 	bash scripts/validate-deploy.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	bash scripts/check-layers.sh
 
 ## test: everything CI checks: lint, then unit and integration tests on real engines
 test: lint build

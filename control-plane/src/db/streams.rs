@@ -228,14 +228,24 @@ impl StreamRow {
     }
 }
 
+/// Where a live stream plays, as stored with it.
+#[derive(Debug, Clone, Copy)]
+pub struct PlaybackUrls<'a> {
+    /// HLS media playlist.
+    pub hls: &'a str,
+    /// DASH manifest.
+    pub dash: &'a str,
+    /// HLS master playlist (ABR only).
+    pub hls_master: Option<&'a str>,
+}
+
 /// Marks a stream active on `holder` with its playback URLs and returns the row.
 pub async fn activate(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     holder: Holder<'_>,
-    playback: &crate::service::events::Playback,
+    playback: PlaybackUrls<'_>,
 ) -> QueryResult<StreamRow> {
-    let master = Some(playback.hls_master_url.as_str()).filter(|m| !m.is_empty());
     diesel::update(streams::table.find(id))
         .set((
             streams::status.eq("active"),
@@ -247,9 +257,9 @@ pub async fn activate(
             streams::ingest_node.eq(holder.node),
             streams::ingest_client.eq(holder.client),
             streams::last_ingest_at.eq(diesel::dsl::now),
-            streams::hls_url.eq(&playback.hls_url),
-            streams::dash_url.eq(&playback.dash_url),
-            streams::hls_master_url.eq(master),
+            streams::hls_url.eq(playback.hls),
+            streams::dash_url.eq(playback.dash),
+            streams::hls_master_url.eq(playback.hls_master),
         ))
         .returning(StreamRow::as_returning())
         .get_result(conn)

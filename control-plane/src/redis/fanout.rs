@@ -18,19 +18,19 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::sync::{mpsc, watch};
 
 use crate::{
     redis::{Keys, Redis, Target, cluster},
-    service::events::StoredEvent,
     shutdown,
 };
 
-/// What travels on the channels.
+/// What travels on the channels; `E` is the lifecycle event, opaque here (the
+/// service layer's event type, serialized as a JSON object).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Wire {
+pub enum Wire<E> {
     /// A stream's live viewer count changed.
     Count {
         /// Stream id.
@@ -41,22 +41,22 @@ pub enum Wire {
         peak: i64,
     },
     /// A durable lifecycle event.
-    Event(StoredEvent),
+    Event(E),
 }
 
 /// Publishes lifecycle events on the events channel in one pipeline. The caller
 /// bounds the time it may take.
-pub async fn publish_events(
+pub async fn publish_events<E: Serialize>(
     redis: &Redis,
     keys: &Keys,
-    events: &[StoredEvent],
+    events: &[E],
 ) -> anyhow::Result<()> {
     let mut conn = redis.get().await?;
     let mut pipe = redis::pipe();
     for event in events {
         pipe.publish(
             keys.events_channel(),
-            serde_json::to_string(&Wire::Event(event.clone()))?,
+            serde_json::to_string(&Wire::Event(event))?,
         )
         .ignore();
     }
@@ -68,11 +68,11 @@ pub async fn publish_events(
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where [`subscribe`] hands what arrives.
-pub struct Subscriber {
+pub struct Subscriber<E> {
     /// Lifecycle events (a hint: the durable log is the truth).
-    pub events: mpsc::Sender<StoredEvent>,
+    pub events: mpsc::Sender<E>,
     /// Viewer-count changes.
-    pub counts: mpsc::Sender<Wire>,
+    pub counts: mpsc::Sender<Wire<E>>,
     /// `true` while subscribed: a change to `true` means messages may have been
     /// missed while the subscription was down.
     pub connected: watch::Sender<bool>,
@@ -96,7 +96,12 @@ const STEADY: Duration = Duration::from_secs(1);
 /// Subscribes to both channels and forwards what arrives to `out` until shutdown,
 /// reconnecting (after 1 s) whenever the connection drops, and saying in
 /// `out.connected` whether it is subscribed.
-pub async fn subscribe(target: Target, keys: Keys, out: Subscriber, stop: shutdown::Signal) {
+pub async fn subscribe<E: DeserializeOwned + Send + 'static>(
+    target: Target,
+    keys: Keys,
+    out: Subscriber<E>,
+    stop: shutdown::Signal,
+) {
     let stopped = stop.wait();
     tokio::pin!(stopped);
     // Failed attempts in a row: only the first of an outage is logged as a warning.
@@ -135,10 +140,10 @@ pub async fn subscribe(target: Target, keys: Keys, out: Subscriber, stop: shutdo
 }
 
 /// One subscription to a single primary, until its connection drops.
-async fn single_session(
+async fn single_session<E: DeserializeOwned>(
     info: &redis::ConnectionInfo,
     keys: &Keys,
-    out: &Subscriber,
+    out: &Subscriber<E>,
     failures: &mut u32,
 ) -> anyhow::Result<Ended> {
     let client = redis::Client::open(info.clone())?;
@@ -164,10 +169,10 @@ async fn single_session(
 }
 
 /// One subscription to a cluster, until any of its node connections drops.
-async fn cluster_session(
+async fn cluster_session<E: DeserializeOwned>(
     seeds: &[redis::ConnectionInfo],
     keys: &Keys,
-    out: &Subscriber,
+    out: &Subscriber<E>,
     failures: &mut u32,
 ) -> anyhow::Result<Ended> {
     let (push, mut pushes) = mpsc::unbounded_channel();
@@ -208,11 +213,11 @@ async fn cluster_session(
 }
 
 /// Hands one message to `out`; returns false once `out` is gone.
-async fn forward(msg: &redis::Msg, out: &Subscriber) -> bool {
+async fn forward<E: DeserializeOwned>(msg: &redis::Msg, out: &Subscriber<E>) -> bool {
     let Ok(payload) = msg.get_payload::<String>() else {
         return true;
     };
-    match serde_json::from_str::<Wire>(&payload) {
+    match serde_json::from_str::<Wire<E>>(&payload) {
         Ok(Wire::Event(event)) => out.events.send(event).await.is_ok(),
         Ok(count) => out.counts.send(count).await.is_ok(),
         Err(err) => {
@@ -228,7 +233,7 @@ mod tests {
 
     #[test]
     fn counts_from_lua_parse() {
-        let wire: Wire =
+        let wire: Wire<serde_json::Value> =
             serde_json::from_str(r#"{"kind":"count","stream_id":"s","count":3,"peak":5}"#).unwrap();
         assert_eq!(
             wire,

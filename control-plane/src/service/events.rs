@@ -15,6 +15,17 @@ pub struct Playback {
     pub hls_master_url: String,
 }
 
+impl Playback {
+    /// The URLs as the stream row stores them (no master playlist without ABR).
+    pub fn as_stored(&self) -> crate::db::streams::PlaybackUrls<'_> {
+        crate::db::streams::PlaybackUrls {
+            hls: &self.hls_url,
+            dash: &self.dash_url,
+            hls_master: Some(self.hls_master_url.as_str()).filter(|m| !m.is_empty()),
+        }
+    }
+}
+
 /// One rendition, as carried by `quality_changed` and ingest health.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rendition {

@@ -154,7 +154,7 @@ impl Ingest {
                 }
                 StreamStatus::Active if row.held_by(holder) => {
                     // nginx retried: same state, same holder, nothing to tell anyone.
-                    Ok((streams::activate(conn, row.id, holder, &playback).await?, false))
+                    Ok((streams::activate(conn, row.id, holder, playback.as_stored()).await?, false))
                 }
                 StreamStatus::Active => {
                     // The previous holder went silent (its node died) and the broadcaster

@@ -53,7 +53,7 @@ pub async fn activate(
     playback: &Playback,
 ) -> Result<StreamRow> {
     let resumed = StreamStatus::from_db(&row.status) != StreamStatus::Pending;
-    let updated = streams::activate(conn, row.id, holder, playback).await?;
+    let updated = streams::activate(conn, row.id, holder, playback.as_stored()).await?;
     append(
         conn,
         out,

@@ -126,7 +126,7 @@ struct Window {
 }
 
 async fn coalesce(
-    mut rx: mpsc::Receiver<fanout::Wire>,
+    mut rx: mpsc::Receiver<fanout::Wire<StoredEvent>>,
     tx: broadcast::Sender<LiveEvent>,
     window: Duration,
 ) {

@@ -149,7 +149,9 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
     let registration = state.hub().register(stream_id, state.config().ws_queue);
     let opened = tokio::select! {
         () = state.stop().wait() => return close(socket, CLOSE_GOING_AWAY, RECONNECT_REASON).await,
-        opened = setup::open(&state, &name, &viewer) => opened,
+        // Boxed: the set-up calls' futures are large, and inline they would size
+        // every socket's task for its whole life (G1 in docs/benchmarks.md).
+        opened = Box::pin(setup::open(&state, &name, &viewer)) => opened,
     };
     let Opened {
         stream,
@@ -250,6 +252,6 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
     drop(registration);
     state.metrics().socket_closed();
     if let Some(handle) = handle {
-        state.sessions().leave(handle).await;
+        Box::pin(state.sessions().leave(handle)).await;
     }
 }

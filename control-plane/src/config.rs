@@ -31,7 +31,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
-pub use nova_runtime::{LogFormat, Secret, parse_duration};
+pub use nova_runtime::{ConfigError, LogFormat, Secret, parse_duration};
 
 use crate::auth::{ServiceTokens, TokenError};
 
@@ -135,9 +135,12 @@ pub struct Config {
 }
 
 /// Accepts a Redis prefix without braces (they would move the keys' hash tag).
-fn parse_prefix(prefix: &str) -> Result<String, String> {
+fn parse_prefix(prefix: &str) -> Result<String, ConfigError> {
     if prefix.contains(['{', '}']) {
-        Err("must not contain { or } (every key of a stream carries a {hash tag})".into())
+        Err(ConfigError::invalid(
+            "NOVA_REDIS_PREFIX",
+            "must not contain { or } (every key of a stream carries a {hash tag})",
+        ))
     } else {
         Ok(prefix.to_owned())
     }
@@ -147,10 +150,10 @@ impl Config {
     /// Reads flags and environment, then checks what clap cannot. Errors name the
     /// variable and never echo a secret. `--help` and `--version` print to stdout
     /// and exit 0; a flag clap cannot parse prints usage to stderr and exits 2.
-    pub fn load() -> Result<Self, String> {
+    pub fn load() -> Result<Self, TokenError> {
         let config = Self::try_parse().unwrap_or_else(|e| e.exit());
         if !config.migrate_only {
-            config.service_tokens().map_err(|e| e.to_string())?;
+            config.service_tokens()?;
         }
         Ok(config)
     }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use nova_runtime::{
-    metrics::{Metrics, Red},
+    metrics::{Metrics, MetricsError, Red},
     shutdown,
 };
 use opentelemetry::{
@@ -51,7 +51,7 @@ pub struct CpMetrics {
 
 impl CpMetrics {
     /// Creates the instruments.
-    pub fn new() -> Result<Self, String> {
+    pub fn new() -> Result<Self, MetricsError> {
         let metrics = Metrics::new("control-plane")?;
         let meter = metrics.meter().clone();
         let active = meter
@@ -172,10 +172,8 @@ impl CpMetrics {
         &self,
         addr: SocketAddr,
         stop: shutdown::Signal,
-    ) -> anyhow::Result<SocketAddr> {
-        nova_runtime::metrics::serve(self.metrics.clone(), addr, "NOVA_METRICS_ADDR", stop)
-            .await
-            .map_err(anyhow::Error::msg)
+    ) -> Result<SocketAddr, MetricsError> {
+        nova_runtime::metrics::serve(self.metrics.clone(), addr, "NOVA_METRICS_ADDR", stop).await
     }
 }
 

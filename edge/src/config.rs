@@ -38,7 +38,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::Parser;
 
 use crate::{ratelimit::TrustedProxies, ws::origin::AllowedOrigins};
-pub use nova_runtime::{LogFormat, Secret, parse_duration};
+pub use nova_runtime::{ConfigError, LogFormat, Secret, parse_duration};
 
 /// Edge configuration; see the module docs for every variable.
 #[derive(Debug, Clone, Parser)]
@@ -145,33 +145,36 @@ impl Config {
     /// Reads flags and environment, then checks what clap cannot. Errors name the
     /// variable and never echo a secret. `--help` and `--version` print to stdout
     /// and exit 0; a flag clap cannot parse prints usage to stderr and exits 2.
-    pub fn load() -> Result<Self, String> {
+    pub fn load() -> Result<Self, ConfigError> {
         let config = Self::try_parse().unwrap_or_else(|e| e.exit());
         config.validate()?;
         Ok(config)
     }
 
     /// Checks values clap cannot.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.service_token.require_len("NOVA_SERVICE_TOKEN", 16)?;
-        self.http.validate().map_err(|e| e.to_string())?;
+        self.http.validate()?;
         if let Some(secret) = &self.jwt_hs256_secret {
             secret.require_len("NOVA_JWT_HS256_SECRET", 32)?;
         }
-        if self.ws_queue == 0
-            || self.mutations_per_minute == 0
-            || self.reads_per_minute == 0
-            || self.ws_opens_per_minute == 0
-            || self.ws_max_sockets == 0
-            || self.ws_max_sockets_per_ip == 0
-        {
-            return Err(
-                "NOVA_WS_QUEUE, NOVA_WS_MAX_SOCKETS, NOVA_WS_MAX_SOCKETS_PER_IP, NOVA_WS_OPENS_PER_MINUTE, NOVA_READS_PER_MINUTE and NOVA_MUTATIONS_PER_MINUTE must be positive"
-                    .into(),
-            );
+        for (var, zero) in [
+            ("NOVA_WS_QUEUE", self.ws_queue == 0),
+            ("NOVA_WS_MAX_SOCKETS", self.ws_max_sockets == 0),
+            (
+                "NOVA_WS_MAX_SOCKETS_PER_IP",
+                self.ws_max_sockets_per_ip == 0,
+            ),
+            ("NOVA_WS_OPENS_PER_MINUTE", self.ws_opens_per_minute == 0),
+            ("NOVA_READS_PER_MINUTE", self.reads_per_minute == 0),
+            ("NOVA_MUTATIONS_PER_MINUTE", self.mutations_per_minute == 0),
+        ] {
+            if zero {
+                return Err(ConfigError::NotPositive(var));
+            }
         }
         if self.jwt_max_lifetime.is_zero() {
-            return Err("NOVA_JWT_MAX_LIFETIME must be positive".into());
+            return Err(ConfigError::NotPositive("NOVA_JWT_MAX_LIFETIME"));
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::sync::{
     atomic::{AtomicI64, Ordering},
 };
 
-use nova_runtime::metrics::{Metrics, Red};
+use nova_runtime::metrics::{Metrics, MetricsError, Red};
 use opentelemetry::{
     KeyValue,
     metrics::{Counter, UpDownCounter},
@@ -100,7 +100,7 @@ impl SocketFailure {
 
 impl EdgeMetrics {
     /// Creates the instruments.
-    pub fn new() -> Result<Self, String> {
+    pub fn new() -> Result<Self, MetricsError> {
         let metrics = Metrics::new("edge")?;
         let sockets = metrics
             .meter()

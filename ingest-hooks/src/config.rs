@@ -26,7 +26,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
-pub use nova_runtime::{LogFormat, Secret, parse_duration};
+pub use nova_runtime::{ConfigError, LogFormat, Secret, parse_duration};
 
 /// Ingest-hooks configuration; see the module docs for every variable.
 #[derive(Debug, Clone, Parser)]
@@ -110,34 +110,43 @@ impl Config {
     /// Reads flags and environment, then checks what clap cannot. Errors name the
     /// variable and never echo a secret. `--help` and `--version` print to stdout
     /// and exit 0; a flag clap cannot parse prints usage to stderr and exits 2.
-    pub fn load() -> Result<Self, String> {
+    pub fn load() -> Result<Self, ConfigError> {
         let config = Self::try_parse().unwrap_or_else(|e| e.exit());
         config.validate()?;
         Ok(config)
     }
 
     /// Checks values clap cannot.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.service_token.require_len("NOVA_SERVICE_TOKEN", 16)?;
         if let Some(secret) = &self.secret {
             secret.require_len("NOVA_HOOKS_SECRET", 16)?;
             let url_safe =
                 |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
             if !secret.expose().bytes().all(url_safe) {
-                return Err("NOVA_HOOKS_SECRET: use only A-Z a-z 0-9 - _ . ~ (it travels in nginx's callback URLs)".into());
+                return Err(ConfigError::invalid(
+                    "NOVA_HOOKS_SECRET",
+                    "use only A-Z a-z 0-9 - _ . ~ (it travels in nginx's callback URLs)",
+                ));
             }
         }
         if self.upstream_timeout >= Duration::from_millis(2500) {
-            return Err(
-                "NOVA_UPSTREAM_TIMEOUT: must stay under 2.5 s (the read timeout of nginx's on_update guard, itself under netcall_timeout 3 s)"
-                    .into(),
-            );
+            return Err(ConfigError::invalid(
+                "NOVA_UPSTREAM_TIMEOUT",
+                "must stay under 2.5 s (the read timeout of nginx's on_update guard, itself under netcall_timeout 3 s)",
+            ));
         }
         if !self.relay_url.starts_with("rtmp://") {
-            return Err("NOVA_RELAY_URL: must be an rtmp:// URL".into());
+            return Err(ConfigError::invalid(
+                "NOVA_RELAY_URL",
+                "must be an rtmp:// URL",
+            ));
         }
         if !(self.origin_url.starts_with("http://") || self.origin_url.starts_with("https://")) {
-            return Err("NOVA_ORIGIN_URL: must be an http:// or https:// URL".into());
+            return Err(ConfigError::invalid(
+                "NOVA_ORIGIN_URL",
+                "must be an http:// or https:// URL",
+            ));
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use nova_runtime::metrics::{LATENCY_BUCKETS, Metrics, Red};
+use nova_runtime::metrics::{LATENCY_BUCKETS, Metrics, MetricsError, Red};
 use opentelemetry::{
     KeyValue,
     metrics::{Counter, Gauge, Histogram},
@@ -85,7 +85,7 @@ impl BroadcastError {
 
 impl HooksMetrics {
     /// Creates the instruments.
-    pub fn new() -> Result<Self, String> {
+    pub fn new() -> Result<Self, MetricsError> {
         let metrics = Metrics::new("ingest-hooks")?;
         let meter = metrics.meter().clone();
         let errors = meter

@@ -39,8 +39,8 @@ pub struct StatStream {
 }
 
 /// Parses the `rtmp_stat all` XML into its streams.
-pub fn parse(xml: &str) -> Result<Vec<StatStream>, String> {
-    let doc = roxmltree::Document::parse(xml).map_err(|e| e.to_string())?;
+pub fn parse(xml: &str) -> Result<Vec<StatStream>, roxmltree::Error> {
+    let doc = roxmltree::Document::parse(xml)?;
     let child_text = |node: roxmltree::Node<'_, '_>, path: &[&str]| -> Option<String> {
         let mut current = node;
         for step in path {

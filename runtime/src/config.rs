@@ -2,6 +2,49 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
+/// Why a setting was refused. It names the variable, and never a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Not a number followed by a unit.
+    #[error("`{0}` is not a duration like 250ms, 10s, 5m or 24h")]
+    NotADuration(String),
+    /// A number with a unit other than ms, s, m and h.
+    #[error("`{0}`: unit must be ms, s, m or h")]
+    DurationUnit(String),
+    /// A secret shorter than its minimum.
+    #[error("{var}: needs at least {min} characters")]
+    TooShort {
+        /// The variable.
+        var: &'static str,
+        /// Least number of characters.
+        min: usize,
+    },
+    /// A number that must be above zero.
+    #[error("{0} must be positive")]
+    NotPositive(&'static str),
+    /// A `NOVA_HTTP_*` connection limit.
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
+    /// Any other value the variable does not accept.
+    #[error("{var}: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong, in words.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// A value of `var` refused for `reason`.
+    pub fn invalid(var: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            var,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// A string that never shows up in `Debug` output or logs.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -14,9 +57,9 @@ impl Secret {
 
     /// Checks the secret has at least `min` characters; the error names `var`, never
     /// the value.
-    pub fn require_len(&self, var: &str, min: usize) -> Result<(), String> {
+    pub fn require_len(&self, var: &'static str, min: usize) -> Result<(), ConfigError> {
         if self.0.chars().count() < min {
-            return Err(format!("{var}: needs at least {min} characters"));
+            return Err(ConfigError::TooShort { var, min });
         }
         Ok(())
     }
@@ -51,7 +94,7 @@ pub enum LogFormat {
 }
 
 /// Parses `250ms`, `10s`, `5m`, `24h` or a bare number of seconds.
-pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+pub fn parse_duration(raw: &str) -> Result<Duration, ConfigError> {
     let raw = raw.trim();
     let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => raw.split_at(i),
@@ -59,13 +102,13 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     };
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("`{raw}` is not a duration like 250ms, 10s, 5m or 24h"))?;
+        .map_err(|_| ConfigError::NotADuration(raw.to_owned()))?;
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
         "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
-        _ => Err(format!("`{raw}`: unit must be ms, s, m or h")),
+        _ => Err(ConfigError::DurationUnit(raw.to_owned())),
     }
 }
 
@@ -80,8 +123,22 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
-        assert!(parse_duration("10d").is_err());
-        assert!(parse_duration("soon").is_err());
+        assert_eq!(
+            parse_duration("10d"),
+            Err(ConfigError::DurationUnit("10d".into()))
+        );
+        assert_eq!(
+            parse_duration("soon").unwrap_err().to_string(),
+            "`soon` is not a duration like 250ms, 10s, 5m or 24h"
+        );
+    }
+
+    #[test]
+    fn a_short_secret_is_named_not_shown() {
+        let err = Secret::from("hunter2")
+            .require_len("NOVA_X", 16)
+            .unwrap_err();
+        assert_eq!(err.to_string(), "NOVA_X: needs at least 16 characters");
     }
 
     #[test]

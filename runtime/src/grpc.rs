@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use crate::ConfigError;
+
 use tonic::{
     Request, Status,
     metadata::{Ascii, MetadataValue},
@@ -12,40 +14,48 @@ use tonic::{
 /// An endpoint for the control plane at `url`. `https://` speaks TLS, verified
 /// against `ca` (a PEM file) or, without it, the system's trust store; `http://` is
 /// plaintext. Errors name the variable (`NOVA_CONTROL_PLANE_URL` / `_CA`).
-pub fn endpoint(url: &str, ca: Option<&Path>) -> Result<Endpoint, String> {
+pub fn endpoint(url: &str, ca: Option<&Path>) -> Result<Endpoint, ConfigError> {
+    const URL: &str = "NOVA_CONTROL_PLANE_URL";
+    const CA: &str = "NOVA_CONTROL_PLANE_CA";
     let endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| format!("NOVA_CONTROL_PLANE_URL: not a URL ({e})"))?;
+        .map_err(|e| ConfigError::invalid(URL, format!("not a URL ({e})")))?;
     if endpoint.uri().scheme_str() != Some("https") {
         if ca.is_some() {
-            return Err(
-                "NOVA_CONTROL_PLANE_CA is set, but NOVA_CONTROL_PLANE_URL is not https://".into(),
-            );
+            return Err(ConfigError::invalid(
+                CA,
+                "set, but NOVA_CONTROL_PLANE_URL is not https://",
+            ));
         }
         return Ok(endpoint);
     }
     let (tls, var) = match ca {
         Some(path) => {
             let pem = std::fs::read(path)
-                .map_err(|e| format!("NOVA_CONTROL_PLANE_CA {}: {e}", path.display()))?;
+                .map_err(|e| ConfigError::invalid(CA, format!("{}: {e}", path.display())))?;
             if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-                return Err(format!(
-                    "NOVA_CONTROL_PLANE_CA {}: holds no PEM certificate",
-                    path.display()
+                return Err(ConfigError::invalid(
+                    CA,
+                    format!("{}: holds no PEM certificate", path.display()),
                 ));
             }
             (
                 ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
-                "NOVA_CONTROL_PLANE_CA",
+                CA,
             )
         }
-        None => (
-            ClientTlsConfig::new().with_native_roots(),
-            "NOVA_CONTROL_PLANE_URL (system trust store)",
-        ),
+        None => (ClientTlsConfig::new().with_native_roots(), URL),
     };
-    endpoint
-        .tls_config(tls)
-        .map_err(|e| format!("{var}: TLS set-up failed ({})", crate::causes(&e)))
+    endpoint.tls_config(tls).map_err(|e| {
+        let trust = if var == URL {
+            " with the system trust store"
+        } else {
+            ""
+        };
+        ConfigError::invalid(
+            var,
+            format!("TLS set-up failed{trust} ({})", crate::causes(&e)),
+        )
+    })
 }
 
 /// Interceptor adding `authorization: Bearer <service token>` to every call.
@@ -55,11 +65,11 @@ pub struct Bearer(MetadataValue<Ascii>);
 impl Bearer {
     /// Builds the interceptor; fails when the token cannot travel in a header. The
     /// error names the variable, never the token.
-    pub fn new(token: &str) -> Result<Self, String> {
+    pub fn new(token: &str) -> Result<Self, ConfigError> {
         format!("Bearer {token}")
             .parse()
             .map(Self)
-            .map_err(|_| "NOVA_SERVICE_TOKEN: not valid in a header".to_owned())
+            .map_err(|_| ConfigError::invalid("NOVA_SERVICE_TOKEN", "not valid in a header"))
     }
 }
 

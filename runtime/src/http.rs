@@ -61,7 +61,7 @@ pub struct HttpLimits {
 }
 
 /// What went wrong setting up a listener.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
     /// A `NOVA_HTTP_*` variable did not parse.
     #[error("{0}")]

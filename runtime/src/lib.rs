@@ -12,7 +12,7 @@ pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use config::{LogFormat, Secret, parse_duration};
+pub use config::{ConfigError, LogFormat, Secret, parse_duration};
 
 /// An error and its causes on one line ("error performing TLS handshake: invalid peer
 /// certificate: …"); many libraries keep the reason in the source chain.

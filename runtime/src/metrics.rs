@@ -28,16 +28,37 @@ pub struct Metrics {
     meter: Meter,
 }
 
+/// What went wrong setting up metrics.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The OpenTelemetry Prometheus exporter refused its set-up.
+    #[error("metrics exporter: {0}")]
+    Exporter(String),
+    /// A `NOVA_HTTP_*` limit of the metrics listener did not parse.
+    #[error(transparent)]
+    Limits(#[from] crate::http::HttpError),
+    /// The metrics address could not be bound.
+    #[error("cannot listen on {addr} ({var}): {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The variable that chose it.
+        var: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 impl Metrics {
     /// Builds the pipeline for `service` (e.g. `control-plane`).
-    pub fn new(service: &'static str) -> Result<Self, String> {
+    pub fn new(service: &'static str) -> Result<Self, MetricsError> {
         let registry = prometheus::Registry::new();
         let exporter = opentelemetry_prometheus::exporter()
             .with_registry(registry.clone())
             .without_target_info()
             .scope_info_enabled(false)
             .build()
-            .map_err(|e| format!("metrics exporter: {e}"))?;
+            .map_err(|e| MetricsError::Exporter(e.to_string()))?;
         let provider = SdkMeterProvider::builder().with_reader(exporter).build();
         let meter = provider.meter(service);
         Ok(Self {
@@ -185,8 +206,8 @@ pub async fn serve(
     addr: std::net::SocketAddr,
     var: &str,
     stop: crate::shutdown::Signal,
-) -> Result<std::net::SocketAddr, String> {
-    let limits = crate::http::HttpLimits::from_env().map_err(|e| e.to_string())?;
+) -> Result<std::net::SocketAddr, MetricsError> {
+    let limits = crate::http::HttpLimits::from_env()?;
     serve_with_limits(metrics, addr, var, stop, limits).await
 }
 
@@ -197,11 +218,14 @@ pub async fn serve_with_limits(
     var: &str,
     stop: crate::shutdown::Signal,
     limits: crate::http::HttpLimits,
-) -> Result<std::net::SocketAddr, String> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr} ({var}): {e}"))?;
-    let bound = listener.local_addr().map_err(|e| format!("{var}: {e}"))?;
+) -> Result<std::net::SocketAddr, MetricsError> {
+    let listen = |source| MetricsError::Listen {
+        addr,
+        var: var.to_owned(),
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
+    let bound = listener.local_addr().map_err(listen)?;
     let registry = metrics.clone();
     let app = axum::Router::new().route(
         "/metrics",

@@ -11,7 +11,9 @@ use futures::future::{Either, Ready, ready};
 use http::HeaderMap;
 use tonic::{Status, body::Body, server::NamedService};
 
-use super::{CLIENT_IP_HEADER, Caller, PRINCIPAL_HEADER, Principal, Role, ServiceTokens};
+use super::{
+    CLIENT_IP_HEADER, Caller, PRINCIPAL_HEADER, Principal, PrincipalError, Role, ServiceTokens,
+};
 use crate::{error::Error, metrics::CpMetrics};
 
 /// Longest method path echoed in an error or a log line.
@@ -97,7 +99,7 @@ impl Authenticator {
         }
         let principal = principal.map(|v| {
             v.to_str()
-                .map_err(|_| "must be printable ASCII".to_owned())
+                .map_err(|_| PrincipalError::Characters)
                 .and_then(Principal::parse)
         });
         let client_ip = if role == Role::Edge {

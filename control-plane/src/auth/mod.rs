@@ -26,6 +26,17 @@ pub const CLIENT_IP_HEADER: &str = "x-nova-client-ip";
 /// Longest accepted principal.
 const MAX_PRINCIPAL_LEN: usize = 256;
 
+/// Why a principal was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrincipalError {
+    /// Empty, or longer than [`MAX_PRINCIPAL_LEN`].
+    #[error("must be 1 to {MAX_PRINCIPAL_LEN} characters")]
+    Length,
+    /// Spaces, control characters or non-ASCII.
+    #[error("must be printable ASCII without spaces")]
+    Characters,
+}
+
 /// The principal a call acts for; the owner of the streams it creates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal(String);
@@ -33,12 +44,12 @@ pub struct Principal(String);
 impl Principal {
     /// Validates a principal: 1 to 256 printable ASCII characters, no spaces. The
     /// error says what is wrong.
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, PrincipalError> {
         if raw.is_empty() || raw.len() > MAX_PRINCIPAL_LEN {
-            return Err(format!("must be 1 to {MAX_PRINCIPAL_LEN} characters"));
+            return Err(PrincipalError::Length);
         }
         if !raw.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err("must be printable ASCII without spaces".to_owned());
+            return Err(PrincipalError::Characters);
         }
         Ok(Self(raw.to_owned()))
     }
@@ -55,7 +66,7 @@ pub struct Caller {
     /// The calling service's role.
     role: Role,
     /// The principal named in `x-nova-principal`, if any, or why it was refused.
-    principal: Option<Result<Principal, String>>,
+    principal: Option<Result<Principal, PrincipalError>>,
     /// The end user's address from `x-nova-client-ip`, kept only from the edge role.
     client_ip: Option<IpAddr>,
 }
@@ -101,7 +112,7 @@ impl Caller {
     pub fn principal(&self) -> Result<Principal, Error> {
         match &self.principal {
             Some(Ok(p)) => Ok(p.clone()),
-            Some(Err(reason)) => Err(Error::invalid(PRINCIPAL_HEADER, reason.clone())),
+            Some(Err(reason)) => Err(Error::invalid(PRINCIPAL_HEADER, reason.to_string())),
             None => Err(Error::Unauthenticated(
                 "this call needs x-nova-principal metadata naming the user it acts for",
             )),

@@ -30,6 +30,8 @@ use rustls::{
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::config::ConfigError;
+
 /// How much of the server's certificate is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verify {
@@ -64,7 +66,7 @@ impl std::fmt::Debug for Target {
 impl Target {
     /// Reads `sslmode` and `sslrootcert` from `url`. Errors name the option, never
     /// the URL (it may hold a password).
-    pub fn parse(url: &str) -> Result<Self, String> {
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
         let lower = url.to_ascii_lowercase();
         if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
             return Ok(Self {
@@ -78,7 +80,7 @@ impl Target {
             percent_encoding::percent_decode_str(raw)
                 .decode_utf8()
                 .map(|v| v.into_owned())
-                .map_err(|_| "NOVA_DATABASE_URL: an ssl option is not valid UTF-8".to_owned())
+                .map_err(|_| bad("an ssl option is not valid UTF-8"))
         };
         let mut mode = "prefer".to_owned();
         let mut root: Option<PathBuf> = None;
@@ -102,11 +104,9 @@ impl Target {
             "verify-ca" => ("require", Some(Verify::Chain)),
             "verify-full" => ("require", Some(Verify::Full)),
             _ => {
-                return Err(
-                    "NOVA_DATABASE_URL: sslmode must be disable, allow, prefer, require, \
-                     verify-ca or verify-full"
-                        .into(),
-                );
+                return Err(bad(
+                    "sslmode must be disable, allow, prefer, require, verify-ca or verify-full",
+                ));
             }
         };
         kept.push(format!("sslmode={wire_mode}"));
@@ -121,15 +121,23 @@ impl Target {
     }
 }
 
+/// A refused `NOVA_DATABASE_URL` (never echoing it: it may hold a password).
+fn bad(reason: impl Into<String>) -> ConfigError {
+    ConfigError::invalid("NOVA_DATABASE_URL", reason)
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-fn connector(verify: Verify, root: Option<&std::path::Path>) -> Result<MakeRustlsConnect, String> {
+fn connector(
+    verify: Verify,
+    root: Option<&std::path::Path>,
+) -> Result<MakeRustlsConnect, ConfigError> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS set-up: {e}"))?;
+        .map_err(|e| bad(format!("TLS set-up: {e}")))?;
     let config = match verify {
         Verify::Nothing => builder
             .dangerous()
@@ -139,7 +147,7 @@ fn connector(verify: Verify, root: Option<&std::path::Path>) -> Result<MakeRustl
             let roots = Arc::new(roots(root)?);
             let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
                 .build()
-                .map_err(|e| format!("NOVA_DATABASE_URL: sslrootcert: {e}"))?;
+                .map_err(|e| bad(format!("sslrootcert: {e}")))?;
             if verify == Verify::Full {
                 builder.with_webpki_verifier(webpki).with_no_client_auth()
             } else {
@@ -153,29 +161,28 @@ fn connector(verify: Verify, root: Option<&std::path::Path>) -> Result<MakeRustl
     Ok(MakeRustlsConnect::new(config))
 }
 
-fn roots(file: Option<&std::path::Path>) -> Result<RootCertStore, String> {
+fn roots(file: Option<&std::path::Path>) -> Result<RootCertStore, ConfigError> {
     let mut store = RootCertStore::empty();
     match file {
         Some(path) => {
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("NOVA_DATABASE_URL: sslrootcert {}: {e}", path.display()))?;
+                .map_err(|e| bad(format!("sslrootcert {}: {e}", path.display())))?;
             let (added, _) = store.add_parsable_certificates(certs);
             if added == 0 {
-                return Err(format!(
-                    "NOVA_DATABASE_URL: sslrootcert {} holds no certificate",
+                return Err(bad(format!(
+                    "sslrootcert {} holds no certificate",
                     path.display()
-                ));
+                )));
             }
         }
         None => {
             let found = rustls_native_certs::load_native_certs();
             store.add_parsable_certificates(found.certs);
             if store.is_empty() {
-                return Err(
-                    "NOVA_DATABASE_URL: no trusted roots in the system store; give sslrootcert"
-                        .into(),
-                );
+                return Err(bad(
+                    "no trusted roots in the system store; give sslrootcert",
+                ));
             }
         }
     }
@@ -345,11 +352,14 @@ mod tests {
 
     #[test]
     fn bad_options_are_named_without_echoing_the_url() {
-        let err = Target::parse("postgres://u:hunter2@db/nova?sslmode=sometimes").unwrap_err();
+        let err = Target::parse("postgres://u:hunter2@db/nova?sslmode=sometimes")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sslmode") && !err.contains("hunter2"), "{err}");
         let err =
             Target::parse("postgres://u:hunter2@db/nova?sslmode=verify-full&sslrootcert=/nope.pem")
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
         assert!(
             err.contains("sslrootcert") && !err.contains("hunter2"),
             "{err}"

@@ -200,7 +200,8 @@ impl Audit {
             }
         };
         if let Some(owner) = &query.owner {
-            Principal::parse(owner).map_err(|reason| Error::invalid("owner", reason))?;
+            Principal::parse(owner)
+                .map_err(|reason| Error::invalid("owner", reason.to_string()))?;
         }
         let mut conn = self.pool.get().await?;
         let owner = match (viewer, query.owner.as_deref()) {

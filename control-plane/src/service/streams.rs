@@ -150,7 +150,8 @@ impl Streams {
         statuses.sort_unstable();
         statuses.dedup();
         if let Some(owner) = &query.owner {
-            Principal::parse(owner).map_err(|reason| Error::invalid("owner", reason))?;
+            Principal::parse(owner)
+                .map_err(|reason| Error::invalid("owner", reason.to_string()))?;
         }
         let fingerprint = filter_fingerprint(&statuses, query.owner.as_deref());
         let before_id = match query.page_token.as_str() {

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::http::HeaderMap;
 use ipnet::{IpNet, Ipv6Net};
+use nova_runtime::ConfigError;
 
 /// Proxies whose `X-Forwarded-For` the edge believes (`NOVA_TRUSTED_PROXIES`).
 #[derive(Debug, Clone, Default)]
@@ -12,7 +13,7 @@ pub struct TrustedProxies(Vec<IpNet>);
 
 impl TrustedProxies {
     /// Parses a comma-separated list of addresses and CIDR networks; empty trusts none.
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
         raw.split(',')
             .map(str::trim)
             .filter(|item| !item.is_empty())
@@ -29,11 +30,15 @@ impl TrustedProxies {
                         },
                         v4 => v4,
                     })
-                    .map_err(|_| format!("{item:?} is not an address or CIDR network"))
+                    .map_err(|_| {
+                        ConfigError::invalid(
+                            "NOVA_TRUSTED_PROXIES",
+                            format!("{item:?} is not an address or CIDR network"),
+                        )
+                    })
             })
             .collect::<Result<_, _>>()
             .map(Self)
-            .map_err(|e| format!("NOVA_TRUSTED_PROXIES: {e}"))
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
@@ -122,7 +127,9 @@ mod tests {
             assert!(TrustedProxies::parse(bad).is_err(), "{bad:?}");
         }
         assert!(TrustedProxies::parse("10.0.0.0/8, ,fd00::/8").is_ok());
-        let err = TrustedProxies::parse("10.0.0.0/8,bogus").unwrap_err();
+        let err = TrustedProxies::parse("10.0.0.0/8,bogus")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("NOVA_TRUSTED_PROXIES:"), "{err}");
     }
 

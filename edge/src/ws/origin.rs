@@ -5,6 +5,8 @@
 
 use axum::http::{HeaderMap, StatusCode, header};
 
+use nova_runtime::ConfigError;
+
 use crate::error::ApiError;
 
 /// Origins (`scheme://host[:port]`, compared case-insensitively) allowed to open
@@ -12,9 +14,12 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowedOrigins(Vec<String>);
 
+/// The variable these origins come from.
+const VAR: &str = "NOVA_WS_ALLOWED_ORIGINS";
+
 impl AllowedOrigins {
     /// Parses a comma-separated list such as `https://watch.example.com,https://example.com`.
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
         let list: Vec<String> = raw
             .split(',')
             .map(str::trim)
@@ -25,12 +30,16 @@ impl AllowedOrigins {
             .iter()
             .find(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.contains('*'))
         {
-            return Err(format!(
-                "NOVA_WS_ALLOWED_ORIGINS: {bad:?} is not an origin like https://example.com"
+            return Err(ConfigError::invalid(
+                VAR,
+                format!("{bad:?} is not an origin like https://example.com"),
             ));
         }
         if list.is_empty() {
-            return Err("NOVA_WS_ALLOWED_ORIGINS: lists no origin (unset it to allow any)".into());
+            return Err(ConfigError::invalid(
+                VAR,
+                "lists no origin (unset it to allow any)",
+            ));
         }
         Ok(Self(list))
     }

@@ -271,6 +271,7 @@ async fn grpc_over_tls_serves_verified_clients_the_edge_and_grpcurl() {
     assert!(
         nova_runtime::grpc::endpoint(&ctx.url(), Some(&certs.ca))
             .unwrap_err()
+            .to_string()
             .contains("not https://"),
         "a CA for a plaintext URL is a configuration mistake"
     );

@@ -10,6 +10,8 @@ pub mod schema;
 pub mod signing_keys;
 pub mod streams;
 pub mod tls;
+pub mod webhook_attempts;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -41,3 +41,5 @@ mod tls;
 mod two_nodes;
 mod viewer_page;
 mod viewers_api;
+mod webhooks_delivery;
+mod webhooks_resilience;

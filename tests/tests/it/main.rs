@@ -41,5 +41,7 @@ mod tls;
 mod two_nodes;
 mod viewer_page;
 mod viewers_api;
+mod webhooks_api;
 mod webhooks_delivery;
 mod webhooks_resilience;
+mod webhooks_ssrf;

@@ -78,18 +78,24 @@ impl AddressPolicy {
 
     /// Accepts `ip` if it is public, or allowed by the operator.
     pub fn check(&self, ip: IpAddr) -> Result<(), Refusal> {
-        if self.allow_private {
-            return Ok(());
+        match self.refused_kind(ip) {
+            None => Ok(()),
+            Some(kind) => Err(Refusal(format!("{ip} is {kind} address"))),
         }
-        let Some(kind) = non_public(ip) else {
-            return Ok(());
-        };
+    }
+
+    /// Returns the kind of a non-public address the operator did not allow.
+    fn refused_kind(&self, ip: IpAddr) -> Option<&'static str> {
+        if self.allow_private {
+            return None;
+        }
+        let kind = non_public(ip)?;
         let embedded = embedded_v4(ip).map(IpAddr::V4);
         let listed = |candidate: IpAddr| self.allowed.iter().any(|net| net.contains(&candidate));
         if listed(ip) || embedded.is_some_and(listed) {
-            return Ok(());
+            return None;
         }
-        Err(Refusal(format!("{ip} is {kind} address")))
+        Some(kind)
     }
 
     /// Resolves `host` and accepts it only if every address it has is accepted.
@@ -105,8 +111,10 @@ impl AddressPolicy {
             return Err(unresolved());
         }
         for addr in &addrs {
-            self.check(addr.ip())
-                .map_err(|refusal| Refusal(format!("{host} resolves to {refusal}")))?;
+            if let Some(kind) = self.refused_kind(addr.ip()) {
+                let ip = addr.ip();
+                return Err(Refusal(format!("{host} resolves to {ip}, {kind} address")));
+            }
         }
         Ok(addrs)
     }
@@ -328,7 +336,8 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            refusal.0.starts_with("localhost resolves to 127.0.0.1"),
+            refusal.0.starts_with("localhost resolves to ")
+                && refusal.0.ends_with(", a loopback address"),
             "{refusal}"
         );
     }

@@ -43,5 +43,6 @@ mod viewer_page;
 mod viewers_api;
 mod webhooks_api;
 mod webhooks_delivery;
+mod webhooks_docs;
 mod webhooks_resilience;
 mod webhooks_ssrf;

@@ -345,6 +345,13 @@ pub async fn attempts(
     Path(id): Path<String>,
     Params(query): Params<AttemptsQuery>,
 ) -> Result<Response, ApiError> {
+    // gRPC reads an empty id as "every event": here it is a malformed one.
+    if query.event_id.as_deref() == Some("") {
+        return Err(ApiError::invalid(
+            "event_id",
+            "must be an event id (the `id` of a delivery)",
+        ));
+    }
     let request = ListWebhookAttemptsRequest {
         parent: webhook_name(&id)?,
         event_id: query.event_id.unwrap_or_default(),

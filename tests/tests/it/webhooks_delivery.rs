@@ -284,6 +284,26 @@ async fn a_receiver_down_for_the_whole_test_gets_its_endpoint_disabled() {
         metrics.contains("nova_streaming_webhook_endpoints_disabled_total 1"),
         "{metrics}"
     );
+    // The names and types of every webhook metric (docs/MONITORING.md).
+    for (family, kind) in [
+        ("nova_streaming_webhook_deliveries_total", "counter"),
+        (
+            "nova_streaming_webhook_delivery_duration_seconds",
+            "histogram",
+        ),
+        ("nova_streaming_webhook_events_abandoned_total", "counter"),
+        ("nova_streaming_webhook_endpoints_disabled_total", "counter"),
+        ("nova_streaming_webhook_lag_seconds", "gauge"),
+        ("nova_streaming_webhook_failing_endpoints", "gauge"),
+    ] {
+        assert!(
+            metrics.contains(&format!("# TYPE {family} {kind}\n")),
+            "{family} {kind}: {metrics}"
+        );
+    }
+    assert!(
+        metrics.contains(r#"nova_streaming_webhook_deliveries_total{outcome="network_error"} 3"#)
+    );
     w.shutdown().await;
 }
 

@@ -1,8 +1,9 @@
 //! Webhooks and server-side request forgery: without the operator's setting, URLs
 //! on non-public addresses (in any notation, or by a name resolving to one) and
 //! URLs that are not plain http(s) are refused at registration; an allow-list admits
-//! its ranges only; and a target that became non-public after registration is
-//! refused at delivery, the receiver never reached.
+//! its ranges only; a target that became non-public after registration is refused
+//! at delivery, the receiver never reached; and https receivers are verified (an
+//! untrusted certificate fails the attempt).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -174,5 +175,44 @@ async fn a_target_that_is_not_allowed_any_more_is_refused_at_delivery() {
     })
     .await;
     assert!(metrics.contains("nova_streaming_webhook_delivery_duration_seconds_bucket"));
+    w.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_receiver_is_verified_and_an_untrusted_certificate_refused() {
+    let mut w = World::start(|_| {}).await;
+    // A TLS server whose certificate (for 127.0.0.1) a private CA signed: not in the
+    // system's trust store.
+    let dir = tempfile::tempdir().unwrap();
+    let certs = nova_tests::tls::make(dir.path(), "Nova untrusted test CA");
+    let port = nova_stack::wait::free_port().unwrap();
+    let _server = tokio::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&certs.cert)
+        .arg("-key")
+        .arg(&certs.key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run openssl s_server");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    nova_stack::wait::until(
+        "openssl s_server listening",
+        std::time::Duration::from_secs(10),
+        || nova_stack::wait::accepts(addr),
+    )
+    .unwrap();
+    let (hook, _) = w
+        .register("alice", &format!("https://127.0.0.1:{port}/hook"), None)
+        .await;
+    w.create_stream("over TLS").await;
+    let attempts = w.wait_attempts("alice", &hook, 1).await;
+    let first = &attempts[0];
+    assert_eq!(first["outcome"], "network_error", "{first}");
+    let error = first["error"].as_str().unwrap();
+    assert!(error.contains("certificate"), "{error}");
     w.shutdown().await;
 }

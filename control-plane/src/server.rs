@@ -14,7 +14,7 @@ use crate::{
     redis::{self, availability::Availability},
     service::{
         analytics, reaper,
-        webhooks::dispatcher::{Dispatcher, Rules},
+        webhooks::{dispatcher::Dispatcher, rules::Rules},
     },
     shutdown,
     state::AppState,

@@ -93,7 +93,10 @@ fn attempt_to_proto(attempt: &Attempt) -> v1::WebhookAttempt {
     v1::WebhookAttempt {
         attempt_id: attempt.id.to_string(),
         event_id: attempt.event_id.to_string(),
-        event_type: attempt.event_type.clone(),
+        event_type: attempt
+            .event_type
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default(),
         attempt: attempt.attempt,
         manual: attempt.manual,
         outcome: outcome.into(),

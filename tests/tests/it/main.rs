@@ -44,5 +44,6 @@ mod viewers_api;
 mod webhooks_api;
 mod webhooks_delivery;
 mod webhooks_docs;
+mod webhooks_redelivery;
 mod webhooks_resilience;
 mod webhooks_ssrf;

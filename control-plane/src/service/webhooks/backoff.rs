@@ -1,4 +1,7 @@
-//! When a failing endpoint is tried again: exponential backoff with jitter.
+//! When a failing endpoint is tried again: exponential backoff with jitter, as a
+//! function of the failure count. The count lives in PostgreSQL (the endpoint's run
+//! of failures, across replicas and restarts), so the delay is computed from it at
+//! each failure rather than drawn from an in-process retry loop such as `backon`'s.
 
 use std::time::Duration;
 

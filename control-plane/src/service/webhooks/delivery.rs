@@ -127,7 +127,7 @@ impl Sender {
         };
         let url = match parse_url(url) {
             Ok(url) => url,
-            Err(reason) => return report(Outcome::Refused, None, Some(reason)),
+            Err(refusal) => return report(Outcome::Refused, None, Some(refusal.0)),
         };
         // Names are checked by the client's resolver; literal addresses never reach it.
         let literal = match url.host() {

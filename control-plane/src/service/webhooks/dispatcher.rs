@@ -22,11 +22,11 @@ use tokio::{sync::broadcast::error::RecvError, task::JoinSet, time::Instant};
 use uuid::Uuid;
 
 use crate::{
-    config::WebhookConfig,
     db::{
         DbPool, events,
         webhook_attempts::{self, AttemptRow},
-        webhooks::{self, WebhookRow},
+        webhook_leases, webhook_redeliveries,
+        webhooks::WebhookRow,
     },
     error::{Error, Result},
     metrics::CpMetrics,
@@ -36,9 +36,9 @@ use crate::{
         live::{Hub, LiveEvent},
         webhooks::{
             AddressPolicy, EventType, Outcome,
-            backoff::Backoff,
             delivery::{Report, Sender},
             payload::{self, Payload},
+            rules::Rules,
             webhook_name,
         },
     },
@@ -49,59 +49,12 @@ use crate::{
 const PAGE: i64 = 100;
 /// Most events one lease delivers before the endpoint goes back in line.
 const EVENTS_PER_LEASE: usize = 200;
-/// Lease time beyond one attempt: room for the database work around it.
-const LEASE_MARGIN: Duration = Duration::from_secs(20);
 /// How often the backlog gauges are read.
 const BACKLOG_EVERY: Duration = Duration::from_secs(10);
 /// How often old attempts are deleted, and how many at most each time.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Attempts deleted per statement while pruning.
 const PRUNE_BATCH: i64 = 1000;
-
-/// When to retry, give up and disable.
-#[derive(Debug, Clone, Copy)]
-pub struct Rules {
-    /// Endpoints served at once by this replica.
-    pub concurrency: usize,
-    /// One attempt's bound.
-    pub timeout: Duration,
-    /// An event failing past this age is given up.
-    pub max_age: Duration,
-    /// Retry delays.
-    pub backoff: Backoff,
-    /// Consecutive failures that can disable an endpoint.
-    pub disable_failures: i32,
-    /// How long an endpoint must have failed before it is disabled.
-    pub disable_after: Duration,
-    /// How often endpoints with work are looked for.
-    pub poll_interval: Duration,
-    /// How long attempts are kept.
-    pub attempt_retention: Duration,
-}
-
-impl Rules {
-    /// Reads the rules from the configuration.
-    pub fn from_config(config: &WebhookConfig) -> Self {
-        Self {
-            concurrency: usize::try_from(config.concurrency).unwrap_or(16).max(1),
-            timeout: config.timeout,
-            max_age: config.max_age,
-            backoff: Backoff {
-                min: config.retry_min,
-                max: config.retry_max,
-            },
-            disable_failures: i32::try_from(config.disable_failures).unwrap_or(i32::MAX),
-            disable_after: config.disable_after,
-            poll_interval: config.poll_interval,
-            attempt_retention: config.attempt_retention,
-        }
-    }
-
-    /// How long a lease lasts: one attempt and the database work around it.
-    fn lease(&self) -> Duration {
-        self.timeout + LEASE_MARGIN
-    }
-}
 
 /// This replica's dispatcher; cheap to clone (one clone per endpoint served).
 #[derive(Clone)]
@@ -186,7 +139,7 @@ impl Dispatcher {
     async fn claim(&self, limit: usize) -> Result<Vec<Uuid>> {
         let mut conn = self.pool.get().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        Ok(webhooks::claim(&mut conn, self.holder, self.rules.lease(), limit).await?)
+        Ok(webhook_leases::claim(&mut conn, self.holder, self.rules.lease(), limit).await?)
     }
 
     /// Serves one leased endpoint until it has nothing due, fails, loses its lease,
@@ -207,7 +160,7 @@ impl Dispatcher {
         }
         let released = async {
             let mut conn = self.pool.get().await?;
-            webhooks::release(&mut conn, id, self.holder).await?;
+            webhook_leases::release(&mut conn, id, self.holder).await?;
             Ok::<_, Error>(())
         };
         if let Err(err) = released.await {
@@ -218,18 +171,19 @@ impl Dispatcher {
     /// Makes one attempt (a redelivery first), or finds there is nothing to do.
     async fn step(&self, id: Uuid) -> Result<Step> {
         let mut conn = self.pool.get().await?;
-        let Some(endpoint) = webhooks::held(&mut conn, id, self.holder, self.rules.lease()).await?
+        let Some(endpoint) =
+            webhook_leases::held(&mut conn, id, self.holder, self.rules.lease()).await?
         else {
             return Ok(Step::Done);
         };
-        if let Some(event_id) = webhooks::next_redelivery(&mut conn, id).await? {
+        if let Some(event_id) = webhook_redeliveries::next(&mut conn, id).await? {
             let event = events::of_owner(&mut conn, &endpoint.owner, event_id).await?;
             drop(conn);
             if let Some(payload) = event.as_ref().and_then(payload::build) {
                 self.redeliver(&endpoint, &payload).await?;
             } else {
                 let mut conn = self.pool.get().await?;
-                webhooks::redelivered(&mut conn, id, event_id).await?;
+                webhook_redeliveries::done(&mut conn, id, event_id).await?;
             }
             return Ok(Step::Again);
         }
@@ -251,11 +205,11 @@ impl Dispatcher {
         });
         let Some((row, payload)) = next else {
             // Nothing here for this endpoint: move past the page.
-            webhooks::skip_to(&mut conn, id, self.holder, last).await?;
+            webhook_leases::skip_to(&mut conn, id, self.holder, last).await?;
             return Ok(Step::Again);
         };
         if row.id - 1 > endpoint.log_position {
-            webhooks::skip_to(&mut conn, id, self.holder, row.id - 1).await?;
+            webhook_leases::skip_to(&mut conn, id, self.holder, row.id - 1).await?;
         }
         drop(conn);
         let age = (Utc::now() - row.created_at).to_std().unwrap_or_default();
@@ -283,10 +237,11 @@ impl Dispatcher {
             .transaction(async |conn| {
                 webhook_attempts::insert(conn, &attempt).await?;
                 if report.outcome == Outcome::Delivered {
-                    webhooks::delivered(conn, id, holder, payload.event_id).await?;
+                    webhook_leases::delivered(conn, id, holder, payload.event_id).await?;
                     return Ok::<_, Error>(None);
                 }
-                let Some(after) = webhooks::failed(conn, id, holder, give_up, retry_in).await?
+                let Some(after) =
+                    webhook_leases::failed(conn, id, holder, give_up, retry_in).await?
                 else {
                     return Ok(None);
                 };
@@ -297,7 +252,7 @@ impl Dispatcher {
                 if after.failures < rules.disable_failures || failing_for < rules.disable_after {
                     return Ok(None);
                 }
-                if !webhooks::disable_failing(conn, id).await? {
+                if !webhook_leases::disable_failing(conn, id).await? {
                     return Ok(None);
                 }
                 let notice = Notice::WebhookDisabled {
@@ -348,7 +303,7 @@ impl Dispatcher {
             let number = i32::try_from(earlier + 1).unwrap_or(i32::MAX);
             let attempt = attempt_row(endpoint.id, payload, number, true, &report);
             webhook_attempts::insert(conn, &attempt).await?;
-            webhooks::redelivered(conn, endpoint.id, payload.event_id).await?;
+            webhook_redeliveries::done(conn, endpoint.id, payload.event_id).await?;
             Ok::<_, Error>(())
         })
         .await
@@ -379,7 +334,7 @@ impl Dispatcher {
     async fn read_backlog(&self) {
         let read = async {
             let mut conn = self.pool.get().await?;
-            Ok::<_, Error>(webhooks::backlog(&mut conn).await?)
+            Ok::<_, Error>(webhook_leases::backlog(&mut conn).await?)
         };
         match read.await {
             Ok(backlog) => self.metrics.webhook_backlog(

@@ -4,193 +4,49 @@
 //! owner's events from the durable log after the endpoint's own position, signed,
 //! retried with backoff, in log order.
 //!
-//! `event_type` names the documented types, `payload` builds the bodies, `signature`
-//! signs them, `target` keeps deliveries off non-public addresses, `delivery` makes
-//! one attempt, `backoff` spaces the retries.
+//! `model` holds the domain types, `paging` the listings' pages, `event_type` the
+//! documented types, `payload` builds the bodies, `signature` signs them, `target`
+//! keeps deliveries off non-public addresses, `delivery` makes one attempt, `backoff`
+//! spaces the retries and `rules` says when to give up and disable.
 
 pub mod backoff;
 pub mod delivery;
 pub mod dispatcher;
 pub mod event_type;
+pub mod model;
+pub mod paging;
 pub mod payload;
+pub mod rules;
 pub mod signature;
 pub mod target;
 
 use std::{sync::Arc, time::Duration};
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub use delivery::Outcome;
 pub use event_type::EventType;
+pub use model::{Attempt, Disabled, DisabledReason, Page, Webhook, WebhookUpdate};
 pub use signature::SigningSecret;
 pub use target::AddressPolicy;
 
 use crate::{
     auth::{Actor, Principal},
     db::{
-        DbPool, events,
-        webhook_attempts::{self, AttemptRow},
-        webhooks::{self, NewWebhook, WebhookChanges, WebhookRow},
+        DbPool, events, webhook_attempts, webhook_redeliveries,
+        webhooks::{self, NewWebhook, WebhookChanges},
     },
     error::{Error, Result},
-    service::{
-        audit::{self, AuditAction, Change},
-        streams::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
-    },
+    service::audit::{self, AuditAction, Change},
 };
+use paging::{decode_token, fingerprint, page, page_limit};
 
 /// Most endpoints one owner may register.
 pub const MAX_WEBHOOKS_PER_OWNER: i64 = 20;
 /// Prefix of endpoint resource names.
 pub const NAME_PREFIX: &str = "webhooks/";
-
-/// Why an endpoint is disabled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DisabledReason {
-    /// Its owner disabled it.
-    Owner,
-    /// Nova disabled it after a run of failed deliveries.
-    Failures,
-}
-
-impl DisabledReason {
-    /// Returns the reason as stored.
-    pub fn as_db(self) -> &'static str {
-        match self {
-            DisabledReason::Owner => "owner",
-            DisabledReason::Failures => "failures",
-        }
-    }
-}
-
-/// A disabled endpoint's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Disabled {
-    /// Why.
-    pub reason: DisabledReason,
-    /// Since when.
-    pub at: DateTime<Utc>,
-}
-
-/// A webhook endpoint, as its owner sees it (never its secret).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Webhook {
-    /// Endpoint id.
-    pub id: Uuid,
-    /// Owning principal.
-    pub owner: String,
-    /// Where deliveries go.
-    pub url: String,
-    /// Types delivered; empty for every type.
-    pub event_types: Vec<EventType>,
-    /// `None` while enabled.
-    pub disabled: Option<Disabled>,
-    /// Consecutive failed attempts.
-    pub failures: i32,
-    /// Start of the current run of failures.
-    pub failing_since: Option<DateTime<Utc>>,
-    /// Log position of the last event handled (delivered, given up or not subscribed).
-    pub log_position: i64,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-    /// Last change by the owner.
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<WebhookRow> for Webhook {
-    fn from(row: WebhookRow) -> Self {
-        let reason = match row.disabled_reason.as_deref() {
-            Some("failures") => Some(DisabledReason::Failures),
-            Some(_) => Some(DisabledReason::Owner),
-            None => None,
-        };
-        Self {
-            id: row.id,
-            owner: row.owner,
-            url: row.url,
-            event_types: row
-                .event_types
-                .iter()
-                .filter_map(|t| EventType::parse(t))
-                .collect(),
-            disabled: reason.filter(|_| !row.enabled).map(|reason| Disabled {
-                reason,
-                at: row.disabled_at.unwrap_or(row.updated_at),
-            }),
-            failures: row.failures,
-            failing_since: row.failing_since,
-            log_position: row.log_position,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
-    }
-}
-
-/// One delivery attempt, as listed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Attempt {
-    /// Attempt id.
-    pub id: Uuid,
-    /// The event's log position (its idempotency id).
-    pub event_id: i64,
-    /// The event's type as delivered.
-    pub event_type: String,
-    /// Attempt number for this event at this endpoint, from 1.
-    pub attempt: i32,
-    /// Whether a manual redelivery.
-    pub manual: bool,
-    /// How it ended; `None` for an outcome a newer version wrote.
-    pub outcome: Option<Outcome>,
-    /// HTTP status answered, if any.
-    pub status_code: Option<u16>,
-    /// Time to the answer or the failure.
-    pub latency: Duration,
-    /// What failed.
-    pub error: Option<String>,
-    /// When it was made.
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<AttemptRow> for Attempt {
-    fn from(row: AttemptRow) -> Self {
-        Self {
-            id: row.id,
-            event_id: row.event_id,
-            event_type: row.event_type,
-            attempt: row.attempt,
-            manual: row.manual,
-            outcome: Outcome::parse(&row.outcome),
-            status_code: row.status_code.and_then(|c| u16::try_from(c).ok()),
-            latency: Duration::from_millis(u64::try_from(row.latency_ms).unwrap_or(0)),
-            error: row.error,
-            created_at: row.created_at,
-        }
-    }
-}
-
-/// What an owner changes; `None` leaves a field as it is.
-#[derive(Debug, Default)]
-pub struct WebhookUpdate {
-    /// New URL.
-    pub url: Option<String>,
-    /// New event types (empty: every type).
-    pub event_types: Option<Vec<String>>,
-    /// Enable or disable.
-    pub enabled: Option<bool>,
-}
-
-/// A page of a listing.
-#[derive(Debug)]
-pub struct Page<T> {
-    /// The items.
-    pub items: Vec<T>,
-    /// Token of the next page; empty on the last page.
-    pub next_page_token: String,
-}
 
 /// Endpoint rules over PostgreSQL.
 #[derive(Clone)]
@@ -429,7 +285,7 @@ impl Webhooks {
             if event.as_ref().and_then(payload::build).is_none() {
                 return Err(Error::NotFound(format!("event {event_id}")));
             }
-            webhooks::queue_redelivery(conn, id, event_id).await?;
+            webhook_redeliveries::queue(conn, id, event_id).await?;
             let fields = &["event_id"];
             audit_webhook(
                 conn,
@@ -447,7 +303,7 @@ impl Webhooks {
 
     /// Checks a URL an owner gives: its shape, and where its host points now.
     async fn validate_url(&self, field: &'static str, raw: &str) -> Result<String> {
-        let url = target::parse_url(raw).map_err(|reason| Error::invalid(field, reason))?;
+        let url = target::parse_url(raw).map_err(|refusal| Error::invalid(field, refusal.0))?;
         self.policy
             .check_url(&url)
             .await
@@ -502,74 +358,6 @@ async fn audit_webhook(
     audit::record(conn, actor, &change).await
 }
 
-/// Returns the page size a request asks for.
-fn page_limit(page_size: i32) -> Result<i64> {
-    match i64::from(page_size) {
-        0 => Ok(DEFAULT_PAGE_SIZE),
-        n if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
-        _ => Err(Error::invalid(
-            "page_size",
-            format!("must be between 0 and {MAX_PAGE_SIZE}"),
-        )),
-    }
-}
-
-/// Cuts `rows` (read with one extra) to a page of `limit`.
-fn page<R, T: From<R>>(
-    mut rows: Vec<R>,
-    limit: i64,
-    fingerprint: [u8; 8],
-    key: impl Fn(&R) -> Uuid,
-) -> Page<T> {
-    let next_page_token = if rows.len() as i64 > limit {
-        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        rows.last()
-            .map(|last| encode_token(key(last), fingerprint))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
-    Page {
-        items: rows.into_iter().map(T::from).collect(),
-        next_page_token,
-    }
-}
-
-/// Eight bytes identifying a listing, so a token is not reused with another one.
-fn fingerprint(parts: &[&[u8]]) -> [u8; 8] {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update(part);
-        hasher.update([0]);
-    }
-    let digest = hasher.finalize();
-    let mut out = [0u8; 8];
-    out.copy_from_slice(&digest[..8]);
-    out
-}
-
-fn encode_token(id: Uuid, fingerprint: [u8; 8]) -> String {
-    let mut raw = Vec::with_capacity(24);
-    raw.extend_from_slice(id.as_bytes());
-    raw.extend_from_slice(&fingerprint);
-    URL_SAFE_NO_PAD.encode(raw)
-}
-
-/// Decodes a page token of `method`; empty means the first page.
-fn decode_token(token: &str, fingerprint: [u8; 8], method: &str) -> Result<Option<Uuid>> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let invalid = || Error::invalid("page_token", format!("not a token returned by {method}"));
-    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-    if raw.len() != 24 || raw[16..] != fingerprint {
-        return Err(invalid());
-    }
-    Uuid::from_slice(&raw[..16])
-        .map(Some)
-        .map_err(|_| invalid())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,16 +376,5 @@ mod tests {
             "{err}"
         );
         assert!(validate_event_types("f", &[]).unwrap().is_empty());
-    }
-
-    #[test]
-    fn page_tokens_round_trip_and_belong_to_their_listing() {
-        let id = Uuid::now_v7();
-        let fp = fingerprint(&[b"webhooks", b"alice"]);
-        let token = encode_token(id, fp);
-        assert_eq!(decode_token(&token, fp, "M").unwrap(), Some(id));
-        assert_eq!(decode_token("", fp, "M").unwrap(), None);
-        assert!(decode_token(&token, fingerprint(&[b"webhooks", b"bob"]), "M").is_err());
-        assert!(decode_token("garbage!", fp, "M").is_err());
     }
 }

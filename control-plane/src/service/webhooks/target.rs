@@ -37,23 +37,24 @@ impl fmt::Display for Refusal {
 impl std::error::Error for Refusal {}
 
 /// Parses a webhook URL: `http` or `https`, a host, no user name or password, no
-/// fragment, at most [`MAX_URL_LEN`] characters. The error says what is wrong.
-pub fn parse_url(raw: &str) -> Result<Url, String> {
+/// fragment, at most [`MAX_URL_LEN`] characters. The refusal says what is wrong.
+pub fn parse_url(raw: &str) -> Result<Url, Refusal> {
+    let refuse = |reason: &str| Err(Refusal(reason.to_owned()));
     if raw.len() > MAX_URL_LEN {
-        return Err(format!("must be at most {MAX_URL_LEN} characters"));
+        return Err(Refusal(format!("must be at most {MAX_URL_LEN} characters")));
     }
-    let url = Url::parse(raw).map_err(|e| format!("not an absolute URL ({e})"))?;
+    let url = Url::parse(raw).map_err(|e| Refusal(format!("not an absolute URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err("must be an http:// or https:// URL".into());
+        return refuse("must be an http:// or https:// URL");
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not contain a user name or password".into());
+        return refuse("must not contain a user name or password");
     }
     if url.fragment().is_some() {
-        return Err("must not contain a #fragment".into());
+        return refuse("must not contain a #fragment");
     }
     if url.host().is_none() {
-        return Err("must name a host".into());
+        return refuse("must name a host");
     }
     Ok(url)
 }
@@ -311,7 +312,7 @@ mod tests {
             ("", "absolute"),
         ] {
             let err = parse_url(bad).unwrap_err();
-            assert!(err.contains(why), "{bad}: {err}");
+            assert!(err.0.contains(why), "{bad}: {err}");
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
         assert!(parse_url(&long).is_err());

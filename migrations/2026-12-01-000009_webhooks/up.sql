@@ -32,11 +32,11 @@ CREATE TABLE account_events (
 CREATE INDEX account_events_owner_idx ON account_events (owner, id);
 
 -- One row per endpoint. `secret` signs deliveries (`previous_secret` too, until
--- `previous_secret_expires_at`, after a rotation). `log_position` is the last log position
--- handled; `attempts` counts the attempts at the event after it, `failures` the
--- current run of failed attempts (any event), which sets the backoff and, when long
--- enough, disables the endpoint. A dispatcher holds an endpoint while `lease_until`
--- is in the future.
+-- `previous_secret_expires_at`, after a rotation). `log_position` is the last log
+-- position handled; `attempts` counts the attempts at the event after it, `failures`
+-- the current run of failed attempts (any event), which sets the backoff and, when
+-- long enough, disables the endpoint. A dispatcher holds an endpoint while
+-- `lease_until` is in the future.
 CREATE TABLE webhook_endpoints (
     id                          uuid PRIMARY KEY,
     owner                       text NOT NULL,

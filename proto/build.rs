@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "nova/streaming/v1/event_service.proto",
     "nova/streaming/v1/playback_service.proto",
     "nova/streaming/v1/audit_service.proto",
+    "nova/streaming/v1/webhook_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

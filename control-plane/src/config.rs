@@ -24,6 +24,17 @@
 //! | `NOVA_SHUTDOWN_GRACE` | `10s` | how long in-flight calls may finish on shutdown |
 //! | `NOVA_HTTP_HEADER_TIMEOUT` | `10s` | the metrics listener: time a connection has to send a request head (read by `nova_runtime::http`) |
 //! | `NOVA_HTTP_IDLE_TIMEOUT` | `60s` | the metrics listener: a connection that moves no byte for this long is closed (read by `nova_runtime::http`) |
+//! | `NOVA_WEBHOOK_ALLOW_PRIVATE` | `false` | deliver webhooks to private, loopback, link-local and other non-public addresses too (the dev stack sets it; see docs/webhooks.md) |
+//! | `NOVA_WEBHOOK_ALLOWED_CIDRS` | (none) | non-public address ranges webhooks may still reach, comma-separated (`10.1.0.0/16,fd00::/8`) |
+//! | `NOVA_WEBHOOK_TIMEOUT` | `10s` | one delivery attempt (connect, send, answer) gives up after this long |
+//! | `NOVA_WEBHOOK_CONCURRENCY` | `16` | endpoints one replica delivers to at once |
+//! | `NOVA_WEBHOOK_MAX_AGE` | `24h` | an event is retried until it is this old, then given up |
+//! | `NOVA_WEBHOOK_RETRY_MIN` / `NOVA_WEBHOOK_RETRY_MAX` | `10s` / `1h` | first retry delay, doubling per failure up to the maximum, with jitter |
+//! | `NOVA_WEBHOOK_DISABLE_FAILURES` | `20` | consecutive failed attempts that, once they also span `NOVA_WEBHOOK_DISABLE_AFTER`, disable an endpoint |
+//! | `NOVA_WEBHOOK_DISABLE_AFTER` | `24h` | how long an endpoint must have failed before it is disabled |
+//! | `NOVA_WEBHOOK_POLL_INTERVAL` | `1s` | how often a replica looks for endpoints with events to deliver (lifecycle events also wake it) |
+//! | `NOVA_WEBHOOK_SECRET_GRACE` | `24h` | after a secret rotation, deliveries are signed with the old secret too for this long |
+//! | `NOVA_WEBHOOK_ATTEMPT_RETENTION` | `720h` | delivery attempts older than this are deleted |
 //! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `NOVA_MIGRATE_ONLY` | `false` | migrate the database and exit (`--migrate-only`) |
 //! | `RUST_LOG` | `info` | log filter |
@@ -31,6 +42,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
+use ipnet::IpNet;
 pub use nova_runtime::{ConfigError, LogFormat, Secret, parse_duration};
 
 use crate::auth::{ServiceTokens, TokenError};
@@ -126,12 +138,81 @@ pub struct Config {
     /// Grace period for in-flight calls on shutdown, e.g. `10s`, `500ms`.
     #[arg(long, env = "NOVA_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Outgoing webhooks.
+    #[command(flatten)]
+    pub webhooks: WebhookConfig,
     /// Log format.
     #[arg(long, env = "NOVA_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
     /// Apply pending migrations, then exit instead of serving (a Kubernetes Job).
     #[arg(long, env = "NOVA_MIGRATE_ONLY")]
     pub migrate_only: bool,
+}
+
+/// Outgoing webhooks: where they may go, how long an attempt and an event may take,
+/// retries, and when a failing endpoint is disabled.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebhookConfig {
+    /// Deliver to private, loopback, link-local and other non-public addresses too.
+    #[arg(long = "webhook-allow-private", env = "NOVA_WEBHOOK_ALLOW_PRIVATE")]
+    pub allow_private: bool,
+    /// Non-public address ranges deliveries may still reach, comma-separated.
+    #[arg(
+        long = "webhook-allowed-cidrs",
+        env = "NOVA_WEBHOOK_ALLOWED_CIDRS",
+        value_delimiter = ','
+    )]
+    pub allowed_cidrs: Vec<IpNet>,
+    /// One delivery attempt gives up after this long.
+    #[arg(long = "webhook-timeout", env = "NOVA_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Endpoints one replica delivers to at once.
+    #[arg(long = "webhook-concurrency", env = "NOVA_WEBHOOK_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub concurrency: u32,
+    /// An event is retried until it is this old.
+    #[arg(long = "webhook-max-age", env = "NOVA_WEBHOOK_MAX_AGE", default_value = "24h", value_parser = parse_duration)]
+    pub max_age: Duration,
+    /// Delay before the first retry; it doubles per failure.
+    #[arg(long = "webhook-retry-min", env = "NOVA_WEBHOOK_RETRY_MIN", default_value = "10s", value_parser = parse_duration)]
+    pub retry_min: Duration,
+    /// Longest delay between retries.
+    #[arg(long = "webhook-retry-max", env = "NOVA_WEBHOOK_RETRY_MAX", default_value = "1h", value_parser = parse_duration)]
+    pub retry_max: Duration,
+    /// Consecutive failed attempts that can disable an endpoint.
+    #[arg(long = "webhook-disable-failures", env = "NOVA_WEBHOOK_DISABLE_FAILURES", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub disable_failures: u32,
+    /// How long an endpoint must have failed before it is disabled.
+    #[arg(long = "webhook-disable-after", env = "NOVA_WEBHOOK_DISABLE_AFTER", default_value = "24h", value_parser = parse_duration)]
+    pub disable_after: Duration,
+    /// How often a replica looks for endpoints with events to deliver.
+    #[arg(long = "webhook-poll-interval", env = "NOVA_WEBHOOK_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// After a secret rotation, the old secret also signs for this long.
+    #[arg(long = "webhook-secret-grace", env = "NOVA_WEBHOOK_SECRET_GRACE", default_value = "24h", value_parser = parse_duration)]
+    pub secret_grace: Duration,
+    /// Delivery attempts older than this are deleted.
+    #[arg(long = "webhook-attempt-retention", env = "NOVA_WEBHOOK_ATTEMPT_RETENTION", default_value = "720h", value_parser = parse_duration)]
+    pub attempt_retention: Duration,
+}
+
+impl Default for WebhookConfig {
+    /// The documented defaults (what the variables give when unset).
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            allowed_cidrs: Vec::new(),
+            timeout: Duration::from_secs(10),
+            concurrency: 16,
+            max_age: Duration::from_secs(24 * 3600),
+            retry_min: Duration::from_secs(10),
+            retry_max: Duration::from_secs(3600),
+            disable_failures: 20,
+            disable_after: Duration::from_secs(24 * 3600),
+            poll_interval: Duration::from_secs(1),
+            secret_grace: Duration::from_secs(24 * 3600),
+            attempt_retention: Duration::from_secs(720 * 3600),
+        }
+    }
 }
 
 /// Accepts a Redis prefix without braces (they would move the keys' hash tag).
@@ -197,6 +278,24 @@ mod tests {
         let err = Config::try_parse_from(["nova-control-plane", "--redis-prefix", "nova{x}"])
             .unwrap_err();
         assert!(err.to_string().contains("must not contain { or }"), "{err}");
+    }
+
+    #[test]
+    fn webhook_defaults_match_the_documented_ones() {
+        let parsed = Config::try_parse_from(["nova-control-plane"])
+            .unwrap()
+            .webhooks;
+        let documented = WebhookConfig::default();
+        assert_eq!(format!("{parsed:?}"), format!("{documented:?}"));
+        let config = Config::try_parse_from([
+            "nova-control-plane",
+            "--webhook-allowed-cidrs",
+            "10.1.0.0/16,fd00::/8",
+            "--webhook-allow-private",
+        ])
+        .unwrap();
+        assert_eq!(config.webhooks.allowed_cidrs.len(), 2);
+        assert!(config.webhooks.allow_private);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Control-plane metrics, served on `NOVA_METRICS_ADDR` at `/metrics`: live streams,
-//! viewers, stream durations, and gRPC rate/errors/duration per method.
+//! viewers, stream durations, webhook deliveries, and gRPC rate/errors/duration per
+//! method.
 
 use std::{
     net::SocketAddr,
@@ -26,6 +27,11 @@ const DURATION_BUCKETS: &[f64] = &[
     60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0,
 ];
 
+/// Bucket boundaries of webhook delivery latencies, in seconds (up to the timeout).
+const WEBHOOK_LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
 /// The control plane's instruments.
 #[derive(Clone)]
 pub struct CpMetrics {
@@ -47,6 +53,25 @@ pub struct CpMetrics {
     redis_up: Gauge<u64>,
     /// `nova_streaming_events_unpublished_total`.
     unpublished: Counter<u64>,
+    /// Webhook deliveries.
+    webhooks: WebhookInstruments,
+}
+
+/// The webhook dispatcher's instruments; every label is bounded.
+#[derive(Clone)]
+struct WebhookInstruments {
+    /// `nova_streaming_webhook_deliveries_total{outcome}`.
+    deliveries: Counter<u64>,
+    /// `nova_streaming_webhook_delivery_duration_seconds{outcome}`.
+    latency: Histogram<f64>,
+    /// `nova_streaming_webhook_events_abandoned_total`.
+    abandoned: Counter<u64>,
+    /// `nova_streaming_webhook_endpoints_disabled_total`.
+    disabled: Counter<u64>,
+    /// `nova_streaming_webhook_lag_seconds`.
+    lag: Gauge<f64>,
+    /// `nova_streaming_webhook_failing_endpoints`.
+    failing: Gauge<u64>,
 }
 
 impl CpMetrics {
@@ -82,7 +107,58 @@ impl CpMetrics {
         for reason in ["queue_full", "redis_unavailable", "redis_error"] {
             unpublished.add(0, &[KeyValue::new("reason", reason)]);
         }
+        let webhooks = WebhookInstruments {
+            deliveries: meter
+                .u64_counter("nova_streaming_webhook_deliveries")
+                .with_description(
+                    "Webhook delivery attempts, by outcome: delivered, http_error, timeout, network_error, refused",
+                )
+                .build(),
+            latency: meter
+                .f64_histogram("nova_streaming_webhook_delivery_duration")
+                .with_unit("s")
+                .with_description("Time from sending a webhook to its answer or failure, by outcome")
+                .with_boundaries(WEBHOOK_LATENCY_BUCKETS.to_vec())
+                .build(),
+            abandoned: meter
+                .u64_counter("nova_streaming_webhook_events_abandoned")
+                .with_description(
+                    "Webhook events given up after failing past NOVA_WEBHOOK_MAX_AGE",
+                )
+                .build(),
+            disabled: meter
+                .u64_counter("nova_streaming_webhook_endpoints_disabled")
+                .with_description("Webhook endpoints disabled after a run of failed deliveries")
+                .build(),
+            lag: meter
+                .f64_gauge("nova_streaming_webhook_lag")
+                .with_unit("s")
+                .with_description(
+                    "Age of the oldest event waiting for an enabled webhook endpoint that is not failing: how far delivery lags",
+                )
+                .build(),
+            failing: meter
+                .u64_gauge("nova_streaming_webhook_failing_endpoints")
+                .with_description("Enabled webhook endpoints whose last delivery attempt failed")
+                .build(),
+        };
+        for outcome in [
+            "delivered",
+            "http_error",
+            "timeout",
+            "network_error",
+            "refused",
+        ] {
+            webhooks
+                .deliveries
+                .add(0, &[KeyValue::new("outcome", outcome)]);
+        }
+        webhooks.abandoned.add(0, &[]);
+        webhooks.disabled.add(0, &[]);
+        webhooks.lag.record(0.0, &[]);
+        webhooks.failing.record(0, &[]);
         Ok(Self {
+            webhooks,
             redis_up,
             unpublished,
             grpc: metrics.red("grpc"),
@@ -141,6 +217,29 @@ impl CpMetrics {
             u64::try_from(events).unwrap_or(u64::MAX),
             &[KeyValue::new("reason", reason)],
         );
+    }
+
+    /// Records one webhook delivery attempt; `outcome` is one of a fixed five.
+    pub fn webhook_attempt(&self, outcome: &'static str, latency: Duration) {
+        let labels = [KeyValue::new("outcome", outcome)];
+        self.webhooks.deliveries.add(1, &labels);
+        self.webhooks.latency.record(latency.as_secs_f64(), &labels);
+    }
+
+    /// Counts a webhook event given up after its maximum age.
+    pub fn webhook_abandoned(&self) {
+        self.webhooks.abandoned.add(1, &[]);
+    }
+
+    /// Counts an endpoint disabled after failures.
+    pub fn webhook_disabled(&self) {
+        self.webhooks.disabled.add(1, &[]);
+    }
+
+    /// Records the webhook backlog: delivery lag and failing endpoints.
+    pub fn webhook_backlog(&self, lag_seconds: f64, failing: u64) {
+        self.webhooks.lag.record(lag_seconds, &[]);
+        self.webhooks.failing.record(failing, &[]);
     }
 
     /// Counts a call refused by the service-token check. `role` is a role name or

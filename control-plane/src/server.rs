@@ -12,7 +12,10 @@ use crate::{
     health::{self, RedisProbe},
     metrics::CpMetrics,
     redis::{self, availability::Availability},
-    service::{analytics, reaper},
+    service::{
+        analytics, reaper,
+        webhooks::{dispatcher::Dispatcher, rules::Rules},
+    },
     shutdown,
     state::AppState,
 };
@@ -27,7 +30,7 @@ pub struct ControlPlane {
     trigger: shutdown::Trigger,
     /// The serving task.
     task: JoinHandle<anyhow::Result<()>>,
-    /// The reaper and the sampler, joined on shutdown.
+    /// The reaper, the sampler and the webhook dispatcher, joined on shutdown.
     tasks: shutdown::Tasks,
     /// How long shutdown waits for them.
     grace: Duration,
@@ -75,6 +78,12 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
         reporter: reporter.clone(),
         metrics: metrics.clone(),
     };
+    let dispatcher = Dispatcher::new(
+        state.pool().clone(),
+        state.webhook_policy(),
+        Rules::from_config(&config.webhooks),
+        metrics.clone(),
+    )?;
     let routes = grpc::routes(&state, health, signal.clone())?;
     let listener = TcpListener::bind(config.grpc_addr).await.map_err(|e| {
         anyhow::anyhow!(
@@ -99,6 +108,7 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
         config.sample_interval,
         signal.clone(),
     ));
+    tasks.spawn(dispatcher.run(state.hub().clone(), signal.clone()));
     let grace = config.shutdown_grace;
     let task = tokio::spawn(async move {
         let drained = signal.clone().wait();

@@ -17,6 +17,7 @@ use crate::{
         sessions::Sessions,
         stream_cache::StreamCache,
         streams::Streams,
+        webhooks::{AddressPolicy, Webhooks},
     },
     shutdown,
 };
@@ -50,6 +51,10 @@ struct Inner {
     redis_availability: Availability,
     /// Redis connections (for the availability probe).
     redis: Redis,
+    /// Webhook endpoint rules.
+    webhooks: Webhooks,
+    /// Where webhooks may go.
+    webhook_policy: Arc<AddressPolicy>,
 }
 
 impl AppState {
@@ -85,7 +90,17 @@ impl AppState {
         let cache = StreamCache::new(config.stream_cache);
         tokio::spawn(cache.clone().follow(hub.clone(), stop.clone()));
         let publisher = Publisher::start(drain, cache.clone(), metrics.clone(), stop);
+        let webhook_policy = Arc::new(AddressPolicy::new(
+            config.webhooks.allow_private,
+            config.webhooks.allowed_cidrs.clone(),
+        ));
         Self(Arc::new(Inner {
+            webhooks: Webhooks::new(
+                pool.clone(),
+                webhook_policy.clone(),
+                config.webhooks.secret_grace,
+            ),
+            webhook_policy,
             authenticator,
             streams: Streams::new(pool.clone(), publisher.clone(), cache.clone()),
             ingest: Ingest::new(
@@ -164,6 +179,16 @@ impl AppState {
     /// Returns the stream rules.
     pub fn streams(&self) -> &Streams {
         &self.0.streams
+    }
+
+    /// Returns the webhook endpoint rules.
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.0.webhooks
+    }
+
+    /// Returns where webhooks may go.
+    pub fn webhook_policy(&self) -> Arc<AddressPolicy> {
+        self.0.webhook_policy.clone()
     }
 
     /// Returns the RTMP ingest address.

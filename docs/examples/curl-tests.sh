@@ -11,8 +11,9 @@
 #                   token of the user `demo`) when unset. Its `sub` owns the test stream.
 #
 # It creates one stream, reads it, lists it, reads its metrics, rotates its key,
-# opens its WebSocket (101, then the snapshot frame), ends it, and checks the error
-# answers the API promises (401, 400, 404, 426). It stops at the first failure with
+# opens its WebSocket (101, then the snapshot frame), ends it, reads its audit trail
+# and the webhook endpoints, and checks the error answers the API promises (401, 400,
+# 404, 426). It stops at the first failure with
 # a message naming the call, the status and the body, and exits 1; it ends with
 # "curl-tests: N checks passed" and exits 0. The token never appears in a URL, on
 # a command line (curl reads the header from a private file) or in the output, and stream
@@ -156,5 +157,16 @@ expect_body "audit: ended" '"action":"stream_ended"'
 expect_header "audit, not cached" '^cache-control: *no-store'
 if printf '%s' "$BODY" | grep -q 'sk_live_'; then fail "audit: a stream key in the trail"; fi
 PASSED=$((PASSED + 1))
+
+# Webhooks: the owner's endpoints (401 without a token), never cached; a URL that is
+# not http(s) is refused in every environment (which addresses are allowed depends on
+# the operator); another id is 404.
+call 401 GET "/api/v1/webhooks"
+call 200 GET "/api/v1/webhooks?page_size=5" auth
+expect_body "webhooks listed" '"webhooks":\['
+expect_header "webhooks, not cached" '^cache-control: *no-store'
+call 400 POST "/api/v1/webhooks" auth '{"url":"ftp://example.com/nova"}'
+expect_body "webhook URL refused" '"webhook\.url: '
+call 404 GET "/api/v1/webhooks/00000000-0000-7000-8000-000000000000" auth
 
 echo "curl-tests: $PASSED checks passed"

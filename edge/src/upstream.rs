@@ -9,6 +9,7 @@ use nova_proto::v1::{
     analytics_service_client::AnalyticsServiceClient, audit_service_client::AuditServiceClient,
     event_service_client::EventServiceClient, playback_service_client::PlaybackServiceClient,
     session_service_client::SessionServiceClient, stream_service_client::StreamServiceClient,
+    webhook_service_client::WebhookServiceClient,
 };
 use tonic::{Request, Status, service::interceptor::InterceptedService, transport::Channel};
 
@@ -27,6 +28,8 @@ pub struct Upstream {
     pub playback: PlaybackServiceClient<Svc>,
     /// AuditService (the audit trail).
     pub audit: AuditServiceClient<Svc>,
+    /// WebhookService (the owner's endpoints).
+    pub webhooks: WebhookServiceClient<Svc>,
     /// EventService (its channel has no deadline: WatchEvents is long-lived).
     pub events: EventServiceClient<Svc>,
     /// The channel, for health checks.
@@ -53,6 +56,7 @@ impl Upstream {
             analytics: AnalyticsServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             playback: PlaybackServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             audit: AuditServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            webhooks: WebhookServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             events: EventServiceClient::with_interceptor(streaming, bearer),
             channel,
         })

@@ -209,6 +209,8 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
                     ),
                     // nginx sends on_update every 2 s: three missed updates mean gone.
                     ("NOVA_INGEST_TIMEOUT".into(), "6s".into()),
+                    // Webhooks may reach a receiver on this machine (docs/webhooks.md).
+                    ("NOVA_WEBHOOK_ALLOW_PRIVATE".into(), "true".into()),
                 ],
             },
             grpc_addr,

@@ -251,6 +251,7 @@ fn config(database_url: &str, redis_url: &str, token: &str) -> Config {
         stream_cache: Duration::from_secs(1),
         reaper_interval: Duration::from_millis(200),
         shutdown_grace: Duration::from_secs(2),
+        webhooks: nova_control_plane::config::WebhookConfig::default(),
         log_format: LogFormat::Text,
         migrate_only: false,
         tls_cert: None,

@@ -14,11 +14,16 @@ pub struct LoggedEvent {
     pub payload: String,
 }
 
-/// Returns the logged events of a stream, oldest first.
+/// Kinds of the lifecycle events watchers see; the log also holds notices for
+/// webhooks (`stream_created`, `stream_key_rotated`), which these helpers leave out.
+pub const WATCHED_KINDS: &str = "('stream_started', 'stream_ended', 'quality_changed')";
+
+/// Returns the logged lifecycle events of a stream, oldest first.
 pub async fn of_stream(db: &mut AsyncPgConnection, stream_id: &str) -> Vec<LoggedEvent> {
-    diesel::sql_query(
-        "SELECT kind, payload::text AS payload FROM stream_events WHERE stream_id = $1::uuid ORDER BY id",
-    )
+    diesel::sql_query(format!(
+        "SELECT kind, payload::text AS payload FROM stream_events \
+         WHERE stream_id = $1::uuid AND kind IN {WATCHED_KINDS} ORDER BY id"
+    ))
     .bind::<Text, _>(stream_id)
     .load(db)
     .await

@@ -29,5 +29,7 @@ pub mod tls;
 pub mod tools;
 pub mod wait;
 pub mod watcher;
+pub mod webhook_receiver;
+pub mod webhooks;
 
 pub use context::TestContext;

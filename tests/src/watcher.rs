@@ -132,12 +132,13 @@ struct Row {
     name: String,
 }
 
-/// Returns the whole durable log, oldest first.
+/// Returns the whole durable log of lifecycle events, oldest first.
 pub async fn log(db: &mut AsyncPgConnection) -> Vec<Lifecycle> {
-    diesel::sql_query(
+    diesel::sql_query(format!(
         "SELECT id::text AS cursor, kind, 'streams/' || stream_id::text AS name \
-         FROM stream_events ORDER BY id",
-    )
+         FROM stream_events WHERE kind IN {} ORDER BY id",
+        crate::events::WATCHED_KINDS
+    ))
     .load::<Row>(db)
     .await
     .expect("read stream_events")

@@ -21,7 +21,8 @@ pub enum Role {
 
 /// Methods of the edge role. An entry ending in `/` admits every method of that
 /// service (SessionService: joins, heartbeats, leaves and every count read,
-/// including batched ones); any other entry is one exact method.
+/// including batched ones; WebhookService: the owner's endpoints); any other entry is
+/// one exact method.
 const EDGE: &[&str] = &[
     "StreamService/CreateStream",
     "StreamService/GetStream",
@@ -37,6 +38,7 @@ const EDGE: &[&str] = &[
     "PlaybackService/ListSigningKeys",
     "PlaybackService/DeleteSigningKey",
     "AuditService/ListAuditRecords",
+    "WebhookService/",
 ];
 
 /// Methods of the ingest role (same notation as [`EDGE`]).
@@ -156,6 +158,20 @@ mod tests {
         assert!(Role::Ingest.allows(&path("PlaybackService/GetPlaybackRules")));
         assert!(!Role::Ingest.allows(&path("PlaybackService/CreatePlaybackToken")));
         assert!(!Role::Ingest.allows(&path("PlaybackService/DeleteSigningKey")));
+        for m in [
+            "CreateWebhook",
+            "ListWebhookAttempts",
+            "RedeliverWebhookEvent",
+        ] {
+            assert!(
+                Role::Edge.allows(&path(&format!("WebhookService/{m}"))),
+                "{m}"
+            );
+            assert!(
+                !Role::Ingest.allows(&path(&format!("WebhookService/{m}"))),
+                "{m}"
+            );
+        }
     }
 
     #[test]

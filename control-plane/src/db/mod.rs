@@ -10,6 +10,10 @@ pub mod schema;
 pub mod signing_keys;
 pub mod streams;
 pub mod tls;
+pub mod webhook_attempts;
+pub mod webhook_leases;
+pub mod webhook_redeliveries;
+pub mod webhooks;
 
 use std::time::Duration;
 

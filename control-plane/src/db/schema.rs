@@ -59,6 +59,25 @@ diesel::table! {
         payload -> Jsonb,
         /// When it happened.
         created_at -> Timestamptz,
+        /// Owner of the stream (filled by a trigger from `streams`).
+        owner -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Events of an owner's account that belong to no stream; positions share the
+    /// `stream_events` sequence (see `migrations/*_webhooks/up.sql`).
+    account_events (id) {
+        /// Position in the log.
+        id -> Int8,
+        /// Owner the event belongs to.
+        owner -> Text,
+        /// Event kind, e.g. `webhook_disabled`.
+        kind -> Text,
+        /// Event fields as JSON.
+        payload -> Jsonb,
+        /// When it happened.
+        created_at -> Timestamptz,
     }
 }
 
@@ -145,3 +164,95 @@ diesel::table! {
         created_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    /// Webhook endpoints; see `migrations/*_webhooks/up.sql`.
+    webhook_endpoints (id) {
+        /// Endpoint id (UUIDv7).
+        id -> Uuid,
+        /// Owning principal.
+        owner -> Text,
+        /// Where deliveries are POSTed.
+        url -> Text,
+        /// Webhook event types delivered; empty for every type.
+        event_types -> Array<Text>,
+        /// Signing secret.
+        secret -> Text,
+        /// The secret before the last rotation, still signing until it expires.
+        previous_secret -> Nullable<Text>,
+        /// When `previous_secret` stops signing.
+        previous_secret_expires_at -> Nullable<Timestamptz>,
+        /// Whether deliveries are made.
+        enabled -> Bool,
+        /// `owner` or `failures` while disabled.
+        disabled_reason -> Nullable<Text>,
+        /// When it was disabled.
+        disabled_at -> Nullable<Timestamptz>,
+        /// Last log position handled.
+        log_position -> Int8,
+        /// Attempts at the event after `log_position`.
+        attempts -> Int4,
+        /// Consecutive failed attempts.
+        failures -> Int4,
+        /// Start of the current run of failures.
+        failing_since -> Nullable<Timestamptz>,
+        /// No attempt before this time (backoff).
+        next_attempt_at -> Timestamptz,
+        /// Dispatcher holding the endpoint.
+        lease_holder -> Nullable<Uuid>,
+        /// End of the holder's lease.
+        lease_until -> Nullable<Timestamptz>,
+        /// Creation time.
+        created_at -> Timestamptz,
+        /// Last change by its owner.
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Webhook delivery attempts.
+    webhook_attempts (id) {
+        /// Attempt id (UUIDv7).
+        id -> Uuid,
+        /// Endpoint.
+        webhook_id -> Uuid,
+        /// Log position of the event.
+        event_id -> Int8,
+        /// Webhook event type.
+        event_type -> Text,
+        /// Attempt number for this event (manual redeliveries count on).
+        attempt -> Int4,
+        /// Whether a manual redelivery.
+        manual -> Bool,
+        /// Outcome, as stored.
+        outcome -> Text,
+        /// HTTP status answered, if any.
+        status_code -> Nullable<Int4>,
+        /// Time to the answer or failure, milliseconds.
+        latency_ms -> Int4,
+        /// What failed, if anything.
+        error -> Nullable<Text>,
+        /// When the attempt was made.
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Manual redeliveries waiting for a dispatcher.
+    webhook_redeliveries (webhook_id, event_id) {
+        /// Endpoint.
+        webhook_id -> Uuid,
+        /// Log position of the event.
+        event_id -> Int8,
+        /// When it was asked for.
+        requested_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(webhook_attempts -> webhook_endpoints (webhook_id));
+diesel::joinable!(webhook_redeliveries -> webhook_endpoints (webhook_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    webhook_endpoints,
+    webhook_attempts,
+    webhook_redeliveries
+);

@@ -74,6 +74,14 @@ fn record_to_proto(record: &AuditRecord) -> v1::AuditRecord {
         Some(AuditAction::StreamKeyRotated) => v1::AuditAction::StreamKeyRotated,
         Some(AuditAction::SigningKeyCreated) => v1::AuditAction::SigningKeyCreated,
         Some(AuditAction::SigningKeyDeleted) => v1::AuditAction::SigningKeyDeleted,
+        Some(AuditAction::WebhookCreated) => v1::AuditAction::WebhookCreated,
+        Some(AuditAction::WebhookUpdated) => v1::AuditAction::WebhookUpdated,
+        Some(AuditAction::WebhookDeleted) => v1::AuditAction::WebhookDeleted,
+        Some(AuditAction::WebhookSecretRotated) => v1::AuditAction::WebhookSecretRotated,
+        Some(AuditAction::WebhookDisabled) => v1::AuditAction::WebhookDisabled,
+        Some(AuditAction::WebhookRedeliveryRequested) => {
+            v1::AuditAction::WebhookRedeliveryRequested
+        }
         None => v1::AuditAction::Unspecified,
     };
     v1::AuditRecord {

@@ -10,12 +10,13 @@ pub mod name;
 pub mod playback_service;
 pub mod session_service;
 pub mod stream_service;
+pub mod webhook_service;
 
 use nova_proto::v1::{
     analytics_service_server::AnalyticsServiceServer, audit_service_server::AuditServiceServer,
     event_service_server::EventServiceServer, ingest_service_server::IngestServiceServer,
     playback_service_server::PlaybackServiceServer, session_service_server::SessionServiceServer,
-    stream_service_server::StreamServiceServer,
+    stream_service_server::StreamServiceServer, webhook_service_server::WebhookServiceServer,
 };
 use tonic::service::Routes;
 use tonic_health::{
@@ -26,7 +27,7 @@ use tonic_health::{
 use crate::state::AppState;
 
 /// Fully-qualified names of the nova services, as health and reflection list them.
-pub const SERVICE_NAMES: [&str; 7] = [
+pub const SERVICE_NAMES: [&str; 8] = [
     "nova.streaming.v1.StreamService",
     "nova.streaming.v1.IngestService",
     "nova.streaming.v1.SessionService",
@@ -34,6 +35,7 @@ pub const SERVICE_NAMES: [&str; 7] = [
     "nova.streaming.v1.EventService",
     "nova.streaming.v1.PlaybackService",
     "nova.streaming.v1.AuditService",
+    "nova.streaming.v1.WebhookService",
 ];
 
 /// Builds the router: the nova services behind the token and allowlist check
@@ -53,6 +55,7 @@ pub fn routes(
     let events = EventServiceServer::new(event_service::EventApi::new(state, stop));
     let playback = PlaybackServiceServer::new(playback_service::PlaybackApi::new(state));
     let audit = AuditServiceServer::new(audit_service::AuditApi::new(state));
+    let webhooks = WebhookServiceServer::new(webhook_service::WebhookApi::new(state));
     let routes = Routes::default()
         .add_service(auth.guard(streams))
         .add_service(auth.guard(ingest))
@@ -61,6 +64,7 @@ pub fn routes(
         .add_service(auth.guard(events))
         .add_service(auth.guard(playback))
         .add_service(auth.guard(audit))
+        .add_service(auth.guard(webhooks))
         .add_service(health)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);

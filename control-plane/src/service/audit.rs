@@ -37,17 +37,35 @@ pub enum AuditAction {
     SigningKeyCreated,
     /// A signing key was deleted.
     SigningKeyDeleted,
+    /// A webhook endpoint was registered.
+    WebhookCreated,
+    /// A webhook endpoint's URL, event types or state changed.
+    WebhookUpdated,
+    /// A webhook endpoint was deleted.
+    WebhookDeleted,
+    /// A webhook endpoint's signing secret was replaced.
+    WebhookSecretRotated,
+    /// A webhook endpoint was disabled by Nova after a run of failed deliveries.
+    WebhookDisabled,
+    /// A manual redelivery of an event to a webhook endpoint was asked for.
+    WebhookRedeliveryRequested,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 6] = [
+    pub const ALL: [AuditAction; 12] = [
         AuditAction::StreamCreated,
         AuditAction::StreamUpdated,
         AuditAction::StreamEnded,
         AuditAction::StreamKeyRotated,
         AuditAction::SigningKeyCreated,
         AuditAction::SigningKeyDeleted,
+        AuditAction::WebhookCreated,
+        AuditAction::WebhookUpdated,
+        AuditAction::WebhookDeleted,
+        AuditAction::WebhookSecretRotated,
+        AuditAction::WebhookDisabled,
+        AuditAction::WebhookRedeliveryRequested,
     ];
 
     /// Returns the action as stored.
@@ -59,6 +77,12 @@ impl AuditAction {
             AuditAction::StreamKeyRotated => "stream_key_rotated",
             AuditAction::SigningKeyCreated => "signing_key_created",
             AuditAction::SigningKeyDeleted => "signing_key_deleted",
+            AuditAction::WebhookCreated => "webhook_created",
+            AuditAction::WebhookUpdated => "webhook_updated",
+            AuditAction::WebhookDeleted => "webhook_deleted",
+            AuditAction::WebhookSecretRotated => "webhook_secret_rotated",
+            AuditAction::WebhookDisabled => "webhook_disabled",
+            AuditAction::WebhookRedeliveryRequested => "webhook_redelivery_requested",
         }
     }
 
@@ -81,7 +105,7 @@ pub struct AuditRecord {
     pub owner: String,
     /// Principal who acted.
     pub actor: String,
-    /// Role name of the calling service.
+    /// Role name of the calling service, or `system` for changes Nova made itself.
     pub service: String,
     /// Client address the edge saw.
     pub client_ip: Option<IpAddr>,
@@ -142,6 +166,32 @@ pub async fn record(
             actor: actor.principal.as_str(),
             service: actor.role.as_str(),
             client_ip: client_ip.as_deref(),
+            action: change.action.as_db(),
+            fields: change.fields,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The actor of changes Nova makes by itself (a failing webhook endpoint disabled).
+pub const SYSTEM_ACTOR: &str = "nova";
+/// The service name of those changes.
+pub const SYSTEM_SERVICE: &str = "system";
+
+/// Writes the record of `change` made by Nova itself (actor [`SYSTEM_ACTOR`], service
+/// [`SYSTEM_SERVICE`], no client address); call it inside the change's transaction.
+pub async fn record_system(conn: &mut AsyncPgConnection, change: &Change<'_>) -> Result<()> {
+    audit::insert(
+        conn,
+        &NewAuditRow {
+            id: Uuid::now_v7(),
+            stream_id: change.stream_id,
+            resource: change.resource,
+            owner: change.owner,
+            actor: SYSTEM_ACTOR,
+            service: SYSTEM_SERVICE,
+            client_ip: None,
             action: change.action.as_db(),
             fields: change.fields,
         },

@@ -1,7 +1,13 @@
-//! Stream events as stored in the durable log: one typed enum, serialised to the
-//! `kind` and `payload` columns of `stream_events`.
+//! Events as stored in the durable log, serialised to the `kind` and `payload`
+//! columns: [`Event`], the lifecycle that watchers (WatchEvents, WebSockets) see, and
+//! [`Notice`], what is logged for webhooks only (a stream created or its key rotated,
+//! in `stream_events`; a webhook endpoint disabled, in `account_events`).
 
-use serde::{Deserialize, Serialize};
+use diesel_async::AsyncPgConnection;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+use crate::{db::events, error::Result};
 
 /// Playback addresses carried by `stream_started`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -77,20 +83,12 @@ impl Event {
 
     /// Returns the `payload` column value: the event's fields without the tag.
     pub fn payload(&self) -> serde_json::Value {
-        let mut value = serde_json::to_value(self).unwrap_or_default();
-        if let Some(map) = value.as_object_mut() {
-            map.remove("type");
-        }
-        value
+        untagged(self)
     }
 
     /// Rebuilds an event from its stored columns; `None` for unknown kinds.
     pub fn from_stored(kind: &str, payload: &serde_json::Value) -> Option<Self> {
-        let mut value = payload.clone();
-        value
-            .as_object_mut()?
-            .insert("type".into(), serde_json::Value::String(kind.into()));
-        serde_json::from_value(value).ok()
+        tagged(kind, payload)
     }
 
     /// Builds a `stream_ended` event.
@@ -102,9 +100,116 @@ impl Event {
     }
 }
 
+/// What is logged for webhooks only: never sent to stream watchers, which skip the
+/// kinds they do not know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Notice {
+    /// A stream was created (`stream_events`).
+    StreamCreated {
+        /// Its title.
+        title: String,
+        /// Its playback policy, as stored (`public`, `signed`).
+        playback_policy: String,
+        /// Its viewer cap, if any.
+        max_viewers: Option<i32>,
+    },
+    /// A stream's key was replaced (`stream_events`); the key is never logged.
+    StreamKeyRotated,
+    /// A webhook endpoint was disabled after a run of failed deliveries
+    /// (`account_events`).
+    WebhookDisabled {
+        /// The endpoint.
+        webhook_id: Uuid,
+        /// Consecutive failed attempts when it was disabled.
+        failures: i32,
+    },
+}
+
+impl Notice {
+    /// Returns the `kind` column value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::StreamCreated { .. } => "stream_created",
+            Self::StreamKeyRotated => "stream_key_rotated",
+            Self::WebhookDisabled { .. } => "webhook_disabled",
+        }
+    }
+
+    /// Returns the `payload` column value: the notice's fields without the tag.
+    pub fn payload(&self) -> serde_json::Value {
+        untagged(self)
+    }
+
+    /// Rebuilds a notice from its stored columns; `None` for other kinds.
+    pub fn from_stored(kind: &str, payload: &serde_json::Value) -> Option<Self> {
+        tagged(kind, payload)
+    }
+
+    /// Logs a notice about stream `stream_id`; call it inside the change's transaction.
+    pub async fn log_for_stream(
+        &self,
+        conn: &mut AsyncPgConnection,
+        stream_id: Uuid,
+    ) -> Result<()> {
+        events::append(conn, stream_id, self.kind(), self.payload()).await?;
+        Ok(())
+    }
+
+    /// Logs a notice about `owner`'s account; call it inside the change's transaction.
+    pub async fn log_for_account(&self, conn: &mut AsyncPgConnection, owner: &str) -> Result<()> {
+        events::append_account(conn, owner, self.kind(), self.payload()).await?;
+        Ok(())
+    }
+}
+
+/// Serialises an internally tagged enum and drops its `type` tag (the `kind` column).
+fn untagged<T: Serialize>(value: &T) -> serde_json::Value {
+    let mut value = serde_json::to_value(value).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("type");
+    }
+    value
+}
+
+/// Rebuilds an internally tagged enum from its `kind` and `payload` columns.
+fn tagged<T: DeserializeOwned>(kind: &str, payload: &serde_json::Value) -> Option<T> {
+    let mut value = payload.clone();
+    value
+        .as_object_mut()?
+        .insert("type".into(), serde_json::Value::String(kind.into()));
+    serde_json::from_value(value).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notices_round_trip_and_are_not_lifecycle_events() {
+        let notices = [
+            Notice::StreamCreated {
+                title: "t".into(),
+                playback_policy: "public".into(),
+                max_viewers: None,
+            },
+            Notice::StreamKeyRotated,
+            Notice::WebhookDisabled {
+                webhook_id: Uuid::now_v7(),
+                failures: 3,
+            },
+        ];
+        for notice in notices {
+            let payload = notice.payload();
+            assert!(payload.get("type").is_none());
+            assert_eq!(
+                Notice::from_stored(notice.kind(), &payload),
+                Some(notice.clone())
+            );
+            assert_eq!(Event::from_stored(notice.kind(), &payload), None);
+        }
+        assert_eq!(Notice::StreamKeyRotated.payload(), serde_json::json!({}));
+    }
 
     #[test]
     fn events_round_trip_through_their_columns() {

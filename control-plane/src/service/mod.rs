@@ -1,7 +1,8 @@
 //! The rules of the control plane, independent of gRPC: each module owns one
 //! resource and uses `db` for storage. `publish` queues committed events for the
 //! replica's hub (`live`, whose lifecycle feed `follow` reads the durable log) and
-//! for Redis pub/sub, and drops what it changed from the `stream_cache`.
+//! for Redis pub/sub, and drops what it changed from the `stream_cache`; `webhooks`
+//! delivers the log to owners' endpoints.
 
 pub mod analytics;
 pub mod audit;
@@ -20,6 +21,7 @@ pub mod stream_cache;
 pub mod streams;
 pub mod title;
 pub mod watch;
+pub mod webhooks;
 
 pub use policy::PlaybackPolicy;
 pub use status::StreamStatus;

@@ -1,5 +1,6 @@
 //! Stream rules: creation with a one-time key, reads, listing with keyset
-//! pagination, ending and key rotation by the owner only.
+//! pagination, ending and key rotation by the owner only. Creation and rotation log a
+//! [`Notice`] for webhooks in the same transaction.
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use crate::{
     },
     error::{Error, Result},
     keys::StreamKey,
-    service::events::Outbox,
+    service::events::{Notice, Outbox},
     service::publish::Publisher,
     service::{
         PlaybackPolicy, StreamStatus,
@@ -119,6 +120,12 @@ impl Streams {
                     None => &["title", "playback_policy"],
                 };
                 audit_stream(conn, actor, &row, AuditAction::StreamCreated, fields).await?;
+                let notice = Notice::StreamCreated {
+                    title: row.title.clone(),
+                    playback_policy: row.playback_policy.clone(),
+                    max_viewers: row.max_viewers,
+                };
+                notice.log_for_stream(conn, row.id).await?;
                 Ok::<_, Error>(row)
             })
             .await?;
@@ -216,6 +223,9 @@ impl Streams {
                 let row = streams::replace_key(conn, id, &hash.0).await?;
                 let fields = &["stream_key"];
                 audit_stream(conn, actor, &row, AuditAction::StreamKeyRotated, fields).await?;
+                Notice::StreamKeyRotated
+                    .log_for_stream(conn, row.id)
+                    .await?;
                 Ok::<_, Error>(row)
             })
             .await?;

@@ -88,5 +88,11 @@ fn action(raw: i32) -> &'static str {
         AuditAction::StreamKeyRotated => "stream_key_rotated",
         AuditAction::SigningKeyCreated => "signing_key_created",
         AuditAction::SigningKeyDeleted => "signing_key_deleted",
+        AuditAction::WebhookCreated => "webhook_created",
+        AuditAction::WebhookUpdated => "webhook_updated",
+        AuditAction::WebhookDeleted => "webhook_deleted",
+        AuditAction::WebhookSecretRotated => "webhook_secret_rotated",
+        AuditAction::WebhookDisabled => "webhook_disabled",
+        AuditAction::WebhookRedeliveryRequested => "webhook_redelivery_requested",
     }
 }

@@ -1,10 +1,12 @@
-//! The HTTP surface: `/api/v1` (streams), health, the WebSocket, the viewer page.
+//! The HTTP surface: `/api/v1` (streams, signing keys, webhooks), health, the
+//! WebSocket, the viewer page.
 
 pub mod audit;
 pub mod health;
 pub mod list;
 pub mod playback;
 pub mod streams;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -49,6 +51,22 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/signing-keys/{id}",
             axum::routing::delete(playback::delete_key),
+        )
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route(
+            "/webhooks/{id}/rotate-secret",
+            axum::routing::post(webhooks::rotate_secret),
+        )
+        .route("/webhooks/{id}/attempts", get(webhooks::attempts))
+        .route(
+            "/webhooks/{id}/redeliver",
+            axum::routing::post(webhooks::redeliver),
         )
         .route("/streams/{id}/ws", get(ws::socket::upgrade))
         .fallback(|| async { crate::error::ApiError::not_found("no such API route") });

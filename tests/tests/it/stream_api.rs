@@ -122,7 +122,8 @@ async fn create_get_end_round_trip_keeps_only_the_key_hash() {
     }
     let mut db = ctx.db().await;
     let events: Vec<Event> = diesel::sql_query(
-        "SELECT kind, payload::text AS payload FROM stream_events WHERE stream_id = $1::uuid ORDER BY id",
+        "SELECT kind, payload::text AS payload FROM stream_events \
+         WHERE stream_id = $1::uuid AND kind <> 'stream_created' ORDER BY id",
     )
     .bind::<Text, _>(&stream.stream_id)
     .load(&mut db)

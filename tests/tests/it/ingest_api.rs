@@ -301,30 +301,7 @@ async fn the_reaper_completes_after_the_window_and_interrupts_quiet_ingests() {
     // Ingest went quiet (no updates, no publish_done): INTERRUPTED with ingest_lost.
     let (quiet, key) = w.create().await;
     w.authorize(&key).await.unwrap();
-    let name = quiet.name.clone();
-    wait::until(
-        "the reaper to notice the quiet ingest",
-        Duration::from_secs(10),
-        || {
-            let mut streams = w.streams.clone();
-            let name = name.clone();
-            async move {
-                let s = streams
-                    .get_stream(GetStreamRequest { name })
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .stream
-                    .unwrap();
-                if s.status() != StreamStatus::Active {
-                    Ok(s)
-                } else {
-                    Err(s.status())
-                }
-            }
-        },
-    )
-    .await;
+    wait_until_not_active(&w, &quiet.name).await;
     let kinds = w.kinds(&quiet).await;
     assert_eq!(
         kinds[1],

@@ -406,7 +406,6 @@ async fn cached_stream_reads_see_own_writes_and_other_replicas_lifecycle_changes
     use std::time::Duration;
 
     use nova_proto::v1::{AuthorizePublishRequest, UpdateStreamRequest};
-    use nova_tests::wait;
 
     let ctx = TestContext::start_with(|c| c.stream_cache = Duration::from_secs(600)).await;
     let replica = ctx.replica().await;
@@ -473,20 +472,7 @@ async fn cached_stream_reads_see_own_writes_and_other_replicas_lifecycle_changes
     );
 
     // Another replica's cached row follows the event log.
-    wait::until(
-        "replica B to see the stream live",
-        Duration::from_secs(10),
-        || {
-            let (b, name) = (b.clone(), name.clone());
-            async move {
-                match get(b, name).await.status() {
-                    StreamStatus::Active => Ok(()),
-                    other => Err(other),
-                }
-            }
-        },
-    )
-    .await;
+    wait_for_status(&b, &name, StreamStatus::Active).await;
     a.end_stream(EndStreamRequest { name: name.clone() })
         .await
         .unwrap();
@@ -494,19 +480,29 @@ async fn cached_stream_reads_see_own_writes_and_other_replicas_lifecycle_changes
         get(a.clone(), name.clone()).await.status(),
         StreamStatus::Completed
     );
-    wait::until(
-        "replica B to see the stream completed",
-        Duration::from_secs(10),
+    wait_for_status(&b, &name, StreamStatus::Completed).await;
+    replica.shutdown().await.unwrap();
+}
+
+/// Waits (at most 10 s) until `client` reads stream `name` in `status`.
+async fn wait_for_status(client: &clients::Streams, name: &str, status: StreamStatus) {
+    nova_tests::wait::until(
+        &format!("{name} to be {status:?} on that replica"),
+        std::time::Duration::from_secs(10),
         || {
-            let (b, name) = (b.clone(), name.clone());
+            let (mut client, name) = (client.clone(), name.to_owned());
             async move {
-                match get(b, name).await.status() {
-                    StreamStatus::Completed => Ok(()),
-                    other => Err(other),
-                }
+                let seen = client
+                    .get_stream(GetStreamRequest { name })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .stream
+                    .unwrap()
+                    .status();
+                if seen == status { Ok(()) } else { Err(seen) }
             }
         },
     )
     .await;
-    replica.shutdown().await.unwrap();
 }

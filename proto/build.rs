@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "nova/streaming/v1/playback_service.proto",
     "nova/streaming/v1/audit_service.proto",
     "nova/streaming/v1/webhook_service.proto",
+    "nova/streaming/v1/asset_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -35,6 +35,15 @@
 //! | `NOVA_WEBHOOK_POLL_INTERVAL` | `1s` | how often a replica looks for endpoints with events to deliver (lifecycle events also wake it) |
 //! | `NOVA_WEBHOOK_SECRET_GRACE` | `24h` | after a secret rotation, deliveries are signed with the old secret too for this long |
 //! | `NOVA_WEBHOOK_ATTEMPT_RETENTION` | `720h` | delivery attempts older than this are deleted |
+//! | `NOVA_ASSET_STORE`, `NOVA_ASSET_S3_*` | (none: recording off) | the asset store (`file:///folder` or `s3://bucket`; see `nova_store::config`): recorded pieces and assets |
+//! | `NOVA_VOD_URL` | `http://127.0.0.1:8088/vod` | public base URL of the VOD origin; asset URLs are `<NOVA_VOD_URL>/<asset id>/index.m3u8` and `…/download.mp4` |
+//! | `NOVA_ASSET_RETENTION` | (none: kept) | READY and ERRORED assets older than this are deleted, e.g. `30d` |
+//! | `NOVA_RECORDING_WAIT` | `10m` | how long a completed stream's asset waits for recorded pieces that have not arrived before it is remuxed without them |
+//! | `NOVA_REMUX_ATTEMPTS` | `3` | remux attempts per asset (crashed ones included) before it is ERRORED |
+//! | `NOVA_REMUX_LEASE` | `30s` | a remux job whose worker stops renewing its lease for this long is taken by another worker |
+//! | `NOVA_REMUX_TIMEOUT` | `1h` | longest ffmpeg run of one attempt |
+//! | `NOVA_REMUX_DIR` | `<temp dir>/nova-remux` | parent of the remux work folders (one per attempt, removed after it) |
+//! | `NOVA_FFMPEG` | `ffmpeg` | the ffmpeg binary the remux runs |
 //! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `NOVA_MIGRATE_ONLY` | `false` | migrate the database and exit (`--migrate-only`) |
 //! | `RUST_LOG` | `info` | log filter |
@@ -44,6 +53,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::Parser;
 use ipnet::IpNet;
 pub use nova_runtime::{ConfigError, LogFormat, Secret, parse_duration};
+pub use nova_store::StoreArgs;
 
 use crate::auth::{ServiceTokens, TokenError};
 
@@ -141,6 +151,37 @@ pub struct Config {
     /// Outgoing webhooks.
     #[command(flatten)]
     pub webhooks: WebhookConfig,
+    /// The asset store (recorded pieces and assets); none turns recording off.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Public base URL of the VOD origin (`…/vod`).
+    #[arg(
+        long,
+        env = "NOVA_VOD_URL",
+        default_value = "http://127.0.0.1:8088/vod"
+    )]
+    pub vod_url: String,
+    /// Finished assets older than this are deleted; unset keeps them.
+    #[arg(long, env = "NOVA_ASSET_RETENTION", value_parser = parse_duration)]
+    pub asset_retention: Option<Duration>,
+    /// How long a completed stream's asset waits for missing recorded pieces.
+    #[arg(long, env = "NOVA_RECORDING_WAIT", default_value = "10m", value_parser = parse_duration)]
+    pub recording_wait: Duration,
+    /// Remux attempts per asset, crashed ones included.
+    #[arg(long, env = "NOVA_REMUX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub remux_attempts: u32,
+    /// A remux job whose worker stops renewing for this long is taken by another.
+    #[arg(long, env = "NOVA_REMUX_LEASE", default_value = "30s", value_parser = parse_duration)]
+    pub remux_lease: Duration,
+    /// Longest ffmpeg run of one remux attempt.
+    #[arg(long, env = "NOVA_REMUX_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
+    pub remux_timeout: Duration,
+    /// Parent folder of remux work folders; unset is `<temp dir>/nova-remux`.
+    #[arg(long, env = "NOVA_REMUX_DIR")]
+    pub remux_dir: Option<PathBuf>,
+    /// The ffmpeg binary.
+    #[arg(long, env = "NOVA_FFMPEG", default_value = "ffmpeg")]
+    pub ffmpeg: PathBuf,
     /// Log format.
     #[arg(long, env = "NOVA_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -237,6 +278,23 @@ impl Config {
             config.service_tokens()?;
         }
         Ok(config)
+    }
+
+    /// Returns the remux worker's settings.
+    pub fn remux(&self) -> crate::service::remux::RemuxSettings {
+        crate::service::remux::RemuxSettings {
+            attempts: self.remux_attempts,
+            lease: self.remux_lease.max(Duration::from_millis(300)),
+            wait: self.recording_wait,
+            dir: self
+                .remux_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("nova-remux")),
+            timeout: self.remux_timeout,
+            ffmpeg: self.ffmpeg.clone(),
+            poll: Duration::from_secs(1),
+            retention: self.asset_retention.filter(|r| !r.is_zero()),
+        }
     }
 
     /// Returns the accepted service tokens and their roles, or why one of the token

@@ -32,6 +32,50 @@ const WEBHOOK_LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Bucket boundaries of remux durations, in seconds (1 s to 2 h).
+const REMUX_BUCKETS: &[f64] = &[
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
+];
+/// Bucket boundaries of asset sizes, in bytes (1 MiB to 64 GiB).
+const ASSET_SIZE_BUCKETS: &[f64] = &[
+    1_048_576.0,
+    10_485_760.0,
+    104_857_600.0,
+    536_870_912.0,
+    1_073_741_824.0,
+    4_294_967_296.0,
+    17_179_869_184.0,
+    68_719_476_736.0,
+];
+
+/// How a remux attempt ended (the `outcome` label: a fixed set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemuxOutcome {
+    /// The asset became READY.
+    Ready,
+    /// The asset became ERRORED (attempts used up, or nothing to remux).
+    Errored,
+    /// The attempt failed and the job waits for another.
+    Retried,
+    /// The attempt lost its lease (or its asset was deleted) and stopped.
+    Lost,
+}
+
+impl RemuxOutcome {
+    /// Every outcome.
+    pub const ALL: [Self; 4] = [Self::Ready, Self::Errored, Self::Retried, Self::Lost];
+
+    /// Returns the label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::Errored => "errored",
+            Self::Retried => "retried",
+            Self::Lost => "lost",
+        }
+    }
+}
+
 /// The control plane's instruments.
 #[derive(Clone)]
 pub struct CpMetrics {
@@ -53,6 +97,12 @@ pub struct CpMetrics {
     redis_up: Gauge<u64>,
     /// `nova_streaming_events_unpublished_total`.
     unpublished: Counter<u64>,
+    /// `nova_streaming_remux_jobs_total`.
+    remux_jobs: Counter<u64>,
+    /// `nova_streaming_remux_duration_seconds`.
+    remux_duration: Histogram<f64>,
+    /// `nova_streaming_asset_size_bytes`.
+    asset_size: Histogram<f64>,
     /// Webhook deliveries.
     webhooks: WebhookInstruments,
 }
@@ -157,10 +207,32 @@ impl CpMetrics {
         webhooks.disabled.add(0, &[]);
         webhooks.lag.record(0.0, &[]);
         webhooks.failing.record(0, &[]);
+        let remux_jobs = meter
+            .u64_counter("nova_streaming_remux_jobs")
+            .with_description("Remux attempts of recorded broadcasts, by outcome")
+            .build();
+        for outcome in RemuxOutcome::ALL {
+            remux_jobs.add(0, &[KeyValue::new("outcome", outcome.as_str())]);
+        }
         Ok(Self {
             webhooks,
             redis_up,
             unpublished,
+            remux_jobs,
+            remux_duration: meter
+                .f64_histogram("nova_streaming_remux_duration")
+                .with_unit("s")
+                .with_description(
+                    "Time of remux attempts that made an asset READY: pieces fetched, remuxed, stored",
+                )
+                .with_boundaries(REMUX_BUCKETS.to_vec())
+                .build(),
+            asset_size: meter
+                .f64_histogram("nova_streaming_asset_size")
+                .with_unit("By")
+                .with_description("Bytes stored per READY asset (HLS rendition and MP4)")
+                .with_boundaries(ASSET_SIZE_BUCKETS.to_vec())
+                .build(),
             grpc: metrics.red("grpc"),
             active,
             peak,
@@ -240,6 +312,18 @@ impl CpMetrics {
     pub fn webhook_backlog(&self, lag_seconds: f64, failing: u64) {
         self.webhooks.lag.record(lag_seconds, &[]);
         self.webhooks.failing.record(failing, &[]);
+    }
+
+    /// Counts one remux attempt's outcome.
+    pub fn remux(&self, outcome: RemuxOutcome) {
+        self.remux_jobs
+            .add(1, &[KeyValue::new("outcome", outcome.as_str())]);
+    }
+
+    /// Records a READY asset: how long its remux took and the bytes it stores.
+    pub fn asset_ready(&self, took: Duration, size_bytes: u64) {
+        self.remux_duration.record(took.as_secs_f64(), &[]);
+        self.asset_size.record(size_bytes as f64, &[]);
     }
 
     /// Counts a call refused by the service-token check. `role` is a role name or

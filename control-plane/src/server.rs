@@ -13,7 +13,7 @@ use crate::{
     metrics::CpMetrics,
     redis::{self, availability::Availability},
     service::{
-        analytics, reaper,
+        analytics, reaper, remux,
         webhooks::{dispatcher::Dispatcher, rules::Rules},
     },
     shutdown,
@@ -30,7 +30,8 @@ pub struct ControlPlane {
     trigger: shutdown::Trigger,
     /// The serving task.
     task: JoinHandle<anyhow::Result<()>>,
-    /// The reaper, the sampler and the webhook dispatcher, joined on shutdown.
+    /// The reaper, the sampler, the webhook dispatcher and the remux worker, joined on
+    /// shutdown.
     tasks: shutdown::Tasks,
     /// How long shutdown waits for them.
     grace: Duration,
@@ -57,6 +58,11 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
             Availability::new(false)
         }
     };
+    let store = nova_store::AssetStore::open(&config.store).map_err(|e| anyhow::anyhow!(e))?;
+    match &store {
+        Some(store) => tracing::info!(asset.store = %store.describe(), "recording on"),
+        None => tracing::info!("recording off: no asset store (NOVA_ASSET_STORE)"),
+    }
     let (trigger, signal) = shutdown::channel();
     let metrics = CpMetrics::new().map_err(|e| anyhow::anyhow!(e))?;
     let metrics_addr = metrics.serve(config.metrics_addr, signal.clone()).await?;
@@ -66,6 +72,7 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
         availability,
         Authenticator::new(tokens, metrics.clone()),
         metrics.clone(),
+        store,
         config,
         signal.clone(),
     );
@@ -109,6 +116,16 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
         signal.clone(),
     ));
     tasks.spawn(dispatcher.run(state.hub().clone(), signal.clone()));
+    if let Some(store) = state.store() {
+        let remuxer = remux::Remuxer::new(
+            state.pool().clone(),
+            store.clone(),
+            state.publisher().clone(),
+            metrics.clone(),
+            config.remux(),
+        );
+        tasks.spawn(remux::run(remuxer, signal.clone()));
+    }
     let grace = config.shutdown_grace;
     let task = tokio::spawn(async move {
         let drained = signal.clone().wait();

@@ -10,10 +10,12 @@ use crate::{
     redis::{Keys, Redis, Target, availability::Availability, sessions::SessionStore},
     service::{
         analytics::Analytics,
+        assets::Assets,
         ingest::Ingest,
         live::Hub,
         publish::{Drain, Publisher},
         reaper::ReaperSettings,
+        recording::Recordings,
         sessions::Sessions,
         stream_cache::StreamCache,
         streams::Streams,
@@ -55,6 +57,12 @@ struct Inner {
     webhooks: Webhooks,
     /// Where webhooks may go.
     webhook_policy: Arc<AddressPolicy>,
+    /// Asset rules.
+    assets: Assets,
+    /// Recorded pieces.
+    recordings: Recordings,
+    /// The asset store; `None` when recording is off.
+    store: Option<nova_store::AssetStore>,
 }
 
 impl AppState {
@@ -62,12 +70,14 @@ impl AppState {
     /// subscription) and the event publisher, which run until `stop`. `redis` is where
     /// Redis is and the connections to it; it need not answer: `availability` says
     /// whether it does.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         pool: DbPool,
         (target, redis): (Target, Redis),
         availability: Availability,
         authenticator: Authenticator,
         metrics: CpMetrics,
+        asset_store: Option<nova_store::AssetStore>,
         config: &Config,
         stop: shutdown::Signal,
     ) -> Self {
@@ -102,7 +112,15 @@ impl AppState {
             ),
             webhook_policy,
             authenticator,
-            streams: Streams::new(pool.clone(), publisher.clone(), cache.clone()),
+            streams: Streams::new(
+                pool.clone(),
+                publisher.clone(),
+                cache.clone(),
+                asset_store.is_some(),
+            ),
+            assets: Assets::new(pool.clone(), asset_store.clone(), config.vod_url.clone()),
+            recordings: Recordings::new(pool.clone()),
+            store: asset_store,
             ingest: Ingest::new(
                 pool.clone(),
                 publisher.clone(),
@@ -189,6 +207,21 @@ impl AppState {
     /// Returns where webhooks may go.
     pub fn webhook_policy(&self) -> Arc<AddressPolicy> {
         self.0.webhook_policy.clone()
+    }
+
+    /// Returns the asset rules.
+    pub fn assets(&self) -> &Assets {
+        &self.0.assets
+    }
+
+    /// Returns the recorded-piece rules.
+    pub fn recordings(&self) -> &Recordings {
+        &self.0.recordings
+    }
+
+    /// Returns the asset store, if recording is on.
+    pub fn store(&self) -> Option<&nova_store::AssetStore> {
+        self.0.store.as_ref()
     }
 
     /// Returns the RTMP ingest address.

@@ -79,6 +79,7 @@ pub fn stream(s: &v1::Stream) -> Value {
         "status": status(s.status),
         "playback_policy": policy(s.playback_policy),
         "max_viewers": Some(s.max_viewers).filter(|n| *n > 0),
+        "record": s.record,
         "created_at": time(s.create_time.as_ref()),
         "updated_at": time(s.update_time.as_ref()),
         "started_at": time(s.start_time.as_ref()),
@@ -123,5 +124,8 @@ pub fn event(e: &StreamEvent) -> Option<Value> {
             "type": "quality_changed", "stream_id": id, "at": at, "cursor": e.cursor,
             "renditions": renditions(&q.renditions),
         }),
+        // Asset events are for the owner's services (webhooks, WatchEvents), not
+        // for the viewers a stream's WebSocket serves.
+        Kind::AssetReady(_) | Kind::AssetErrored(_) => return None,
     })
 }

@@ -6,10 +6,10 @@ use std::{net::IpAddr, path::Path, time::Duration};
 use nova_runtime::grpc::{self, Bearer};
 
 use nova_proto::v1::{
-    analytics_service_client::AnalyticsServiceClient, audit_service_client::AuditServiceClient,
-    event_service_client::EventServiceClient, playback_service_client::PlaybackServiceClient,
-    session_service_client::SessionServiceClient, stream_service_client::StreamServiceClient,
-    webhook_service_client::WebhookServiceClient,
+    analytics_service_client::AnalyticsServiceClient, asset_service_client::AssetServiceClient,
+    audit_service_client::AuditServiceClient, event_service_client::EventServiceClient,
+    playback_service_client::PlaybackServiceClient, session_service_client::SessionServiceClient,
+    stream_service_client::StreamServiceClient, webhook_service_client::WebhookServiceClient,
 };
 use tonic::{Request, Status, service::interceptor::InterceptedService, transport::Channel};
 
@@ -30,6 +30,8 @@ pub struct Upstream {
     pub audit: AuditServiceClient<Svc>,
     /// WebhookService (the owner's endpoints).
     pub webhooks: WebhookServiceClient<Svc>,
+    /// AssetService (recordings).
+    pub assets: AssetServiceClient<Svc>,
     /// EventService (its channel has no deadline: WatchEvents is long-lived).
     pub events: EventServiceClient<Svc>,
     /// The channel, for health checks.
@@ -57,6 +59,7 @@ impl Upstream {
             playback: PlaybackServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             audit: AuditServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             webhooks: WebhookServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            assets: AssetServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             events: EventServiceClient::with_interceptor(streaming, bearer),
             channel,
         })

@@ -37,17 +37,20 @@ pub enum Kind {
     PlayDone,
     /// `on_done`.
     Done,
+    /// `on_record_done` of the recording application.
+    RecordDone,
 }
 
 impl Kind {
     /// Every kind, in the order the router mounts them.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Publish,
         Self::PublishDone,
         Self::Update,
         Self::Play,
         Self::PlayDone,
         Self::Done,
+        Self::RecordDone,
     ];
 
     /// Returns the URL path nginx is configured to call for this kind.
@@ -59,6 +62,7 @@ impl Kind {
             Self::Play => "/rtmp/play",
             Self::PlayDone => "/rtmp/play_done",
             Self::Done => "/rtmp/done",
+            Self::RecordDone => "/rtmp/record_done",
         }
     }
 
@@ -70,6 +74,7 @@ impl Kind {
             Self::Play => &["name", "start", "duration", "reset"],
             Self::Update => &["time", "timestamp", "name"],
             Self::PublishDone | Self::PlayDone | Self::Done => &["name"],
+            Self::RecordDone => &["recorder", "name", "path"],
         }
     }
 
@@ -209,15 +214,24 @@ pub enum Callback {
         /// Common fields.
         origin: Origin,
     },
+    /// `on_record_done`: the recording application closed a recorded piece.
+    RecordDone {
+        /// Common fields.
+        origin: Origin,
+        /// The stream name recorded: a public stream id in the recording application.
+        name: String,
+        /// The piece's file as nginx wrote it.
+        path: String,
+    },
 }
 
 /// What the parser must know to recognise nginx's own connections.
 #[derive(Debug, Clone)]
 pub struct Insiders {
-    /// `addr` prefix of nginx's local relay: the relay target without scheme, e.g.
-    /// `127.0.0.1:1935/stream/` (nginx sets a relay's address to its target URL,
-    /// which no network peer can have).
-    relay_addr_prefix: String,
+    /// `addr` prefixes of nginx's local relays: each relay target without scheme,
+    /// e.g. `127.0.0.1:1935/stream/` and `127.0.0.1:1935/record/` (nginx sets a
+    /// relay's address to its target URL, which no network peer can have).
+    relay_addr_prefixes: Vec<String>,
     /// Value of the `nova_internal` argument our ABR transcoder carries (the hooks
     /// secret, which only nginx's config knows); `None` recognises no transcoder.
     transcoder_mark: Option<String>,
@@ -230,15 +244,22 @@ const RELAY_FLASHVER: &str = "ngx-local-relay";
 const TRANSCODER_ARG: &str = "nova_internal";
 
 impl Insiders {
-    /// Describes nginx's helpers for a node relaying into `relay_url`
-    /// (`rtmp://host:port/app`) whose transcoder carries `transcoder_mark`.
-    pub fn new(relay_url: &str, transcoder_mark: Option<String>) -> Self {
-        let target = relay_url
-            .strip_prefix("rtmp://")
-            .unwrap_or(relay_url)
-            .trim_end_matches('/');
+    /// Describes nginx's helpers for a node relaying into `relay_urls`
+    /// (`rtmp://host:port/app`: the public application, and the recording one)
+    /// whose transcoder carries `transcoder_mark`.
+    pub fn new(relay_urls: &[&str], transcoder_mark: Option<String>) -> Self {
+        let relay_addr_prefixes = relay_urls
+            .iter()
+            .map(|url| {
+                let target = url
+                    .strip_prefix("rtmp://")
+                    .unwrap_or(url)
+                    .trim_end_matches('/');
+                format!("{target}/")
+            })
+            .collect();
         Self {
-            relay_addr_prefix: format!("{target}/"),
+            relay_addr_prefixes,
             transcoder_mark,
         }
     }
@@ -355,6 +376,18 @@ impl Callback {
                 expect("done")?;
                 Self::Done { origin }
             }
+            Kind::RecordDone => {
+                expect("record_done")?;
+                let name = form.require("name")?;
+                if name.len() > MAX_NAME {
+                    return Err(HookError::Malformed("name"));
+                }
+                Self::RecordDone {
+                    name: name.to_owned(),
+                    path: form.require("path")?.to_owned(),
+                    origin,
+                }
+            }
         })
     }
 
@@ -368,6 +401,7 @@ impl Callback {
             Self::PlayDone { .. } => "play_done",
             Self::UpdatePlay { .. } => "update_play",
             Self::Done { .. } => "done",
+            Self::RecordDone { .. } => "record_done",
         }
     }
 }
@@ -377,7 +411,10 @@ impl Insiders {
     /// forge: the relay's address, and the transcoder's secret mark.
     fn classify(&self, form: &Form, origin: &Origin) -> Player {
         let relay = form.get("flashver") == Some(RELAY_FLASHVER)
-            && origin.addr.starts_with(&self.relay_addr_prefix);
+            && self
+                .relay_addr_prefixes
+                .iter()
+                .any(|prefix| origin.addr.starts_with(prefix));
         let transcoder = match (&self.transcoder_mark, form.get(TRANSCODER_ARG)) {
             (Some(mark), Some(presented)) => {
                 subtle::ConstantTimeEq::ct_eq(mark.as_bytes(), presented.as_bytes()).into()

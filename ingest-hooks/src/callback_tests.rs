@@ -9,8 +9,10 @@ const KEY: &str = "sk_live_0123456789abcdefghijABCDEFGHIJ-_xyzXYZ0123";
 const RELAY: &str = "rtmp://127.0.0.1:1935/stream";
 const MARK: &str = "hooks-secret-0123456789";
 
+const RECORD: &str = "rtmp://127.0.0.1:1935/record";
+
 fn insiders() -> Insiders {
-    Insiders::new(RELAY, Some(MARK.to_owned()))
+    Insiders::new(&[RELAY, RECORD], Some(MARK.to_owned()))
 }
 
 fn esc(v: &str) -> String {
@@ -43,6 +45,10 @@ fn nginx_body(
         Kind::PublishDone => format!("&call=publish_done&name={name}"),
         Kind::PlayDone => format!("&call=play_done&name={name}"),
         Kind::Done => format!("&call=done&name={name}"),
+        Kind::RecordDone => format!(
+            "&call=record_done&recorder=&name={name}&path={}",
+            esc(&format!("/rec/{}-1700000000.flv", name))
+        ),
     });
     if !args.is_empty() {
         body.push('&');
@@ -86,6 +92,16 @@ fn nginx_bodies_parse_into_their_kind() {
     );
     want(Kind::PlayDone, "play_done");
     want(Kind::Done, "done");
+    let id = "0193a0b2-0000-7000-8000-000000000001";
+    let cb = parse(
+        Kind::RecordDone,
+        &nginx_body(Kind::RecordDone, "record", "127.0.0.1", "", id, ""),
+    )
+    .unwrap();
+    assert!(
+        matches!(&cb, Callback::RecordDone { name, path, origin } if name == id
+        && path == &format!("/rec/{id}-1700000000.flv") && origin.app == "record")
+    );
     let id = "0193a0b2-0000-7000-8000-000000000001";
     let cb = parse(
         Kind::Play,
@@ -159,6 +175,8 @@ fn a_call_that_disagrees_with_the_url_is_refused() {
         (Kind::Play, Kind::Publish),
         (Kind::PublishDone, Kind::PlayDone),
         (Kind::Done, Kind::PublishDone),
+        (Kind::RecordDone, Kind::Done),
+        (Kind::Done, Kind::RecordDone),
     ] {
         let err = parse(kind, &ffmpeg(body_of, KEY, "")).unwrap_err();
         assert!(matches!(err, HookError::Forged(_)), "{kind:?}: {err:?}");
@@ -236,6 +254,8 @@ fn only_nginx_relays_and_the_marked_transcoder_are_internal() {
     };
     let relay_addr = "127.0.0.1:1935/stream/0193a0b2-0000-7000-8000-000000000001";
     assert_eq!(play(relay_addr, "ngx-local-relay", ""), Player::Internal);
+    let record_addr = "127.0.0.1:1935/record/0193a0b2-0000-7000-8000-000000000001";
+    assert_eq!(play(record_addr, "ngx-local-relay", ""), Player::Internal);
     assert_eq!(
         play("192.0.2.1", "ngx-local-relay", ""),
         Player::Viewer,
@@ -259,7 +279,7 @@ fn only_nginx_relays_and_the_marked_transcoder_are_internal() {
         play("127.0.0.1", "Lavf", "internal=transcoder"),
         Player::Viewer
     );
-    let unmarked = Insiders::new(RELAY, None);
+    let unmarked = Insiders::new(&[RELAY], None);
     let body = nginx_body(
         Kind::Play,
         "stream",

@@ -19,6 +19,9 @@
 //! | `NOVA_PUBLISH_FAILURES` | `10` | refused publishes one address may make before it is refused at once, without asking the control plane |
 //! | `NOVA_PUBLISH_FAILURE_REFILL` | `6s` | one more refused publish is allowed per address after this long |
 //! | `NOVA_HLS_DIR` | (none) | nginx's HLS output folder, watched for segment generation time; unset turns it off |
+//! | `NOVA_RECORD_URL` | `rtmp://127.0.0.1:1935/record` | nginx's recording application: accepted publishes of streams that record are relayed into it (it records, then pushes into `NOVA_RELAY_URL`'s application) |
+//! | `NOVA_RECORD_DIR` | (none: recording off) | nginx's `record_path`, where the recording application writes pieces; handed pieces wait in its `done/` folder until the control plane has them |
+//! | `NOVA_ASSET_STORE`, `NOVA_ASSET_S3_*` | (none: recording off) | the asset store recorded pieces are put in, and which the VOD origin reads (see `nova_store::config`) |
 //! | `NOVA_HTTP_HEADER_TIMEOUT` | `10s` | time a connection has to send a request head; also bounds idle keep-alive connections (read by `nova_runtime::http`) |
 //! | `NOVA_HTTP_IDLE_TIMEOUT` | `60s` | a connection that moves no byte for this long is closed (read by `nova_runtime::http`) |
 //! | `NOVA_LOG_FORMAT` | `text` | `text` or `json` |
@@ -27,6 +30,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 pub use nova_runtime::{ConfigError, LogFormat, Secret, parse_duration};
+pub use nova_store::StoreArgs;
 
 /// Ingest-hooks configuration; see the module docs for every variable.
 #[derive(Debug, Clone, Parser)]
@@ -101,6 +105,20 @@ pub struct Config {
     /// nginx's HLS output folder, watched for segment generation time.
     #[arg(long, env = "NOVA_HLS_DIR")]
     pub hls_dir: Option<std::path::PathBuf>,
+    /// nginx's recording application, which publishes of streams that record are
+    /// relayed into.
+    #[arg(
+        long,
+        env = "NOVA_RECORD_URL",
+        default_value = "rtmp://127.0.0.1:1935/record"
+    )]
+    pub record_url: String,
+    /// nginx's `record_path`; unset turns recording off on this node.
+    #[arg(long, env = "NOVA_RECORD_DIR")]
+    pub record_dir: Option<PathBuf>,
+    /// The asset store recorded pieces go to and the VOD origin reads.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Log format.
     #[arg(long, env = "NOVA_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -114,6 +132,14 @@ impl Config {
         let config = Self::try_parse().unwrap_or_else(|e| e.exit());
         config.validate()?;
         Ok(config)
+    }
+
+    /// Returns the name of the RTMP application at the end of an `rtmp://` URL.
+    pub fn app_of(url: &str) -> &str {
+        url.trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
     }
 
     /// Checks values clap cannot.
@@ -140,6 +166,18 @@ impl Config {
             return Err(ConfigError::invalid(
                 "NOVA_RELAY_URL",
                 "must be an rtmp:// URL",
+            ));
+        }
+        if !self.record_url.starts_with("rtmp://") {
+            return Err(ConfigError::invalid(
+                "NOVA_RECORD_URL",
+                "must be an rtmp:// URL",
+            ));
+        }
+        if self.record_dir.as_ref().is_some_and(|d| !d.is_absolute()) {
+            return Err(ConfigError::invalid(
+                "NOVA_RECORD_DIR",
+                "must be an absolute folder (nginx's record_path)",
             ));
         }
         if !(self.origin_url.starts_with("http://") || self.origin_url.starts_with("https://")) {

@@ -6,7 +6,10 @@
 //! kind, calling the control plane through `upstream`, with `budget` refusing
 //! addresses that keep failing to publish and `outage` keeping admitted broadcasters
 //! on air for a bounded grace while the control plane is out of reach; `stat` polls nginx `/stat` for ingest
-//! health; `playback` answers nginx's `auth_request` for every HLS/DASH file. `error` maps every failure to the HTTP status nginx acts on.
+//! health; `playback` answers nginx's `auth_request` for every HLS/DASH file and VOD
+//! asset file; `recordings` hands the pieces nginx's recording application closes
+//! over to the asset store and the control plane. `error` maps every failure to
+//! the HTTP status nginx acts on.
 
 pub mod budget;
 pub mod callback;
@@ -16,6 +19,7 @@ pub mod hooks;
 pub mod metrics;
 pub mod outage;
 pub mod playback;
+pub mod recordings;
 pub mod routes;
 pub mod segments;
 pub mod server;

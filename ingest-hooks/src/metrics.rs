@@ -31,6 +31,8 @@ pub struct HooksMetrics {
     rules_age: Gauge<f64>,
     /// `nova_streaming_playback_decisions_total{result}`.
     playback: Counter<u64>,
+    /// `nova_streaming_recorded_pieces_total{result}`.
+    recordings: Counter<u64>,
 }
 
 /// Quality classes of live streams by source height (the `quality` label).
@@ -103,7 +105,21 @@ impl HooksMetrics {
         ] {
             errors.add(0, &[KeyValue::new("reason", reason.label())]);
         }
+        let recordings = meter
+            .u64_counter("nova_streaming_recorded_pieces")
+            .with_description(
+                "Recorded pieces handed to the control plane, by result (taken, unwanted, failed: retried at the next sweep)",
+            )
+            .build();
+        for outcome in [
+            crate::recordings::HandOver::Taken,
+            crate::recordings::HandOver::Unwanted,
+            crate::recordings::HandOver::Failed,
+        ] {
+            recordings.add(0, &[KeyValue::new("result", outcome.as_str())]);
+        }
         Ok(Self {
+            recordings,
             http: metrics.red("http"),
             decision: meter
                 .f64_histogram("nova_streaming_rtmp_ingestion_latency")
@@ -177,6 +193,12 @@ impl HooksMetrics {
     /// reason (a fixed set).
     pub fn playback(&self, result: &'static str) {
         self.playback.add(1, &[KeyValue::new("result", result)]);
+    }
+
+    /// Counts a recorded piece's hand-over.
+    pub fn recording(&self, outcome: crate::recordings::HandOver) {
+        self.recordings
+            .add(1, &[KeyValue::new("result", outcome.as_str())]);
     }
 
     /// Records how old the playback rules are (updated at every refresh attempt).

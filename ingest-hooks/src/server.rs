@@ -8,8 +8,9 @@ use crate::{
     config::Config,
     metrics::HooksMetrics,
     playback::{self, PlaybackRules, viewers::Viewers},
+    recordings::Recorder,
     routes, segments, shutdown, stat,
-    state::AppState,
+    state::{AppState, Recording},
     upstream::{Node, Upstream},
 };
 
@@ -39,6 +40,8 @@ const LEAVE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Binds the listener, starts the /stat poller and serves callbacks.
 pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
     config.validate().map_err(|e| anyhow::anyhow!(e))?;
+    let store = nova_store::AssetStore::open(&config.store).map_err(|e| anyhow::anyhow!(e))?;
+    let records = store.is_some() && config.record_dir.is_some();
     let upstream = Upstream::new(
         &config.control_plane_url,
         config.control_plane_ca.as_deref(),
@@ -48,6 +51,7 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
             id: config.ingest_node.clone(),
             origin_url: config.origin_url.clone(),
             abr: config.abr,
+            recording: records,
         },
     )?;
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
@@ -81,6 +85,22 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
             signal.clone(),
         ));
     }
+    let recorder = match (&store, &config.record_dir) {
+        (Some(store), Some(dir)) => {
+            let recorder = Recorder::new(
+                dir,
+                store.clone(),
+                upstream.clone(),
+                metrics.clone(),
+                tasks.clone(),
+            )
+            .map_err(|e| anyhow::anyhow!("NOVA_RECORD_DIR {}: {e}", dir.display()))?;
+            tasks.spawn(recorder.clone().run(signal.clone()));
+            tracing::info!(asset.store = %store.describe(), record.dir = %dir.display(), "recording on");
+            Some(recorder)
+        }
+        _ => None,
+    };
     let rules = PlaybackRules::default();
     let viewers = Viewers::default();
     tasks.spawn(playback::viewers::run(
@@ -104,6 +124,7 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
         metrics,
         rules,
         viewers.clone(),
+        Recording { recorder, store },
     ));
     let task = tokio::spawn(async move {
         nova_runtime::http::serve(listener, app, signal.wait(), limits, &registry).await;

@@ -8,6 +8,7 @@ use crate::{
     config::Config,
     metrics::HooksMetrics,
     playback::{PlaybackRules, viewers::Viewers},
+    recordings::Recorder,
     upstream::Upstream,
 };
 
@@ -32,6 +33,19 @@ struct Inner {
     viewers: Viewers,
     /// RTMP players on this node: nginx client id → viewer session id.
     players: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Hands recorded pieces over; `None` when this node does not record.
+    recorder: Option<Recorder>,
+    /// The asset store the VOD origin reads; `None` without one.
+    store: Option<nova_store::AssetStore>,
+}
+
+/// What a node records and serves on demand, for [`AppState::new`].
+#[derive(Clone, Default)]
+pub struct Recording {
+    /// Hands recorded pieces over; `None` when this node does not record.
+    pub recorder: Option<Recorder>,
+    /// The asset store the VOD origin reads.
+    pub store: Option<nova_store::AssetStore>,
 }
 
 impl AppState {
@@ -42,9 +56,10 @@ impl AppState {
         metrics: HooksMetrics,
         playback: PlaybackRules,
         viewers: Viewers,
+        recording: Recording,
     ) -> Self {
         let insiders = Insiders::new(
-            &config.relay_url,
+            &[&config.relay_url, &config.record_url],
             config.secret.as_ref().map(|s| s.expose().to_owned()),
         );
         let budget = PublishBudget::new(config.publish_failures, config.publish_failure_refill);
@@ -57,6 +72,8 @@ impl AppState {
             playback,
             viewers,
             players: std::sync::Mutex::default(),
+            recorder: recording.recorder,
+            store: recording.store,
         }))
     }
 
@@ -77,6 +94,16 @@ impl AppState {
 
     fn players(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
         self.0.players.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Returns the recorder, when this node records.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.0.recorder.as_ref()
+    }
+
+    /// Returns the asset store the VOD origin reads, if any.
+    pub fn store(&self) -> Option<&nova_store::AssetStore> {
+        self.0.store.as_ref()
     }
 
     /// Returns the viewer sessions of token playback.

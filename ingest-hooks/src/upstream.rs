@@ -12,7 +12,7 @@ use nova_runtime::grpc::{self, Bearer};
 use nova_proto::v1::{
     AuthorizePublishRequest, GetPlaybackRulesRequest, GetPlaybackRulesResponse, HeartbeatRequest,
     IngestHealth, IngestHeartbeatRequest, JoinSessionRequest, LeaveSessionRequest,
-    PublishEndedRequest, ReportIngestHealthRequest, Stream, ViewerKind,
+    PublishEndedRequest, ReportIngestHealthRequest, ReportRecordingRequest, Stream, ViewerKind,
     ingest_service_client::IngestServiceClient, playback_service_client::PlaybackServiceClient,
     session_service_client::SessionServiceClient,
 };
@@ -33,6 +33,8 @@ pub struct Node {
     pub origin_url: String,
     /// Whether it transcodes into renditions.
     pub abr: bool,
+    /// Whether it records broadcasts of streams that record.
+    pub recording: bool,
 }
 
 /// IngestService client.
@@ -126,6 +128,7 @@ impl Upstream {
                 origin_url: self.node.origin_url.clone(),
                 abr: self.node.abr,
                 client_id: origin.client_id.clone(),
+                recording: self.node.recording,
             })
             .await
             .map_err(|status| self.failed(status))
@@ -282,6 +285,37 @@ impl Upstream {
             .map_err(|status| self.failed(status))
             .inspect(|_| self.answered())?;
         Ok(())
+    }
+}
+
+impl Upstream {
+    /// Hands a recorded piece of `stream`, stored as `object_key`, over to the
+    /// control plane; `Ok(true)` when an asset took it, `Ok(false)` when nothing
+    /// wants it.
+    pub async fn report_recording(
+        &self,
+        stream: uuid::Uuid,
+        object_key: &str,
+        size_bytes: u64,
+        started_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, HookError> {
+        let answer = self
+            .client
+            .clone()
+            .report_recording(ReportRecordingRequest {
+                name: format!("{}{stream}", nova_proto::STREAM_NAME_PREFIX),
+                ingest_node: self.node.id.clone(),
+                object_key: object_key.to_owned(),
+                size_bytes: i64::try_from(size_bytes).unwrap_or(i64::MAX),
+                start_time: Some(prost_types::Timestamp {
+                    seconds: started_at.timestamp(),
+                    nanos: 0,
+                }),
+            })
+            .await
+            .map_err(|status| self.failed(status))
+            .inspect(|_| self.answered())?;
+        Ok(answer.into_inner().accepted)
     }
 }
 

@@ -15,3 +15,6 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("nova
 
 /// Resource name prefix of streams (`streams/{stream_id}`).
 pub const STREAM_NAME_PREFIX: &str = "streams/";
+
+/// Resource name prefix of assets (`assets/{asset_id}`).
+pub const ASSET_NAME_PREFIX: &str = "assets/";

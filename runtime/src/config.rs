@@ -6,10 +6,10 @@ use std::{fmt, str::FromStr, time::Duration};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// Not a number followed by a unit.
-    #[error("`{0}` is not a duration like 250ms, 10s, 5m or 24h")]
+    #[error("`{0}` is not a duration like 250ms, 10s, 5m, 24h or 30d")]
     NotADuration(String),
-    /// A number with a unit other than ms, s, m and h.
-    #[error("`{0}`: unit must be ms, s, m or h")]
+    /// A number with a unit other than ms, s, m, h and d.
+    #[error("`{0}`: unit must be ms, s, m, h or d")]
     DurationUnit(String),
     /// A secret shorter than its minimum.
     #[error("{var}: needs at least {min} characters")]
@@ -93,7 +93,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Parses `250ms`, `10s`, `5m`, `24h` or a bare number of seconds.
+/// Parses `250ms`, `10s`, `5m`, `24h`, `30d` or a bare number of seconds.
 pub fn parse_duration(raw: &str) -> Result<Duration, ConfigError> {
     let raw = raw.trim();
     let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
@@ -108,6 +108,7 @@ pub fn parse_duration(raw: &str) -> Result<Duration, ConfigError> {
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
         "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
+        "d" => Ok(Duration::from_secs(n.saturating_mul(86_400))),
         _ => Err(ConfigError::DurationUnit(raw.to_owned())),
     }
 }
@@ -120,16 +121,17 @@ mod tests {
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert_eq!(
-            parse_duration("10d"),
-            Err(ConfigError::DurationUnit("10d".into()))
+            parse_duration("10w"),
+            Err(ConfigError::DurationUnit("10w".into()))
         );
         assert_eq!(
             parse_duration("soon").unwrap_err().to_string(),
-            "`soon` is not a duration like 250ms, 10s, 5m or 24h"
+            "`soon` is not a duration like 250ms, 10s, 5m, 24h or 30d"
         );
     }
 

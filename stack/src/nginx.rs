@@ -19,6 +19,16 @@ pub const TEMPLATE: &str = include_str!("../../deploy/nginx/nginx.conf.template"
 pub const ABR_ON: &str = include_str!("../../deploy/nginx/abr-on.conf.template");
 /// Empty ABR block.
 pub const ABR_OFF: &str = include_str!("../../deploy/nginx/abr-off.conf");
+/// VOD origin reading asset files from the file store's folder.
+pub const VOD_FILE: &str = include_str!("../../deploy/nginx/vod-file.conf.template");
+/// VOD origin proxying presigned GETs to an S3 endpoint.
+pub const VOD_S3: &str = include_str!("../../deploy/nginx/vod-s3.conf.template");
+/// The S3 endpoint as an nginx upstream.
+pub const VOD_S3_UPSTREAM: &str = include_str!("../../deploy/nginx/vod-s3-upstream.conf.template");
+/// No asset store: asset files are not served.
+pub const VOD_OFF: &str = include_str!("../../deploy/nginx/vod-off.conf");
+/// Nothing at http level.
+pub const VOD_NONE: &str = include_str!("../../deploy/nginx/vod-none.conf");
 /// Where Debian's libnginx-mod-rtmp puts the module.
 pub const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 
@@ -42,6 +52,78 @@ pub struct NginxSettings {
     pub update_interval: String,
     /// Whether to transcode into renditions.
     pub abr: bool,
+    /// Where the VOD origin reads asset files.
+    pub vod: Vod,
+}
+
+/// Where the VOD origin reads asset files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Vod {
+    /// No asset store: `/vod/…` is a 404.
+    #[default]
+    Off,
+    /// The file store's folder (the root of `file://…`).
+    File(PathBuf),
+    /// An S3 endpoint (`http://host:port` or `https://host`), fetched with presigned
+    /// GETs.
+    S3(String),
+}
+
+impl Vod {
+    /// Returns the include files' names and contents: location level, http level.
+    fn includes(&self) -> anyhow::Result<[(&'static str, String); 2]> {
+        Ok(match self {
+            Vod::Off => [
+                ("vod-off.conf", VOD_OFF.to_owned()),
+                ("vod-none.conf", VOD_NONE.to_owned()),
+            ],
+            Vod::File(root) => [
+                (
+                    "vod-file.conf",
+                    render(VOD_FILE, &[("VOD_ROOT", path(root)?)])?,
+                ),
+                ("vod-none.conf", VOD_NONE.to_owned()),
+            ],
+            Vod::S3(endpoint) => {
+                let (scheme, rest) = endpoint
+                    .split_once("://")
+                    .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
+                    .with_context(|| format!("S3 endpoint {endpoint}: not an http(s):// URL"))?;
+                let host = rest.trim_end_matches('/').to_owned();
+                if host.contains('/') {
+                    bail!("S3 endpoint {endpoint}: no path allowed");
+                }
+                let server_name = host
+                    .rsplit_once(':')
+                    .map_or(host.as_str(), |(h, _)| h)
+                    .to_owned();
+                let with_port = if host.contains(':') {
+                    host.clone()
+                } else if scheme == "https" {
+                    format!("{host}:443")
+                } else {
+                    format!("{host}:80")
+                };
+                [
+                    (
+                        "vod-s3.conf",
+                        render(
+                            VOD_S3,
+                            &[
+                                ("VOD_S3_SCHEME", scheme.to_owned()),
+                                ("VOD_S3_HOST", host.clone()),
+                                ("VOD_S3_SERVER_NAME", server_name),
+                            ],
+                        )?,
+                    ),
+                    (
+                        "vod-s3-upstream.conf",
+                        render(VOD_S3_UPSTREAM, &[("VOD_S3_HOST", with_port)])?,
+                    ),
+                ]
+            }
+        })
+    }
 }
 
 /// A private nginx.
@@ -49,7 +131,7 @@ pub struct NginxSettings {
 pub struct Nginx {
     /// Folder with nginx.conf, pid, logs, temp.
     prefix: PathBuf,
-    /// Folder with hls/, dash/, abr/.
+    /// Folder with hls/, dash/, abr/, and recordings/ (the recording application's).
     media: PathBuf,
     /// What it serves.
     settings: NginxSettings,
@@ -78,6 +160,21 @@ impl Nginx {
     /// Returns the media folder (hls/, dash/, abr/).
     pub fn media(&self) -> &Path {
         &self.media
+    }
+
+    /// Returns the folder the recording application writes pieces to.
+    pub fn record_dir(&self) -> PathBuf {
+        self.media.join("recordings")
+    }
+
+    /// Returns the recording application's URL ingest-hooks relays recorded streams to.
+    pub fn record_url(&self) -> String {
+        format!("rtmp://127.0.0.1:{}/record", self.settings.rtmp_port)
+    }
+
+    /// Returns the VOD origin's base URL (`…/vod`).
+    pub fn vod_url(&self) -> String {
+        format!("{}/vod", self.origin_url())
     }
 
     /// Returns the RTMP ingest URL broadcasters publish to (append `/<key>`).
@@ -116,7 +213,8 @@ impl Nginx {
         } else {
             "allow play 127.0.0.1; deny play all;"
         };
-        let vars: [(&str, String); 13] = [
+        let [(vod_include, _), (vod_http_include, _)] = self.settings.vod.includes()?;
+        let vars: [(&str, String); 16] = [
             ("RTMP_MODULE", RTMP_MODULE.into()),
             ("USER", user),
             ("PREFIX", path(&self.prefix)?),
@@ -136,6 +234,12 @@ impl Nginx {
             ("STREAM_PLAY", stream_play.into()),
             ("UPDATE_INTERVAL", self.settings.update_interval.clone()),
             ("ABR_INCLUDE", path(&abr_include)?),
+            ("RECORD_PATH", path(&self.record_dir())?),
+            ("VOD_INCLUDE", path(&self.prefix.join(vod_include))?),
+            (
+                "VOD_HTTP_INCLUDE",
+                path(&self.prefix.join(vod_http_include))?,
+            ),
         ];
         render(TEMPLATE, &vars)
     }
@@ -149,8 +253,11 @@ impl Nginx {
         for dir in ["logs", "tmp"] {
             fs::create_dir_all(self.prefix.join(dir))?;
         }
-        for dir in ["hls", "dash", "abr"] {
+        for dir in ["hls", "dash", "abr", "recordings"] {
             fs::create_dir_all(self.media.join(dir))?;
+        }
+        for (name, content) in self.settings.vod.includes()? {
+            fs::write(self.prefix.join(name), content)?;
         }
         let port = self.settings.rtmp_port.to_string();
         fs::write(
@@ -264,6 +371,7 @@ mod tests {
                 rtmp_playback: false,
                 update_interval: "2s".into(),
                 abr: true,
+                vod: Vod::S3("http://127.0.0.1:9000".into()),
             },
         );
         let conf = nginx.render().unwrap();
@@ -271,6 +379,13 @@ mod tests {
         assert!(conf.contains("on_play_done http://127.0.0.1:8090/rtmp/play_done?secret=s;"));
         assert!(conf.contains("allow play 127.0.0.1; deny play all;"));
         assert!(conf.contains("include /tmp/p/abr-on.conf;"));
+        assert!(conf.contains("record_path /tmp/m/recordings;"));
+        assert!(conf.contains("push rtmp://127.0.0.1:1935/stream;"));
+        assert!(conf.contains("include /tmp/p/vod-s3.conf;"));
+        let [(_, location), (_, upstream)] = nginx.settings().vod.includes().unwrap();
+        assert!(location.contains("proxy_pass http://nova_vod_s3$nova_vod_path;"));
+        assert!(location.contains("proxy_set_header Host 127.0.0.1:9000;"));
+        assert!(upstream.contains("server 127.0.0.1:9000;"));
         let abr = render(
             ABR_ON,
             &[("RTMP_PORT", "1935".into()), ("HOOKS_SECRET", "s".into())],

@@ -15,7 +15,7 @@ use rand::RngCore;
 
 use crate::{
     env_file, jwt,
-    nginx::{Nginx, NginxSettings},
+    nginx::{Nginx, NginxSettings, Vod},
     postgres::{self, Postgres},
     process::{self, Attach, Service},
     redis::Redis,
@@ -175,6 +175,10 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
         .parent()
         .map(|p| p.join("edge/web"))
         .unwrap_or_default();
+    // Recordings: a file store under .nova/assets, served by nginx at /vod.
+    let assets = layout.nova.join("assets");
+    fs::create_dir_all(&assets)?;
+    let asset_store = format!("file://{}", assets.display());
     let nginx = Nginx::new(
         &layout.nova.join("nginx"),
         &layout.nova.join("media"),
@@ -187,6 +191,7 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
             rtmp_playback: std::env::var("NOVA_STACK_RTMP_PLAYBACK").is_ok_and(|v| v == "1"),
             update_interval: "2s".into(),
             abr,
+            vod: Vod::File(assets.clone()),
         },
     );
     let grpc_addr = loopback(ports.grpc);
@@ -211,6 +216,12 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
                     ("NOVA_INGEST_TIMEOUT".into(), "6s".into()),
                     // Webhooks may reach a receiver on this machine (docs/webhooks.md).
                     ("NOVA_WEBHOOK_ALLOW_PRIVATE".into(), "true".into()),
+                    ("NOVA_ASSET_STORE".into(), asset_store.clone()),
+                    ("NOVA_VOD_URL".into(), nginx.vod_url()),
+                    (
+                        "NOVA_REMUX_DIR".into(),
+                        layout.nova.join("remux").to_string_lossy().into_owned(),
+                    ),
                 ],
             },
             grpc_addr,
@@ -235,6 +246,12 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
                         "NOVA_HLS_DIR".into(),
                         layout.nova.join("media/hls").to_string_lossy().into_owned(),
                     ),
+                    ("NOVA_RECORD_URL".into(), nginx.record_url()),
+                    (
+                        "NOVA_RECORD_DIR".into(),
+                        nginx.record_dir().to_string_lossy().into_owned(),
+                    ),
+                    ("NOVA_ASSET_STORE".into(), asset_store),
                 ],
             },
             loopback(ports.hooks),
@@ -280,6 +297,7 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
         ("NOVA_RTMP_URL", nginx.rtmp_url()),
         ("NOVA_HLS_URL", format!("{}/hls", nginx.origin_url())),
         ("NOVA_DASH_URL", format!("{}/dash", nginx.origin_url())),
+        ("NOVA_VOD_URL", nginx.vod_url()),
         ("NOVA_DATABASE_URL", pg.url("nova")),
         ("NOVA_REDIS_URL", redis.url()),
         (

@@ -24,7 +24,9 @@ pub const MAX_PIECE_NAME: usize = 128;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     /// The key is not `recordings/<stream id>/<name>.flv` for this stream.
-    #[error("must be recordings/{{stream_id}}/{{file}}.flv for this stream, the file 1 to 128 characters of A-Z a-z 0-9 . _ -")]
+    #[error(
+        "must be recordings/{{stream_id}}/{{file}}.flv for this stream, the file 1 to 128 characters of A-Z a-z 0-9 . _ -"
+    )]
     NotAPiece,
 }
 
@@ -168,7 +170,15 @@ mod tests {
             assert_eq!(VodFile::parse(name), Some(file));
             assert_eq!(file.name(), name);
         }
-        for bad in ["", "01.ts", ".ts", "1234567.ts", "a.ts", "index.m3u", "x.mp4"] {
+        for bad in [
+            "",
+            "01.ts",
+            ".ts",
+            "1234567.ts",
+            "a.ts",
+            "index.m3u",
+            "x.mp4",
+        ] {
             assert_eq!(VodFile::parse(bad), None, "{bad}");
         }
     }

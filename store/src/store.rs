@@ -68,7 +68,8 @@ impl AssetStore {
             return Ok(None);
         };
         let bad = |why: &str| StoreError::Config(format!("NOVA_ASSET_STORE: {why}"));
-        let parsed = url::Url::parse(url).map_err(|_| bad("not a URL (file:///folder or s3://bucket)"))?;
+        let parsed =
+            url::Url::parse(url).map_err(|_| bad("not a URL (file:///folder or s3://bucket)"))?;
         match parsed.scheme() {
             "file" => {
                 if parsed.host_str().is_some_and(|h| !h.is_empty()) {
@@ -101,7 +102,8 @@ impl AssetStore {
                     .with_bucket_name(&bucket)
                     .with_region(&args.asset_s3_region)
                     .with_virtual_hosted_style_request(false);
-                if let Some(endpoint) = args.asset_s3_endpoint.as_deref().filter(|e| !e.is_empty()) {
+                if let Some(endpoint) = args.asset_s3_endpoint.as_deref().filter(|e| !e.is_empty())
+                {
                     builder = builder
                         .with_endpoint(endpoint)
                         .with_allow_http(endpoint.starts_with("http://"));
@@ -224,7 +226,11 @@ impl AssetStore {
     /// Returns the path and query of a presigned GET of object `key`, valid for
     /// `ttl`, for the VOD origin to fetch it from the S3 endpoint; `None` for a file
     /// store (the origin reads its folder).
-    pub async fn presign_get(&self, key: &Path, ttl: Duration) -> Result<Option<String>, StoreError> {
+    pub async fn presign_get(
+        &self,
+        key: &Path,
+        ttl: Duration,
+    ) -> Result<Option<String>, StoreError> {
         let Some(s3) = &self.s3 else {
             return Ok(None);
         };
@@ -254,22 +260,43 @@ mod tests {
         let key = Path::from("assets/a/b/0.ts");
         assert_eq!(store.upload_file(&local, &key).await.unwrap(), 100_000);
         assert!(root.join("assets/a/b/0.ts").exists());
-        store.put(&Path::from("assets/a/b/index.m3u8"), b"#EXTM3U\n".to_vec()).await.unwrap();
+        store
+            .put(&Path::from("assets/a/b/index.m3u8"), b"#EXTM3U\n".to_vec())
+            .await
+            .unwrap();
         let back = dir.path().join("out.bin");
         assert_eq!(store.download_file(&key, &back).await.unwrap(), 100_000);
         assert_eq!(std::fs::read(&back).unwrap(), vec![7u8; 100_000]);
         assert_eq!(store.list(&Path::from("assets/a")).await.unwrap().len(), 2);
-        assert_eq!(store.presign_get(&key, Duration::from_secs(60)).await.unwrap(), None);
-        assert_eq!(store.delete_prefix(&Path::from("assets/a")).await.unwrap(), 2);
+        assert_eq!(
+            store
+                .presign_get(&key, Duration::from_secs(60))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store.delete_prefix(&Path::from("assets/a")).await.unwrap(),
+            2
+        );
         assert!(store.list(&Path::from("assets")).await.unwrap().is_empty());
         store.delete(&key).await.unwrap();
     }
 
     #[test]
     fn bad_urls_name_the_variable() {
-        for bad in ["nope", "ftp://x", "s3://", "s3://bucket/path", "file://host/x"] {
+        for bad in [
+            "nope",
+            "ftp://x",
+            "s3://",
+            "s3://bucket/path",
+            "file://host/x",
+        ] {
             let err = AssetStore::open(&StoreArgs::at(bad)).unwrap_err();
-            assert!(err.to_string().starts_with("NOVA_ASSET_STORE"), "{bad}: {err}");
+            assert!(
+                err.to_string().starts_with("NOVA_ASSET_STORE"),
+                "{bad}: {err}"
+            );
         }
         assert!(AssetStore::open(&StoreArgs::default()).unwrap().is_none());
     }

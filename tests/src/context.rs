@@ -111,6 +111,9 @@ pub struct TestContext {
     control_plane: Option<ControlPlane>,
     /// The control plane's configuration, for starting replicas.
     pub config: Config,
+    /// Holds the asset store (`store/`, a `file://` store unless the test chose
+    /// another) and the remux work folders (`remux/`).
+    pub assets_dir: tempfile::TempDir,
 }
 
 impl TestContext {
@@ -133,6 +136,15 @@ impl TestContext {
         let database_url = engines.fresh_database().await;
         let token = random_token();
         let mut config = engines.config(&database_url, &token);
+        let assets_dir = tempfile::Builder::new()
+            .prefix("nova-assets-")
+            .tempdir()
+            .expect("temp dir for the asset store");
+        config.store = nova_control_plane::config::StoreArgs::at(format!(
+            "file://{}",
+            assets_dir.path().join("store").display()
+        ));
+        config.remux_dir = Some(assets_dir.path().join("remux"));
         let (edge_token, ingest_token) = (random_token(), random_token());
         config.edge_service_token = Some(edge_token.as_str().into());
         config.ingest_service_token = Some(ingest_token.as_str().into());
@@ -148,6 +160,7 @@ impl TestContext {
             ingest_token,
             control_plane: Some(control_plane),
             config,
+            assets_dir,
         }
     }
 
@@ -256,5 +269,14 @@ fn config(database_url: &str, redis_url: &str, token: &str) -> Config {
         migrate_only: false,
         tls_cert: None,
         tls_key: None,
+        store: Default::default(),
+        vod_url: "http://127.0.0.1:9/vod".into(),
+        asset_retention: None,
+        recording_wait: Duration::from_secs(600),
+        remux_attempts: 3,
+        remux_lease: Duration::from_secs(30),
+        remux_timeout: Duration::from_secs(600),
+        remux_dir: None,
+        ffmpeg: "ffmpeg".into(),
     }
 }

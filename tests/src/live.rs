@@ -7,7 +7,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use nova_ingest_hooks::IngestHooks;
 use nova_proto::v1::{CreateStreamRequest, GetStreamRequest, Stream, StreamStatus};
 use nova_stack::{
-    nginx::{Nginx, NginxSettings},
+    nginx::{Nginx, NginxSettings, Vod},
     wait::free_port,
 };
 
@@ -38,6 +38,15 @@ pub struct LiveOptions {
     /// Reconnect window of streams interrupted for ingest silence; `None` for the
     /// ordinary reconnect window.
     pub ingest_lost_window: Option<Duration>,
+    /// The asset store of the control plane and ingest-hooks; `None` for a `file://`
+    /// store in the test's temporary folder.
+    pub store: Option<nova_control_plane::config::StoreArgs>,
+    /// How long a completed stream's asset waits for missing pieces.
+    pub recording_wait: Option<Duration>,
+    /// How long a remux job stays its worker's without a renewal.
+    pub remux_lease: Option<Duration>,
+    /// The ffmpeg the remux worker runs.
+    pub remux_ffmpeg: Option<PathBuf>,
 }
 
 impl Default for LiveOptions {
@@ -53,6 +62,10 @@ impl Default for LiveOptions {
             redis_url: None,
             control_plane_proxy: None,
             ingest_lost_window: None,
+            store: None,
+            recording_wait: None,
+            remux_lease: None,
+            remux_ffmpeg: None,
         }
     }
 }
@@ -89,7 +102,7 @@ pub struct IngestNode {
 impl IngestNode {
     /// Starts nginx and ingest-hooks as node `node` against `ctx`'s control plane.
     pub async fn start(ctx: &TestContext, options: &LiveOptions, node: &str) -> Self {
-        let (hooks, nginx, _, dir) = launch(ctx, options, node).await;
+        let (hooks, nginx, _, dir) = launch(ctx, options, node, free_port().unwrap()).await;
         Self {
             hooks,
             nginx,
@@ -121,7 +134,22 @@ impl Drop for IngestNode {
 impl LiveStack {
     /// Starts everything.
     pub async fn start(options: LiveOptions) -> Self {
+        // The origin's port is chosen first: the control plane hands out its VOD URLs.
+        let http_port = free_port().unwrap();
         let ctx = TestContext::start_with(|c| {
+            c.vod_url = format!("http://127.0.0.1:{http_port}/vod");
+            if let Some(store) = &options.store {
+                c.store = store.clone();
+            }
+            if let Some(wait) = options.recording_wait {
+                c.recording_wait = wait;
+            }
+            if let Some(lease) = options.remux_lease {
+                c.remux_lease = lease;
+            }
+            if let Some(ffmpeg) = &options.remux_ffmpeg {
+                c.ffmpeg = ffmpeg.clone();
+            }
             c.reconnect_window = options.reconnect_window;
             c.ingest_timeout = options
                 .ingest_timeout
@@ -139,7 +167,8 @@ impl LiveStack {
             c.ingest_lost_window = options.ingest_lost_window.unwrap_or_default();
         })
         .await;
-        let (hooks, nginx, hooks_config, dir) = launch(&ctx, &options, "ingest-test").await;
+        let (hooks, nginx, hooks_config, dir) =
+            launch(&ctx, &options, "ingest-test", http_port).await;
         let streams = clients::streams(&ctx.url(), Some(&ctx.token), Some("alice")).await;
         Self {
             ctx,
@@ -295,6 +324,7 @@ async fn launch(
     ctx: &TestContext,
     options: &LiveOptions,
     node: &str,
+    http_port: u16,
 ) -> (
     Option<IngestHooks>,
     Nginx,
@@ -305,11 +335,7 @@ async fn launch(
         .prefix("nova-live-")
         .tempdir()
         .expect("temp dir");
-    let (rtmp_port, http_port, stat_port) = (
-        free_port().unwrap(),
-        free_port().unwrap(),
-        free_port().unwrap(),
-    );
+    let (rtmp_port, stat_port) = (free_port().unwrap(), free_port().unwrap());
     let secret = random_token();
     let rtmp_url = format!("rtmp://127.0.0.1:{rtmp_port}");
     let hooks_config = nova_ingest_hooks::Config {
@@ -336,6 +362,9 @@ async fn launch(
         publish_failures: options.publish_failures,
         publish_failure_refill: Duration::from_secs(6),
         hls_dir: Some(dir.path().join("media/hls")),
+        record_url: format!("{rtmp_url}/record"),
+        record_dir: Some(dir.path().join("media/recordings")),
+        store: ctx.config.store.clone(),
         log_format: nova_ingest_hooks::config::LogFormat::Text,
     };
     let hooks = nova_ingest_hooks::start(&hooks_config)
@@ -353,10 +382,27 @@ async fn launch(
             rtmp_playback: false,
             update_interval: format!("{}ms", options.update_interval.as_millis()),
             abr: options.abr,
+            vod: vod_of(&ctx.config.store),
         },
     );
     nginx.start().expect("start nginx");
     let mut hooks_config = hooks_config;
     hooks_config.listen = hooks.addr;
     (Some(hooks), nginx, hooks_config, dir)
+}
+
+/// Where the origin reads asset files of `store`.
+fn vod_of(store: &nova_control_plane::config::StoreArgs) -> Vod {
+    match store.asset_store.as_deref() {
+        Some(url) if url.starts_with("file://") => {
+            Vod::File(PathBuf::from(url.trim_start_matches("file://")))
+        }
+        Some(url) if url.starts_with("s3://") => Vod::S3(
+            store
+                .asset_s3_endpoint
+                .clone()
+                .expect("an s3:// store in the tests names its endpoint"),
+        ),
+        _ => Vod::Off,
+    }
 }

@@ -73,6 +73,8 @@ impl Watcher {
                     Kind::StreamStarted(_) => "stream_started",
                     Kind::StreamEnded(_) => "stream_ended",
                     Kind::QualityChanged(_) => "quality_changed",
+                    Kind::AssetReady(_) => "asset_ready",
+                    Kind::AssetErrored(_) => "asset_errored",
                     Kind::ViewerCountChanged(_) => return None,
                 };
                 Some((e.cursor.clone(), kind.to_owned(), e.name.clone()))

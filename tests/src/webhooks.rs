@@ -172,6 +172,7 @@ impl World {
                 origin_url: "http://127.0.0.1:8080".into(),
                 abr: false,
                 client_id: "17".into(),
+                recording: false,
             })
             .await
             .unwrap();

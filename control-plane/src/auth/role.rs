@@ -39,6 +39,9 @@ const EDGE: &[&str] = &[
     "PlaybackService/DeleteSigningKey",
     "AuditService/ListAuditRecords",
     "WebhookService/",
+    "AssetService/ListAssets",
+    "AssetService/GetAsset",
+    "AssetService/DeleteAsset",
 ];
 
 /// Methods of the ingest role (same notation as [`EDGE`]).
@@ -123,6 +126,7 @@ mod tests {
             "PublishEnded",
             "IngestHeartbeat",
             "ReportIngestHealth",
+            "ReportRecording",
         ] {
             assert!(
                 !Role::Edge.allows(&path(&format!("IngestService/{m}"))),
@@ -169,6 +173,16 @@ mod tests {
             );
             assert!(
                 !Role::Ingest.allows(&path(&format!("WebhookService/{m}"))),
+                "{m}"
+            );
+        }
+        for m in ["ListAssets", "GetAsset", "DeleteAsset"] {
+            assert!(
+                Role::Edge.allows(&path(&format!("AssetService/{m}"))),
+                "{m}"
+            );
+            assert!(
+                !Role::Ingest.allows(&path(&format!("AssetService/{m}"))),
                 "{m}"
             );
         }

@@ -2,10 +2,13 @@
 //! migrations, and one module of queries per table.
 
 pub mod analytics;
+pub mod assets;
 pub mod audit;
 pub mod events;
+pub mod garbage;
 pub mod metrics;
 pub mod playback_rules;
+pub mod remux_jobs;
 pub mod schema;
 pub mod signing_keys;
 pub mod streams;

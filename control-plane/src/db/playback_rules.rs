@@ -5,13 +5,14 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::schema::streams;
+use super::schema::{assets, streams};
 
 /// A stream as a verifier sees it: id, owner, stored playback policy and viewer cap.
 pub type RuleRow = (Uuid, String, String, Option<i32>);
 
 /// Returns the signed streams not completed, or completed after `ended_since` (their
-/// last files may still be on an origin), and the public streams on air.
+/// last files may still be on an origin), the public streams on air, and every
+/// stream with a READY asset (the VOD origin serves it by its stream's policy).
 pub async fn streams(
     conn: &mut AsyncPgConnection,
     ended_since: DateTime<Utc>,
@@ -21,8 +22,13 @@ pub async fn streams(
         .or(streams::ended_at.gt(ended_since));
     let signed = streams::playback_policy.eq("signed").and(recent);
     let on_air = streams::status.eq_any(["active", "interrupted"]);
+    let recorded = streams::id.eq_any(
+        assets::table
+            .filter(assets::status.eq("ready"))
+            .select(assets::stream_id),
+    );
     streams::table
-        .filter(signed.or(on_air))
+        .filter(signed.or(on_air).or(recorded))
         .select((
             streams::id,
             streams::owner,

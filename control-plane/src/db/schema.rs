@@ -43,6 +43,8 @@ diesel::table! {
         playback_policy -> Text,
         /// Cap on concurrent viewers; NULL for none.
         max_viewers -> Nullable<Int4>,
+        /// Whether publishes are recorded into assets.
+        record -> Bool,
     }
 }
 
@@ -256,3 +258,84 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_attempts,
     webhook_redeliveries
 );
+
+diesel::table! {
+    /// On-demand assets; see `migrations/*_assets/up.sql`.
+    assets (id) {
+        /// Asset id (UUIDv7).
+        id -> Uuid,
+        /// Recorded stream.
+        stream_id -> Uuid,
+        /// `preparing`, `ready` or `errored`.
+        status -> Text,
+        /// Why it errored.
+        error_reason -> Nullable<Text>,
+        /// Recorded publishes that owe a piece.
+        publishes -> Int4,
+        /// Store folder of the READY run.
+        prefix -> Nullable<Text>,
+        /// Playing time, milliseconds.
+        duration_ms -> Nullable<Int8>,
+        /// Bytes stored.
+        size_bytes -> Nullable<Int8>,
+        /// Creation time.
+        created_at -> Timestamptz,
+        /// When it became READY.
+        ready_at -> Nullable<Timestamptz>,
+        /// Last change.
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Recorded pieces of assets, in the store.
+    asset_pieces (asset_id, object_key) {
+        /// Asset.
+        asset_id -> Uuid,
+        /// Object key in the store.
+        object_key -> Text,
+        /// Ingest node that recorded it.
+        ingest_node -> Text,
+        /// Size in bytes.
+        size_bytes -> Int8,
+        /// When recording started.
+        started_at -> Timestamptz,
+        /// When it was handed over.
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Durable remux jobs.
+    remux_jobs (asset_id) {
+        /// Asset to make.
+        asset_id -> Uuid,
+        /// Not before this (backoff).
+        run_after -> Timestamptz,
+        /// Attempts started.
+        attempts -> Int4,
+        /// Held by a worker until then.
+        lease_until -> Nullable<Timestamptz>,
+        /// Version of the holding run.
+        lease_token -> Nullable<Uuid>,
+        /// Why the last attempt failed.
+        last_error -> Nullable<Text>,
+        /// When it was queued (the stream completed).
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Store objects and folders to delete.
+    store_garbage (prefix) {
+        /// Object key or folder.
+        prefix -> Text,
+        /// When it became garbage.
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(assets -> streams (stream_id));
+diesel::joinable!(asset_pieces -> assets (asset_id));
+diesel::joinable!(remux_jobs -> assets (asset_id));
+diesel::allow_tables_to_appear_in_same_query!(streams, assets, asset_pieces, remux_jobs);

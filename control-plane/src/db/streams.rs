@@ -51,6 +51,8 @@ pub struct StreamRow {
     pub playback_policy: String,
     /// Cap on concurrent viewers.
     pub max_viewers: Option<i32>,
+    /// Whether publishes are recorded into assets.
+    pub record: bool,
 }
 
 /// Fields of a stream being created.
@@ -69,6 +71,8 @@ pub struct NewStream<'a> {
     pub playback_policy: &'a str,
     /// Cap on concurrent viewers.
     pub max_viewers: Option<i32>,
+    /// Whether publishes are recorded into assets.
+    pub record: bool,
 }
 
 /// Changes to a stream's settings; `None` leaves a field as it is.
@@ -81,6 +85,8 @@ pub struct StreamChanges<'a> {
     pub playback_policy: Option<&'a str>,
     /// New cap on concurrent viewers (`Some(None)` removes it).
     pub max_viewers: Option<Option<i32>>,
+    /// Whether to record.
+    pub record: Option<bool>,
 }
 
 /// Which streams a listing returns.

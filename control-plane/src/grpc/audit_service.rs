@@ -82,6 +82,8 @@ fn record_to_proto(record: &AuditRecord) -> v1::AuditRecord {
         Some(AuditAction::WebhookRedeliveryRequested) => {
             v1::AuditAction::WebhookRedeliveryRequested
         }
+        Some(AuditAction::AssetDeleted) => v1::AuditAction::AssetDeleted,
+        Some(AuditAction::AssetExpired) => v1::AuditAction::AssetExpired,
         None => v1::AuditAction::Unspecified,
     };
     v1::AuditRecord {

@@ -18,6 +18,14 @@ pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
+/// Converts milliseconds to a proto duration.
+pub fn duration_ms(ms: i64) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: ms.div_euclid(1000),
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    }
+}
+
 /// Converts a lifecycle state to its proto enum.
 pub fn status_to_proto(status: StreamStatus) -> v1::StreamStatus {
     match status {
@@ -98,6 +106,7 @@ pub fn stream_to_proto(row: &StreamRow) -> v1::Stream {
             .map(|h| super::ingest_service::health_to_proto(&h)),
         playback_policy: policy_to_proto(PlaybackPolicy::from_db(&row.playback_policy)).into(),
         max_viewers: row.max_viewers.unwrap_or(0),
+        record: row.record,
     }
 }
 

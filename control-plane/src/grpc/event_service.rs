@@ -4,9 +4,9 @@ use std::pin::Pin;
 
 use futures::Stream;
 use nova_proto::v1::{
-    self, QualityChanged, StreamEnded, StreamEvent, StreamStarted, ViewerCountChanged,
-    WatchEventsRequest, WatchEventsResponse, event_service_server::EventService,
-    stream_event::Kind,
+    self, AssetErrored, AssetReady, QualityChanged, StreamEnded, StreamEvent, StreamStarted,
+    ViewerCountChanged, WatchEventsRequest, WatchEventsResponse,
+    event_service_server::EventService, stream_event::Kind,
 };
 use tokio::sync::mpsc;
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
@@ -152,6 +152,19 @@ pub fn event_to_proto(event: &LiveEvent) -> StreamEvent {
                         .iter()
                         .map(super::convert::rendition_to_proto)
                         .collect(),
+                }),
+                Event::AssetReady {
+                    asset_id,
+                    duration_ms,
+                    size_bytes,
+                } => Kind::AssetReady(AssetReady {
+                    asset: super::name::asset_name(*asset_id),
+                    duration: Some(super::convert::duration_ms(*duration_ms)),
+                    size_bytes: *size_bytes,
+                }),
+                Event::AssetErrored { asset_id, reason } => Kind::AssetErrored(AssetErrored {
+                    asset: super::name::asset_name(*asset_id),
+                    reason: reason.clone(),
                 }),
             }),
         },

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use nova_proto::v1::{
     self, AuthorizePublishRequest, AuthorizePublishResponse, IngestHeartbeatRequest,
     IngestHeartbeatResponse, PublishEndedRequest, PublishEndedResponse, ReportIngestHealthRequest,
-    ReportIngestHealthResponse, ingest_service_server::IngestService,
+    ReportIngestHealthResponse, ReportRecordingRequest, ReportRecordingResponse,
+    ingest_service_server::IngestService,
 };
 use tonic::{Request, Response, Status};
 
@@ -14,6 +15,7 @@ use crate::{
     service::{
         events::Rendition,
         ingest::{Health, Ingest, PublishAttempt, Verdict},
+        recording::{Piece, Recordings},
     },
     state::AppState,
 };
@@ -22,6 +24,8 @@ use crate::{
 pub struct IngestApi {
     /// The rules.
     ingest: Ingest,
+    /// Recorded pieces.
+    recordings: Recordings,
 }
 
 impl IngestApi {
@@ -29,6 +33,7 @@ impl IngestApi {
     pub fn new(state: &AppState) -> Self {
         Self {
             ingest: state.ingest().clone(),
+            recordings: state.recordings().clone(),
         }
     }
 }
@@ -45,6 +50,7 @@ impl IngestService for IngestApi {
             client: req.client_id,
             origin_url: req.origin_url,
             abr: req.abr,
+            recording: req.recording,
         };
         let (row, resumed) = self
             .ingest
@@ -105,6 +111,31 @@ impl IngestService for IngestApi {
             .report_health(id, &req.ingest_node, &health)
             .await?;
         Ok(Response::new(ReportIngestHealthResponse {}))
+    }
+
+    async fn report_recording(
+        &self,
+        request: Request<ReportRecordingRequest>,
+    ) -> Result<Response<ReportRecordingResponse>, Status> {
+        let req = request.into_inner();
+        let stream_id = parse_stream_name("name", &req.name)?;
+        let started_at = req
+            .start_time
+            .and_then(|t| {
+                DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+            })
+            .ok_or_else(|| Error::invalid("start_time", "is required"))?;
+        let accepted = self
+            .recordings
+            .report(&Piece {
+                stream_id,
+                node: req.ingest_node,
+                object_key: req.object_key,
+                size_bytes: req.size_bytes,
+                started_at,
+            })
+            .await?;
+        Ok(Response::new(ReportRecordingResponse { accepted }))
     }
 }
 

@@ -2,6 +2,7 @@
 //! protos. `routes` assembles every service, health and reflection.
 
 pub mod analytics_service;
+pub mod asset_service;
 pub mod audit_service;
 pub mod convert;
 pub mod event_service;
@@ -13,10 +14,11 @@ pub mod stream_service;
 pub mod webhook_service;
 
 use nova_proto::v1::{
-    analytics_service_server::AnalyticsServiceServer, audit_service_server::AuditServiceServer,
-    event_service_server::EventServiceServer, ingest_service_server::IngestServiceServer,
-    playback_service_server::PlaybackServiceServer, session_service_server::SessionServiceServer,
-    stream_service_server::StreamServiceServer, webhook_service_server::WebhookServiceServer,
+    analytics_service_server::AnalyticsServiceServer, asset_service_server::AssetServiceServer,
+    audit_service_server::AuditServiceServer, event_service_server::EventServiceServer,
+    ingest_service_server::IngestServiceServer, playback_service_server::PlaybackServiceServer,
+    session_service_server::SessionServiceServer, stream_service_server::StreamServiceServer,
+    webhook_service_server::WebhookServiceServer,
 };
 use tonic::service::Routes;
 use tonic_health::{
@@ -27,7 +29,7 @@ use tonic_health::{
 use crate::state::AppState;
 
 /// Fully-qualified names of the nova services, as health and reflection list them.
-pub const SERVICE_NAMES: [&str; 8] = [
+pub const SERVICE_NAMES: [&str; 9] = [
     "nova.streaming.v1.StreamService",
     "nova.streaming.v1.IngestService",
     "nova.streaming.v1.SessionService",
@@ -36,6 +38,7 @@ pub const SERVICE_NAMES: [&str; 8] = [
     "nova.streaming.v1.PlaybackService",
     "nova.streaming.v1.AuditService",
     "nova.streaming.v1.WebhookService",
+    "nova.streaming.v1.AssetService",
 ];
 
 /// Builds the router: the nova services behind the token and allowlist check
@@ -56,6 +59,7 @@ pub fn routes(
     let playback = PlaybackServiceServer::new(playback_service::PlaybackApi::new(state));
     let audit = AuditServiceServer::new(audit_service::AuditApi::new(state));
     let webhooks = WebhookServiceServer::new(webhook_service::WebhookApi::new(state));
+    let assets = AssetServiceServer::new(asset_service::AssetApi::new(state));
     let routes = Routes::default()
         .add_service(auth.guard(streams))
         .add_service(auth.guard(ingest))
@@ -65,6 +69,7 @@ pub fn routes(
         .add_service(auth.guard(playback))
         .add_service(auth.guard(audit))
         .add_service(auth.guard(webhooks))
+        .add_service(auth.guard(assets))
         .add_service(health)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);

@@ -154,6 +154,15 @@ impl PlaybackService for PlaybackApi {
                 })
                 .collect(),
             read_time: Some(timestamp(rules.read_at)),
+            assets: rules
+                .assets
+                .into_iter()
+                .map(|a| v1::PlaybackAsset {
+                    asset_id: a.id.to_string(),
+                    stream_id: a.stream_id.to_string(),
+                    prefix: a.prefix,
+                })
+                .collect(),
         }))
     }
 }

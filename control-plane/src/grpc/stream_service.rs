@@ -17,7 +17,7 @@ use crate::{
     },
     service::{
         PlaybackPolicy,
-        streams::{ListQuery, StreamUpdate, Streams},
+        streams::{ListQuery, StreamSettings, StreamUpdate, Streams},
     },
     state::AppState,
 };
@@ -57,11 +57,12 @@ impl StreamService for StreamApi {
             Some(PlaybackPolicy::Public),
         )?
         .unwrap_or_default();
-        let cap = Some(stream.max_viewers).filter(|n| *n != 0);
-        let (row, key) = self
-            .streams
-            .create(&actor, &stream.title, policy, cap)
-            .await?;
+        let settings = StreamSettings {
+            policy,
+            max_viewers: Some(stream.max_viewers).filter(|n| *n != 0),
+            record: stream.record,
+        };
+        let (row, key) = self.streams.create(&actor, &stream.title, settings).await?;
         Ok(Response::new(CreateStreamResponse {
             stream: Some(stream_to_proto(&row)),
             stream_key: key.expose().to_owned(),
@@ -158,6 +159,7 @@ impl StreamService for StreamApi {
                 "max_viewers" => {
                     update.max_viewers = Some(Some(stream.max_viewers).filter(|n| *n != 0));
                 }
+                "record" => update.record = Some(stream.record),
                 "playback_policy" => {
                     update.playback_policy =
                         policy_from_proto("stream.playback_policy", stream.playback_policy, None)?;
@@ -172,7 +174,7 @@ impl StreamService for StreamApi {
                 _ => {
                     return Err(Error::invalid(
                         "update_mask",
-                        "may name only title, playback_policy and max_viewers",
+                        "may name only title, playback_policy, max_viewers and record",
                     )
                     .into());
                 }

@@ -49,11 +49,15 @@ pub enum AuditAction {
     WebhookDisabled,
     /// A manual redelivery of an event to a webhook endpoint was asked for.
     WebhookRedeliveryRequested,
+    /// An asset was deleted by its owner.
+    AssetDeleted,
+    /// An asset was deleted by the retention setting.
+    AssetExpired,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 12] = [
+    pub const ALL: [AuditAction; 14] = [
         AuditAction::StreamCreated,
         AuditAction::StreamUpdated,
         AuditAction::StreamEnded,
@@ -66,6 +70,8 @@ impl AuditAction {
         AuditAction::WebhookSecretRotated,
         AuditAction::WebhookDisabled,
         AuditAction::WebhookRedeliveryRequested,
+        AuditAction::AssetDeleted,
+        AuditAction::AssetExpired,
     ];
 
     /// Returns the action as stored.
@@ -83,6 +89,8 @@ impl AuditAction {
             AuditAction::WebhookSecretRotated => "webhook_secret_rotated",
             AuditAction::WebhookDisabled => "webhook_disabled",
             AuditAction::WebhookRedeliveryRequested => "webhook_redelivery_requested",
+            AuditAction::AssetDeleted => "asset_deleted",
+            AuditAction::AssetExpired => "asset_expired",
         }
     }
 
@@ -174,12 +182,14 @@ pub async fn record(
     Ok(())
 }
 
-/// The actor of changes Nova makes by itself (a failing webhook endpoint disabled).
+/// The actor of changes Nova makes by itself (a failing webhook endpoint disabled, an
+/// asset the retention setting deleted).
 pub const SYSTEM_ACTOR: &str = "nova";
 /// The service name of those changes.
 pub const SYSTEM_SERVICE: &str = "system";
 
-/// Writes the record of `change` made by Nova itself (actor [`SYSTEM_ACTOR`], service
+/// Writes the record of `change` made by Nova itself (a failing webhook endpoint
+/// disabled, an asset the retention setting deleted: actor [`SYSTEM_ACTOR`], service
 /// [`SYSTEM_SERVICE`], no client address); call it inside the change's transaction.
 pub async fn record_system(conn: &mut AsyncPgConnection, change: &Change<'_>) -> Result<()> {
     audit::insert(

@@ -69,6 +69,22 @@ pub enum Event {
         /// Renditions now produced.
         renditions: Vec<Rendition>,
     },
+    /// A recording of the stream became a READY asset.
+    AssetReady {
+        /// The asset.
+        asset_id: uuid::Uuid,
+        /// Playing time, milliseconds.
+        duration_ms: i64,
+        /// Bytes stored.
+        size_bytes: i64,
+    },
+    /// A recording of the stream could not be made into an asset.
+    AssetErrored {
+        /// The asset.
+        asset_id: uuid::Uuid,
+        /// Why; never holds a stream key.
+        reason: String,
+    },
 }
 
 impl Event {
@@ -78,6 +94,8 @@ impl Event {
             Self::StreamStarted { .. } => "stream_started",
             Self::StreamEnded { .. } => "stream_ended",
             Self::QualityChanged { .. } => "quality_changed",
+            Self::AssetReady { .. } => "asset_ready",
+            Self::AssetErrored { .. } => "asset_errored",
         }
     }
 
@@ -230,6 +248,15 @@ mod tests {
                     height: 180,
                     bitrate_kbps: 300,
                 }],
+            },
+            Event::AssetReady {
+                asset_id: uuid::Uuid::now_v7(),
+                duration_ms: 20_000,
+                size_bytes: 1_000_000,
+            },
+            Event::AssetErrored {
+                asset_id: uuid::Uuid::now_v7(),
+                reason: "no recording arrived".into(),
             },
         ];
         for event in events {

@@ -20,6 +20,7 @@ use crate::{
         StreamStatus,
         events::{Event, Outbox, Playback, Rendition},
         lifecycle::{self, EndReason},
+        recording,
     },
 };
 
@@ -34,6 +35,8 @@ pub struct PublishAttempt {
     pub origin_url: String,
     /// Whether the node transcodes into renditions.
     pub abr: bool,
+    /// Whether the node records broadcasts of streams that record.
+    pub recording: bool,
 }
 
 /// Outcome of an ingest update.
@@ -161,12 +164,14 @@ impl Ingest {
                     // came back through another connection, maybe another node: a resume,
                     // told to viewers with the new playback URLs.
                     let row = lifecycle::activate(conn, &mut out, &row, holder, &playback).await?;
+                    recording::count_publish(conn, &row, attempt.recording).await?;
                     tracing::info!(stream.id = %row.id, ingest.node = %attempt.node, "stream taken over by a new connection");
                     Ok((row, true))
                 }
                 status @ (StreamStatus::Pending | StreamStatus::Interrupted) => {
                     let resumed = status == StreamStatus::Interrupted;
                     let row = lifecycle::activate(conn, &mut out, &row, holder, &playback).await?;
+                    recording::count_publish(conn, &row, attempt.recording).await?;
                     tracing::info!(stream.id = %row.id, ingest.node = %attempt.node, resumed, "stream live");
                     Ok((row, resumed))
                 }

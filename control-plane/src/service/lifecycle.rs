@@ -15,6 +15,7 @@ use crate::{
     service::{
         StreamStatus,
         events::{Event, Outbox, Playback, StoredEvent},
+        recording,
     },
 };
 
@@ -84,7 +85,8 @@ pub async fn interrupt(
     Ok(updated)
 }
 
-/// Makes a stream COMPLETED and logs `stream_ended` with status `completed`.
+/// Makes a stream COMPLETED and logs `stream_ended` with status `completed`; a
+/// recording of its broadcast is queued for remux (see [`recording`]).
 pub async fn complete(
     conn: &mut AsyncPgConnection,
     out: &mut Outbox,
@@ -92,6 +94,7 @@ pub async fn complete(
     reason: EndReason,
 ) -> Result<StreamRow> {
     let updated = streams::complete(conn, id).await?;
+    recording::queue_remux(conn, id).await?;
     let event = Event::ended(StreamStatus::Completed, reason.as_str());
     append(conn, out, id, event).await?;
     if let (Some(started), Some(ended)) = (updated.started_at, updated.ended_at) {

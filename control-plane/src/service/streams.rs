@@ -55,6 +55,19 @@ pub struct StreamUpdate {
     pub playback_policy: Option<PlaybackPolicy>,
     /// New cap on concurrent viewers (`Some(None)` removes it).
     pub max_viewers: Option<Option<i32>>,
+    /// Whether to record broadcasts into assets.
+    pub record: Option<bool>,
+}
+
+/// What a new stream is made with besides its title.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamSettings {
+    /// Playback policy.
+    pub policy: PlaybackPolicy,
+    /// Cap on concurrent viewers.
+    pub max_viewers: Option<i32>,
+    /// Whether broadcasts are recorded into assets.
+    pub record: bool,
 }
 
 /// One page of a listing.
@@ -75,16 +88,36 @@ pub struct Streams {
     publisher: Publisher,
     /// Recently read rows.
     cache: StreamCache,
+    /// Whether an asset store is configured, so streams may record.
+    recording_enabled: bool,
 }
 
 impl Streams {
-    /// Builds the service over a pool.
-    pub fn new(pool: DbPool, publisher: Publisher, cache: StreamCache) -> Self {
+    /// Builds the service over a pool; `recording_enabled` says whether an asset
+    /// store is configured.
+    pub fn new(
+        pool: DbPool,
+        publisher: Publisher,
+        cache: StreamCache,
+        recording_enabled: bool,
+    ) -> Self {
         Self {
             pool,
             publisher,
             cache,
+            recording_enabled,
         }
+    }
+
+    /// Refuses `record` on a deployment without an asset store.
+    fn check_record(&self, record: bool) -> Result<()> {
+        if record && !self.recording_enabled {
+            return Err(Error::FailedPrecondition(
+                "recording is not available: this deployment has no asset store (NOVA_ASSET_STORE)"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Creates a PENDING stream owned by `owner` and returns it with its new key.
@@ -92,11 +125,16 @@ impl Streams {
         &self,
         actor: &Actor,
         title: &str,
-        policy: PlaybackPolicy,
-        max_viewers: Option<i32>,
+        settings: StreamSettings,
     ) -> Result<(StreamRow, StreamKey)> {
+        let StreamSettings {
+            policy,
+            max_viewers,
+            record,
+        } = settings;
         let title = validate_title(title)?;
         validate_max_viewers(max_viewers)?;
+        self.check_record(record)?;
         let key = StreamKey::generate();
         let hash = key.hash();
         let owner = actor.principal.as_str();
@@ -112,14 +150,18 @@ impl Streams {
                         key_hash: &hash.0,
                         playback_policy: policy.as_db(),
                         max_viewers,
+                        record,
                     },
                 )
                 .await?;
-                let fields: &[&str] = match max_viewers {
-                    Some(_) => &["title", "playback_policy", "max_viewers"],
-                    None => &["title", "playback_policy"],
-                };
-                audit_stream(conn, actor, &row, AuditAction::StreamCreated, fields).await?;
+                let mut fields = vec!["title", "playback_policy"];
+                if max_viewers.is_some() {
+                    fields.push("max_viewers");
+                }
+                if record {
+                    fields.push("record");
+                }
+                audit_stream(conn, actor, &row, AuditAction::StreamCreated, &fields).await?;
                 let notice = Notice::StreamCreated {
                     title: row.title.clone(),
                     playback_policy: row.playback_policy.clone(),
@@ -246,14 +288,17 @@ impl Streams {
         if let Some(cap) = update.max_viewers {
             validate_max_viewers(cap)?;
         }
+        self.check_record(update.record == Some(true))?;
         let changes = StreamChanges {
             title: title.as_deref(),
             playback_policy: update.playback_policy.map(PlaybackPolicy::as_db),
             max_viewers: update.max_viewers,
+            record: update.record,
         };
         if changes.title.is_none()
             && changes.playback_policy.is_none()
             && changes.max_viewers.is_none()
+            && changes.record.is_none()
         {
             return Err(Error::invalid("update_mask", "names no field to change"));
         }
@@ -261,6 +306,7 @@ impl Streams {
             ("title", changes.title.is_some()),
             ("playback_policy", changes.playback_policy.is_some()),
             ("max_viewers", changes.max_viewers.is_some()),
+            ("record", changes.record.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))

@@ -94,5 +94,7 @@ fn action(raw: i32) -> &'static str {
         AuditAction::WebhookSecretRotated => "webhook_secret_rotated",
         AuditAction::WebhookDisabled => "webhook_disabled",
         AuditAction::WebhookRedeliveryRequested => "webhook_redelivery_requested",
+        AuditAction::AssetDeleted => "asset_deleted",
+        AuditAction::AssetExpired => "asset_expired",
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: `/api/v1` (streams, signing keys, webhooks), health, the
 //! WebSocket, the viewer page.
 
+pub mod assets;
 pub mod audit;
 pub mod health;
 pub mod list;
@@ -40,6 +41,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/streams/{id}/metrics", get(streams::metrics))
         .route("/streams/{id}/audit", get(audit::list))
+        .route("/streams/{id}/assets", get(assets::list))
+        .route("/assets/{id}", get(assets::get).delete(assets::delete))
         .route(
             "/streams/{id}/playback-tokens",
             axum::routing::post(playback::create_token),

@@ -39,6 +39,9 @@ pub struct CreateBody {
     /// Most concurrent viewers, 1 to 1000000; absent or 0 means no cap.
     #[serde(default, deserialize_with = "present_whole")]
     max_viewers: Option<u32>,
+    /// Whether broadcasts are recorded into assets (default false).
+    #[serde(default, deserialize_with = "present")]
+    record: Option<bool>,
 }
 
 /// Body of `PATCH /streams/{id}`: the fields to change.
@@ -54,6 +57,9 @@ pub struct UpdateBody {
     /// New viewer cap, 1 to 1000000; 0 removes it.
     #[serde(default, deserialize_with = "present_whole")]
     max_viewers: Option<u32>,
+    /// Whether to record broadcasts (from the next publish).
+    #[serde(default, deserialize_with = "present")]
+    record: Option<bool>,
 }
 
 /// Converts a REST viewer cap to the proto's (0 = none); above the largest cap is
@@ -137,6 +143,7 @@ pub async fn create(
             title: body.title,
             playback_policy: body.playback_policy.map_or(0, json::Policy::to_proto),
             max_viewers: cap(body.max_viewers)?,
+            record: body.record.unwrap_or(false),
             ..Default::default()
         }),
     };
@@ -230,7 +237,8 @@ pub async fn end(
     Ok(Json(json!({ "stream": json::stream(&stream) })))
 }
 
-/// `PATCH /api/v1/streams/{id}`: changes the title or playback policy (owner only).
+/// `PATCH /api/v1/streams/{id}`: changes the title, playback policy, viewer cap or
+/// recording (owner only).
 pub async fn update(
     State(state): State<AppState>,
     Owner(owner): Owner,
@@ -256,10 +264,14 @@ pub async fn update(
         stream.max_viewers = cap(body.max_viewers)?;
         paths.push("max_viewers".to_owned());
     }
+    if let Some(record) = body.record {
+        stream.record = record;
+        paths.push("record".to_owned());
+    }
     if paths.is_empty() {
         return Err(ApiError::invalid(
             "body",
-            "name at least one of title, playback_policy, max_viewers",
+            "name at least one of title, playback_policy, max_viewers, record",
         ));
     }
     let request = UpdateStreamRequest {

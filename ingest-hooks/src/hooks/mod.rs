@@ -3,6 +3,7 @@
 mod play;
 mod publish;
 mod publish_done;
+mod record_done;
 mod update;
 
 use axum::{http::StatusCode, response::Response};
@@ -24,6 +25,9 @@ pub async fn handle(state: &AppState, callback: Callback) -> Result<Response, Ho
         Callback::PlayDone { origin, .. } => play::stop(state, &origin).await,
         Callback::UpdatePlay { origin, .. } => play::renew(state, &origin).await,
         Callback::Done { .. } => Ok(ok()),
+        Callback::RecordDone { origin, name, path } => {
+            record_done::handle(state, &origin, &name, &path)
+        }
     }
 }
 

@@ -51,10 +51,13 @@ async fn decide(state: &AppState, origin: &Origin, name: &str) -> Result<Respons
             stream.max_viewers,
         );
     }
-    let location = format!(
-        "{}/{}",
-        state.config().relay_url.trim_end_matches('/'),
-        stream.stream_id
-    );
+    // A stream that records goes through the recording application, which records
+    // it and pushes it on into the public one under the same id.
+    let relay = if stream.record && state.recorder().is_some() {
+        &state.config().record_url
+    } else {
+        &state.config().relay_url
+    };
+    let location = format!("{}/{}", relay.trim_end_matches('/'), stream.stream_id);
     Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
 }

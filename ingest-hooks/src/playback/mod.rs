@@ -1,10 +1,11 @@
 //! Playback enforcement at the media origin: nginx asks, through `auth_request`,
-//! whether to serve each HLS/DASH file (`route`), and this module answers from rules
-//! it holds in memory (`verify`), so no request costs a control-plane call. The
-//! rules (every token-signing public key, the streams to check) are refreshed from
-//! the control plane every [`REFRESH`]; a broadcast this node admits is known at
-//! once. `path` is the URL grammar; `viewers` turns token sessions into viewer
-//! sessions.
+//! whether to serve each HLS/DASH file and each file of an on-demand asset
+//! (`route`), and this module answers from rules it holds in memory (`verify`), so
+//! no request costs a control-plane call. The rules (every token-signing public
+//! key, the streams to check, the READY assets and their streams) are refreshed
+//! from the control plane every [`REFRESH`]; a broadcast this node admits is known
+//! at once. An asset follows its stream's policy. `path` is the URL grammar;
+//! `viewers` turns token sessions of live streams into viewer sessions.
 
 pub mod path;
 pub mod route;
@@ -28,6 +29,26 @@ use verify::{Grant, Key, Refusal, StreamRule};
 /// effect at the origin within this, plus nginx's decision cache (1 s).
 pub const REFRESH: Duration = Duration::from_secs(2);
 
+/// A READY asset as the verifier knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AssetRule {
+    /// Its stream, whose policy applies.
+    stream: Uuid,
+    /// Store folder of its files.
+    prefix: String,
+}
+
+/// What the verifier lets through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    /// The stream whose policy applied.
+    pub stream: Uuid,
+    /// The token's grant; `None` for a plain URL.
+    pub grant: Option<Grant>,
+    /// For a file of an asset: its key in the asset store.
+    pub vod_key: Option<String>,
+}
+
 /// The rules at one moment.
 #[derive(Default)]
 struct Snapshot {
@@ -35,6 +56,8 @@ struct Snapshot {
     keys: HashMap<String, Key>,
     /// Streams by id.
     streams: HashMap<Uuid, StreamRule>,
+    /// READY assets by id.
+    assets: HashMap<Uuid, AssetRule>,
     /// Whether the control plane ever answered.
     loaded: bool,
 }
@@ -50,9 +73,9 @@ pub struct PlaybackRules {
 
 impl PlaybackRules {
     /// Decides a request for `raw_uri` (nginx's `$request_uri`) at unix time `now`:
-    /// `Ok(None)` for a plain URL that may be served, `Ok(Some((stream, grant)))`
-    /// for a valid token, or the refusal.
-    pub fn decide(&self, raw_uri: &str, now: i64) -> Result<Option<(Uuid, Grant)>, Refusal> {
+    /// what may be served (a plain URL of a public stream or asset, or a valid
+    /// token), or the refusal. An asset that is not READY is refused.
+    pub fn decide(&self, raw_uri: &str, now: i64) -> Result<Allowed, Refusal> {
         let media = path::parse(raw_uri).map_err(|e| match e {
             path::PathError::Malformed => Refusal::Malformed,
             path::PathError::Oversized => Refusal::Oversized,
@@ -61,16 +84,34 @@ impl PlaybackRules {
         if !snapshot.loaded {
             return Err(Refusal::NotReady);
         }
-        match media.token {
-            None => match snapshot.streams.get(&media.stream) {
-                Some(rule) if rule.signed => Err(Refusal::TokenRequired),
-                _ => Ok(None),
-            },
-            Some(token) => {
-                verify::verify(token, media.stream, &snapshot.keys, &snapshot.streams, now)
-                    .map(|grant| Some((media.stream, grant)))
+        let (stream, vod_key) = match media.media {
+            path::Media::Live(stream) => (stream, None),
+            path::Media::Vod { asset, file } => {
+                let rule = snapshot.assets.get(&asset).ok_or(Refusal::UnknownAsset)?;
+                let key = format!("{}/{}", rule.prefix, file.name());
+                (rule.stream, Some(key))
             }
-        }
+        };
+        let grant = match media.token {
+            None => match snapshot.streams.get(&stream) {
+                Some(rule) if rule.signed => return Err(Refusal::TokenRequired),
+                // An asset's stream is always in the rules: fail closed if not.
+                None if vod_key.is_some() => return Err(Refusal::UnknownStream),
+                _ => None,
+            },
+            Some(token) => Some(verify::verify(
+                token,
+                stream,
+                &snapshot.keys,
+                &snapshot.streams,
+                now,
+            )?),
+        };
+        Ok(Allowed {
+            stream,
+            grant,
+            vod_key,
+        })
     }
 
     /// Tells whether playing stream `id` needs a token: it is signed, or the rules
@@ -106,6 +147,7 @@ impl PlaybackRules {
         let mut next = Snapshot {
             keys: current.keys.clone(),
             streams: current.streams.clone(),
+            assets: current.assets.clone(),
             loaded: current.loaded,
         };
         next.streams.insert(id, rule);
@@ -143,6 +185,25 @@ impl PlaybackRules {
                 },
             );
         }
+        let mut assets = HashMap::new();
+        for asset in answer.assets {
+            let (Some(id), Some(stream)) = (
+                nova_store::keys::canonical(&asset.asset_id),
+                nova_store::keys::canonical(&asset.stream_id),
+            ) else {
+                continue;
+            };
+            // Only a folder of this asset: the verifier names files under it.
+            if nova_store::keys::parse_asset_version(&asset.prefix).is_some_and(|(a, _)| a == id) {
+                assets.insert(
+                    id,
+                    AssetRule {
+                        stream,
+                        prefix: asset.prefix,
+                    },
+                );
+            }
+        }
         {
             let mut learned = self.learned_map();
             learned.retain(|_, (_, at)| *at > started);
@@ -153,6 +214,7 @@ impl PlaybackRules {
         *self.write() = Arc::new(Snapshot {
             keys,
             streams,
+            assets,
             loaded: true,
         });
     }

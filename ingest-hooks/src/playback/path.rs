@@ -1,20 +1,37 @@
 //! The grammar of media URLs the origin serves, as the verifier reads nginx's raw
 //! `$request_uri`: `/<app>/<file>` (plain) or `/<app>/t/<token>/<file>` (signed),
 //! where `<app>` is `hls`, `dash` or `abr` and `<file>` one of the names nginx-rtmp
-//! writes for a stream id. Anything else (dot segments, doubled or encoded slashes,
-//! `%` escapes, other names) does not parse, so what the verifier approves is
-//! exactly what nginx serves after normalising the path.
+//! writes for a stream id, or `vod` and `<file>` `<asset id>/<name>` with `<name>`
+//! one of an asset's files (`index.m3u8`, `<n>.ts`, `download.mp4`). Anything else
+//! (dot segments, doubled or encoded slashes, `%` escapes, other names) does not
+//! parse, so what the verifier approves is exactly what nginx serves after
+//! normalising the path.
 
+use nova_store::VodFile;
 use uuid::Uuid;
 
 /// Longest token accepted, bytes.
 pub const MAX_TOKEN: usize = 2048;
 
+/// What a media request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    /// A live file of a stream (`hls`, `dash`, `abr`).
+    Live(Uuid),
+    /// A file of an on-demand asset (`vod`).
+    Vod {
+        /// The asset.
+        asset: Uuid,
+        /// Which of its files.
+        file: VodFile,
+    },
+}
+
 /// A media request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaPath<'a> {
-    /// The stream whose file is asked for.
-    pub stream: Uuid,
+    /// What is asked for.
+    pub media: Media,
     /// The token path component, if any (at most [`MAX_TOKEN`] bytes, three
     /// base64url parts joined by dots).
     pub token: Option<&'a str>,
@@ -34,7 +51,7 @@ pub fn parse(raw: &str) -> Result<MediaPath<'_>, PathError> {
     let path = raw.split_once('?').map_or(raw, |(p, _)| p);
     let rest = path.strip_prefix('/').ok_or(PathError::Malformed)?;
     let (app, rest) = rest.split_once('/').ok_or(PathError::Malformed)?;
-    if !matches!(app, "hls" | "dash" | "abr") {
+    if !matches!(app, "hls" | "dash" | "abr" | "vod") {
         return Err(PathError::Malformed);
     }
     let (token, file) = match rest.strip_prefix("t/") {
@@ -50,8 +67,22 @@ pub fn parse(raw: &str) -> Result<MediaPath<'_>, PathError> {
         }
         None => (None, rest),
     };
-    let stream = parse_file(file).ok_or(PathError::Malformed)?;
-    Ok(MediaPath { stream, token })
+    let media = if app == "vod" {
+        parse_vod(file)
+    } else {
+        parse_file(file).map(Media::Live)
+    }
+    .ok_or(PathError::Malformed)?;
+    Ok(MediaPath { media, token })
+}
+
+/// Parses `<asset id>/<name>` of an asset's file.
+fn parse_vod(file: &str) -> Option<Media> {
+    let (asset, name) = file.split_once('/')?;
+    Some(Media::Vod {
+        asset: nova_store::keys::canonical(asset)?,
+        file: VodFile::parse(name)?,
+    })
 }
 
 /// Tells whether `token` is three non-empty base64url parts joined by dots.
@@ -122,11 +153,46 @@ mod tests {
             for app in ["hls", "dash", "abr"] {
                 let plain_uri = format!("/{app}/{file}");
                 let plain = parse(&plain_uri).unwrap();
-                assert_eq!((plain.stream.to_string(), plain.token), (ID.into(), None));
+                let id: Uuid = ID.parse().unwrap();
+                assert_eq!((plain.media, plain.token), (Media::Live(id), None));
                 let signed_uri = format!("/{app}/t/{TOKEN}/{file}?x=1");
                 let signed = parse(&signed_uri).unwrap();
                 assert_eq!(signed.token, Some(TOKEN));
             }
+        }
+    }
+
+    #[test]
+    fn asset_files_parse_plain_and_signed() {
+        let asset: Uuid = ID.parse().unwrap();
+        for (name, file) in [
+            ("index.m3u8", VodFile::Playlist),
+            ("0.ts", VodFile::Segment(0)),
+            ("12.ts", VodFile::Segment(12)),
+            ("download.mp4", VodFile::Download),
+        ] {
+            let plain_uri = format!("/vod/{ID}/{name}");
+            let plain = parse(&plain_uri).unwrap();
+            assert_eq!(
+                (plain.media, plain.token),
+                (Media::Vod { asset, file }, None)
+            );
+            let signed_uri = format!("/vod/t/{TOKEN}/{ID}/{name}?x=1");
+            let signed = parse(&signed_uri).unwrap();
+            assert_eq!(signed.token, Some(TOKEN));
+        }
+        for bad in [
+            format!("/vod/{ID}.m3u8"),
+            format!("/vod/{ID}/"),
+            format!("/vod/{ID}/01.ts"),
+            format!("/vod/{ID}/x/index.m3u8"),
+            format!("/vod/{ID}/../{ID}/index.m3u8"),
+            format!("/vod/{}/index.m3u8", ID.to_uppercase()),
+            format!("/vod/t/{TOKEN}/{ID}/index.m3u8/"),
+            format!("/vod/{ID}-3.ts"),
+            format!("/hls/{ID}/index.m3u8"),
+        ] {
+            assert_eq!(parse(&bad), Err(PathError::Malformed), "{bad}");
         }
     }
 

@@ -63,6 +63,8 @@ pub enum Refusal {
     Invalid,
     /// The stream has as many viewers as its cap allows (answered 429).
     Capacity,
+    /// An asset file of an asset that is not READY (unknown, preparing, deleted).
+    UnknownAsset,
 }
 
 impl Refusal {
@@ -81,6 +83,7 @@ impl Refusal {
             Self::Lifetime => "lifetime",
             Self::Invalid => "invalid",
             Self::Capacity => "capacity",
+            Self::UnknownAsset => "unknown_asset",
         }
     }
 }

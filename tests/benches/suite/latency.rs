@@ -127,6 +127,7 @@ pub async fn run(rows: &Rows) {
             origin_url: "http://127.0.0.1:9".into(),
             abr: false,
             client_id: "1".into(),
+            recording: false,
         })
         .await
         .unwrap();
@@ -359,6 +360,9 @@ async fn start_hooks(ctx: &TestContext) -> SocketAddr {
         publish_failures: std::num::NonZeroU32::MAX,
         publish_failure_refill: Duration::from_millis(1),
         hls_dir: None,
+        record_url: "rtmp://127.0.0.1:9/record".into(),
+        record_dir: None,
+        store: Default::default(),
         log_format: nova_ingest_hooks::config::LogFormat::Text,
     };
     let hooks = nova_ingest_hooks::start(&config).await.unwrap();

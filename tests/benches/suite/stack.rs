@@ -109,6 +109,7 @@ impl BenchStack {
                 rtmp_playback: false,
                 update_interval: "2s".into(),
                 abr: false,
+                vod: Default::default(),
             },
         );
         let control_plane = spawn(

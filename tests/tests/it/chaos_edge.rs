@@ -145,6 +145,7 @@ impl Callers {
                 origin_url: ORIGIN.into(),
                 abr: false,
                 client_id: format!("c-{key}"),
+                recording: false,
             })
             .await
             .expect("AuthorizePublish");

@@ -98,6 +98,7 @@ impl World {
                 origin_url: "http://127.0.0.1:8088".into(),
                 abr: false,
                 client_id: format!("client-{title}"),
+                recording: false,
             })
             .await
             .expect("AuthorizePublish answers from PostgreSQL");

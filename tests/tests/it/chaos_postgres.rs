@@ -102,6 +102,7 @@ async fn a_postgresql_restart_keeps_the_stream_active_and_events_exactly_once() 
             origin_url: "http://127.0.0.1:8088".into(),
             abr: false,
             client_id: "client-a".into(),
+            recording: false,
         })
         .await
         .expect("AuthorizePublish");

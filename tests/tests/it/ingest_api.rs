@@ -68,6 +68,7 @@ impl World {
                 origin_url: ORIGIN.into(),
                 abr: false,
                 client_id: client.into(),
+                recording: false,
             })
             .await
             .map(|r| {

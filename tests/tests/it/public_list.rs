@@ -40,6 +40,7 @@ async fn go_live(ctx: &TestContext, key: &str) {
             origin_url: "http://127.0.0.1:8088".into(),
             abr: false,
             client_id: "1".into(),
+            recording: false,
         })
         .await
         .expect("the stream goes live");

@@ -174,6 +174,7 @@ async fn call(c: &mut Caller, method: Method, target: &mut Target) -> Result<(),
                     origin_url: "http://127.0.0.1:8088".into(),
                     abr: false,
                     client_id: CLIENT.into(),
+                    recording: false,
                 })
                 .await?;
         }

@@ -463,6 +463,7 @@ async fn cached_stream_reads_see_own_writes_and_other_replicas_lifecycle_changes
             origin_url: "http://127.0.0.1:8088".into(),
             abr: false,
             client_id: "1".into(),
+            recording: false,
         })
         .await
         .unwrap();

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::{
     auth::{Actor, Principal},
     db::{
-        DbPool, playback_rules,
+        DbPool, assets, playback_rules,
         signing_keys::{self, NewSigningKey, SigningKeyRow},
         streams,
     },
@@ -69,13 +69,27 @@ pub struct RuleStream {
     pub max_viewers: Option<i32>,
 }
 
-/// What verifiers need: every key and the streams they may be asked about.
+/// A READY asset as verifiers see it.
+#[derive(Debug, Clone)]
+pub struct RuleAsset {
+    /// Asset id.
+    pub id: Uuid,
+    /// Recorded stream (in the rules' streams).
+    pub stream_id: Uuid,
+    /// Store folder of its files.
+    pub prefix: String,
+}
+
+/// What verifiers need: every key, the streams they may be asked about, and the
+/// READY assets.
 #[derive(Debug)]
 pub struct Rules {
     /// Every key, platform key included (owner `None`).
     pub keys: Vec<SigningKeyRow>,
     /// The streams.
     pub streams: Vec<RuleStream>,
+    /// The READY assets.
+    pub assets: Vec<RuleAsset>,
     /// When they were read.
     pub read_at: DateTime<Utc>,
 }
@@ -283,9 +297,19 @@ impl Playback {
                 max_viewers,
             })
             .collect();
+        let assets = assets::ready_rules(&mut conn)
+            .await?
+            .into_iter()
+            .map(|(id, stream_id, prefix)| RuleAsset {
+                id,
+                stream_id,
+                prefix: prefix.unwrap_or_default(),
+            })
+            .collect();
         Ok(Rules {
             keys,
             streams,
+            assets,
             read_at,
         })
     }

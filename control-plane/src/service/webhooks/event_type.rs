@@ -22,11 +22,15 @@ pub enum EventType {
     StreamQualityChanged,
     /// One of the owner's endpoints was disabled after failures (`webhook.disabled`).
     WebhookDisabled,
+    /// A recording of the stream became a READY asset (`asset.ready`).
+    AssetReady,
+    /// A recording of the stream could not be made into an asset (`asset.errored`).
+    AssetErrored,
 }
 
 impl EventType {
     /// Every type, in documentation order.
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 10] = [
         EventType::StreamCreated,
         EventType::StreamActive,
         EventType::StreamInterrupted,
@@ -35,6 +39,8 @@ impl EventType {
         EventType::StreamKeyRotated,
         EventType::StreamQualityChanged,
         EventType::WebhookDisabled,
+        EventType::AssetReady,
+        EventType::AssetErrored,
     ];
 
     /// Returns the documented name.
@@ -48,6 +54,8 @@ impl EventType {
             EventType::StreamKeyRotated => "stream.key_rotated",
             EventType::StreamQualityChanged => "stream.quality_changed",
             EventType::WebhookDisabled => "webhook.disabled",
+            EventType::AssetReady => "asset.ready",
+            EventType::AssetErrored => "asset.errored",
         }
     }
 
@@ -66,6 +74,8 @@ impl EventType {
             }
             Event::StreamEnded { .. } => EventType::StreamCompleted,
             Event::QualityChanged { .. } => EventType::StreamQualityChanged,
+            Event::AssetReady { .. } => EventType::AssetReady,
+            Event::AssetErrored { .. } => EventType::AssetErrored,
         }
     }
 

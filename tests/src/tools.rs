@@ -1,4 +1,5 @@
-//! External tools the tests drive: grpcurl (from .nova/tools, see scripts/install-deps.sh).
+//! External tools the tests drive: grpcurl and s3s-fs (from .nova/tools, see
+//! scripts/install-deps.sh).
 
 use std::path::PathBuf;
 
@@ -18,6 +19,19 @@ pub fn grpcurl() -> PathBuf {
     assert!(
         path.exists(),
         "grpcurl not found at {}: run `make deps` (scripts/install-deps.sh)",
+        path.display()
+    );
+    path
+}
+
+/// Returns the s3s-fs S3 server: `$NOVA_S3S_FS`, else `.nova/tools/cargo/bin/s3s-fs`.
+pub fn s3s_fs() -> PathBuf {
+    let path = std::env::var_os("NOVA_S3S_FS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".nova/tools/cargo/bin/s3s-fs"));
+    assert!(
+        path.exists(),
+        "s3s-fs not found at {}: run `make deps` (scripts/install-deps.sh)",
         path.display()
     );
     path

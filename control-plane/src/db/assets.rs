@@ -231,6 +231,17 @@ pub async fn take_pieces(conn: &mut AsyncPgConnection, asset_id: Uuid) -> QueryR
         .await
 }
 
+/// Tells whether stream `stream_id` has a READY asset.
+pub async fn has_ready(conn: &mut AsyncPgConnection, stream_id: Uuid) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        assets::table
+            .filter(assets::stream_id.eq(stream_id))
+            .filter(assets::status.eq("ready")),
+    ))
+    .get_result(conn)
+    .await
+}
+
 /// Returns every READY asset as the playback rules need it: id, stream, folder.
 pub async fn ready_rules(
     conn: &mut AsyncPgConnection,

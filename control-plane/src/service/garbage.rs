@@ -42,11 +42,12 @@ pub async fn sweep(pool: &DbPool, store: &AssetStore) -> Result<usize> {
     Ok(delete_now(pool, store, &prefixes).await)
 }
 
-/// Deletes one object or folder.
+/// Deletes one folder, or the object of that name when no folder holds anything.
 async fn remove(store: &AssetStore, prefix: &str) -> Result<(), nova_store::StoreError> {
     let path = Path::from(prefix);
-    store.delete(&path).await?;
-    store.delete_prefix(&path).await?;
+    if store.delete_prefix(&path).await? == 0 {
+        store.delete(&path).await?;
+    }
     Ok(())
 }
 

@@ -31,6 +31,8 @@ mod playback_ws;
 mod prometheus;
 mod public_doors;
 mod public_list;
+mod recording;
+mod recording_jobs;
 mod redis_cluster;
 mod rtmp_attacks;
 mod schemathesis;

@@ -130,23 +130,28 @@ impl Playback {
             }
             None => Uuid::new_v4().simple().to_string(),
         };
-        let row = {
+        let (row, recorded) = {
             let mut conn = self.pool.get().await?;
-            streams::find(&mut conn, id)
+            let row = streams::find(&mut conn, id)
                 .await?
-                .ok_or_else(|| Error::NotFound(format!("streams/{id}")))?
+                .ok_or_else(|| Error::NotFound(format!("streams/{id}")))?;
+            let recorded = assets::has_ready(&mut conn, id).await?;
+            (row, recorded)
         };
         if row.owner != caller.as_str() {
             return Err(Error::PermissionDenied(
                 "only the owner of a stream may issue its playback tokens",
             ));
         }
-        if StreamStatus::from_db(&row.status) == StreamStatus::Completed {
+        let completed = StreamStatus::from_db(&row.status) == StreamStatus::Completed;
+        // A completed stream still plays its READY assets (on demand, not counted
+        // against the viewer cap).
+        if completed && !recorded {
             return Err(Error::FailedPrecondition(
                 "the stream is completed; nothing is left to play".into(),
             ));
         }
-        if let Some(cap) = row.max_viewers {
+        if let Some(cap) = row.max_viewers.filter(|_| !completed) {
             let count = self
                 .sessions
                 .counts(&[id])

@@ -74,7 +74,10 @@ pub async fn make(inputs: Inputs<'_>, stop: CancellationToken) -> Result<Renditi
         let local = pieces_dir.join(&name);
         tokio::select! {
             fetched = inputs.store.download_file(&key, &local) => {
-                fetched.map_err(|e| format!("cannot fetch a recorded piece: {e}"))?;
+                fetched.map_err(|e| {
+                    tracing::warn!(error = %e, "cannot fetch a recorded piece");
+                    "cannot fetch a recorded piece from the asset store".to_owned()
+                })?;
             }
             () = stop.cancelled() => return Err("stopped".into()),
         }
@@ -84,7 +87,9 @@ pub async fn make(inputs: Inputs<'_>, stop: CancellationToken) -> Result<Renditi
     tokio::fs::write(&list, ffmpeg::concat_list(&names))
         .await
         .map_err(|e| format!("cannot write the concat list: {e}"))?;
-    ffmpeg::run(inputs.ffmpeg, &list, &out, inputs.timeout, stop.clone()).await?;
+    ffmpeg::run(inputs.ffmpeg, &list, &out, inputs.timeout, stop.clone())
+        .await
+        .map_err(|reason| reason.replace(&format!("{}/", work.0.display()), ""))?;
     let playlist = tokio::fs::read_to_string(out.join(VodFile::PLAYLIST))
         .await
         .map_err(|e| format!("ffmpeg wrote no playlist: {e}"))?;
@@ -94,7 +99,10 @@ pub async fn make(inputs: Inputs<'_>, stop: CancellationToken) -> Result<Renditi
         let key = ObjectPath::from(format!("{}/{name}", inputs.prefix));
         tokio::select! {
             stored = inputs.store.upload_file(&file, &key) => {
-                size_bytes += stored.map_err(|e| format!("cannot store {name}: {e}"))?;
+                size_bytes += stored.map_err(|e| {
+                    tracing::warn!(error = %e, "cannot store a remuxed file");
+                    format!("cannot store {name} in the asset store")
+                })?;
             }
             () = stop.cancelled() => return Err("stopped".into()),
         }

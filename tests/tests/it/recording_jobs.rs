@@ -169,7 +169,7 @@ async fn recording_flag_pieces_and_an_asset_whose_pieces_never_come() {
         .unwrap();
     let errored = wait::until("the asset to error", Duration::from_secs(30), || async {
         let assets = vod::list_in(&ctx, &stream.name).await;
-        match assets.iter().next() {
+        match <[_]>::first(&assets) {
             Some(a) if a.status() == AssetStatus::Errored => Ok(a.clone()),
             other => Err(format!("{other:?}")),
         }

@@ -8,9 +8,10 @@
 use nova_proto::v1::{
     AuthorizePublishRequest, CreateStreamRequest, EndStreamRequest, GetStreamMetricsRequest,
     GetStreamRequest, GetViewerCountRequest, HeartbeatRequest, IngestHealth,
-    IngestHeartbeatRequest, JoinSessionRequest, LeaveSessionRequest, ListStreamsRequest,
-    PublishEndedRequest, ReportIngestHealthRequest, RotateStreamKeyRequest, Stream, StreamStatus,
-    ViewerKind, WatchEventsRequest, analytics_service_client::AnalyticsServiceClient,
+    IngestHeartbeatRequest, JoinSessionRequest, LeaveSessionRequest, ListAssetsRequest,
+    ListStreamsRequest, PublishEndedRequest, ReportIngestHealthRequest, ReportRecordingRequest,
+    RotateStreamKeyRequest, Stream, StreamStatus, ViewerKind, WatchEventsRequest,
+    analytics_service_client::AnalyticsServiceClient, asset_service_client::AssetServiceClient,
     event_service_client::EventServiceClient, ingest_service_client::IngestServiceClient,
     session_service_client::SessionServiceClient, stream_service_client::StreamServiceClient,
 };
@@ -29,6 +30,7 @@ struct Caller {
     sessions: SessionServiceClient<Ch>,
     analytics: AnalyticsServiceClient<Ch>,
     events: EventServiceClient<Ch>,
+    assets: AssetServiceClient<Ch>,
 }
 
 impl Caller {
@@ -40,6 +42,7 @@ impl Caller {
             ingest: IngestServiceClient::with_interceptor(channel.clone(), creds.clone()),
             sessions: SessionServiceClient::with_interceptor(channel.clone(), creds.clone()),
             analytics: AnalyticsServiceClient::with_interceptor(channel.clone(), creds.clone()),
+            assets: AssetServiceClient::with_interceptor(channel.clone(), creds.clone()),
             events: EventServiceClient::with_interceptor(channel, creds),
         }
     }
@@ -58,17 +61,19 @@ enum Method {
     PublishEnded,
     IngestHeartbeat,
     ReportIngestHealth,
+    ReportRecording,
     JoinSession,
     Heartbeat,
     LeaveSession,
     GetViewerCount,
     GetStreamMetrics,
     WatchEvents,
+    ListAssets,
 }
 
 use Method::*;
 
-const ALL: [Method; 15] = [
+const ALL: [Method; 17] = [
     CreateStream,
     GetStream,
     ListStreams,
@@ -78,31 +83,34 @@ const ALL: [Method; 15] = [
     PublishEnded,
     IngestHeartbeat,
     ReportIngestHealth,
+    ReportRecording,
     JoinSession,
     Heartbeat,
     LeaveSession,
     GetViewerCount,
     GetStreamMetrics,
     WatchEvents,
+    ListAssets,
 ];
 
-const INGEST_METHODS: [Method; 4] = [
+const INGEST_METHODS: [Method; 5] = [
     AuthorizePublish,
     PublishEnded,
     IngestHeartbeat,
     ReportIngestHealth,
+    ReportRecording,
 ];
 
 impl Method {
     fn path(self) -> String {
         let service = match self {
             CreateStream | GetStream | ListStreams | EndStream | RotateStreamKey => "StreamService",
-            AuthorizePublish | PublishEnded | IngestHeartbeat | ReportIngestHealth => {
-                "IngestService"
-            }
+            AuthorizePublish | PublishEnded | IngestHeartbeat | ReportIngestHealth
+            | ReportRecording => "IngestService",
             JoinSession | Heartbeat | LeaveSession | GetViewerCount => "SessionService",
             GetStreamMetrics => "AnalyticsService",
             WatchEvents => "EventService",
+            ListAssets => "AssetService",
         };
         format!("/nova.streaming.v1.{service}/{self:?}")
     }
@@ -205,6 +213,27 @@ async fn call(c: &mut Caller, method: Method, target: &mut Target) -> Result<(),
                     name,
                     ingest_node: NODE.into(),
                     health: Some(health(360)),
+                })
+                .await?;
+        }
+        ReportRecording => {
+            // The stream records nothing, so no asset takes the piece: an answer all the same.
+            let id = name.trim_start_matches("streams/").to_owned();
+            c.ingest
+                .report_recording(ReportRecordingRequest {
+                    name,
+                    ingest_node: NODE.into(),
+                    object_key: format!("recordings/{id}/ingest-a_1_c7.flv"),
+                    size_bytes: 2048,
+                    start_time: Some(prost_types::Timestamp::default()),
+                })
+                .await?;
+        }
+        ListAssets => {
+            c.assets
+                .list_assets(ListAssetsRequest {
+                    stream: name,
+                    ..Default::default()
                 })
                 .await?;
         }
@@ -339,7 +368,7 @@ async fn the_edge_token_reaches_its_methods_and_never_the_ingest_service() {
     assert!(stream.ingest_health.is_none());
     assert_eq!(
         refusals(&ctx, "edge", "IngestService", "method_not_allowed").await,
-        4
+        5
     );
 
     // Live through the ingest token; then every edge method works.
@@ -357,6 +386,7 @@ async fn the_edge_token_reaches_its_methods_and_never_the_ingest_service() {
             LeaveSession,
             GetStreamMetrics,
             WatchEvents,
+            ListAssets,
             RotateStreamKey,
             EndStream,
         ],
@@ -383,6 +413,7 @@ async fn the_ingest_token_can_neither_change_streams_nor_act_for_a_user() {
         GetViewerCount,
         GetStreamMetrics,
         WatchEvents,
+        ListAssets,
     ];
     let mut ingest = Caller::new(&ctx, &ctx.ingest_token, None).await;
     for method in forbidden {
@@ -423,6 +454,7 @@ async fn the_ingest_token_can_neither_change_streams_nor_act_for_a_user() {
             AuthorizePublish,
             IngestHeartbeat,
             ReportIngestHealth,
+            ReportRecording,
             JoinSession,
             Heartbeat,
             LeaveSession,
@@ -456,7 +488,7 @@ async fn unknown_tokens_are_unauthenticated_everywhere_and_admin_may_do_everythi
     }
     assert_eq!(
         refusals(&ctx, "none", "IngestService", "unauthenticated").await,
-        4
+        5
     );
 
     let mut admin = Caller::new(&ctx, &ctx.token, Some("alice")).await;
@@ -467,12 +499,14 @@ async fn unknown_tokens_are_unauthenticated_everywhere_and_admin_may_do_everythi
         AuthorizePublish,
         IngestHeartbeat,
         ReportIngestHealth,
+        ReportRecording,
         JoinSession,
         Heartbeat,
         GetViewerCount,
         LeaveSession,
         GetStreamMetrics,
         WatchEvents,
+        ListAssets,
         PublishEnded,
         RotateStreamKey,
         EndStream,

@@ -13,8 +13,9 @@
 
 use std::time::Duration;
 
-use nova_proto::v1::{AssetStatus, DeleteAssetRequest, PlaybackPolicy};
+use nova_proto::v1::{AssetStatus, PlaybackPolicy};
 use nova_tests::{
+    edge,
     live::{LiveOptions, LiveStack},
     playback,
     s3::S3Server,
@@ -143,21 +144,67 @@ async fn recording_on_disk_one_drop_and_resume_is_one_ready_asset_until_deleted(
         Vec::<String>::new()
     );
 
-    // Deleting it removes every file, and the origin stops serving it.
-    vod::assets(&live.ctx.url(), &live.ctx.token, Some("mallory"))
-        .await
-        .delete_asset(DeleteAssetRequest {
-            name: asset.name.clone(),
-        })
-        .await
-        .expect_err("only the owner deletes");
-    vod::assets(&live.ctx.url(), &live.ctx.token, Some("alice"))
-        .await
-        .delete_asset(DeleteAssetRequest {
-            name: asset.name.clone(),
-        })
-        .await
-        .expect("delete the asset");
+    // Over REST, for the owner only: listed, read, then deleted, which removes every
+    // file; the origin stops serving it.
+    let e = edge::start(&live.ctx, "edge-vod").await;
+    let base = format!("http://{}/api/v1", e.addr);
+    let id = name.trim_start_matches("streams/");
+    let alice = edge::jwt("alice");
+    let listed = edge::call(
+        "GET",
+        &format!("{base}/streams/{id}/assets"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(listed.status, 200, "{:?}", listed.json);
+    assert_eq!(listed.headers["cache-control"], "no-store");
+    let shown = &listed.json["assets"][0];
+    assert_eq!(shown["id"], asset.asset_id.as_str());
+    assert_eq!(shown["status"], "ready");
+    assert_eq!(shown["playback"]["hls_url"], urls.hls_url.as_str());
+    assert_eq!(shown["playback"]["mp4_url"], urls.mp4_url.as_str());
+    assert_eq!(shown["size_bytes"], asset.size_bytes);
+    assert_eq!(shown["error_reason"], serde_json::Value::Null);
+    let one = format!("{base}/assets/{}", asset.asset_id);
+    assert_eq!(
+        edge::call("GET", &one, Some(&alice), None).await.json["asset"],
+        *shown
+    );
+    for (who, status) in [(None, 401), (Some(edge::jwt("mallory")), 403)] {
+        assert_eq!(
+            edge::call("GET", &one, who.as_deref(), None).await.status,
+            status
+        );
+        assert_eq!(
+            edge::call("DELETE", &one, who.as_deref(), None)
+                .await
+                .status,
+            status
+        );
+    }
+    let deleted = edge::call("DELETE", &one, Some(&alice), None).await;
+    assert_eq!(deleted.status, 204, "{:?}", deleted.json);
+    assert_eq!(
+        edge::call("GET", &one, Some(&alice), None).await.status,
+        404
+    );
+    let audit = edge::call(
+        "GET",
+        &format!("{base}/streams/{id}/audit"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    let newest = &audit.json["records"][0];
+    assert_eq!(newest["action"], "asset_deleted", "{:?}", audit.json);
+    assert_eq!(newest["resource"], asset.name.as_str());
+    assert_eq!(
+        (newest["actor"].as_str(), newest["service"].as_str()),
+        (Some("alice"), Some("edge"))
+    );
+    assert!(newest["client_ip"].is_string(), "{newest}");
+    e.shutdown().await.unwrap();
     assert_eq!(vod::files_under(&store), Vec::<String>::new());
     assert!(vod::list(&live, &name).await.is_empty());
     nova_tests::wait::until(

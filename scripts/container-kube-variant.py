@@ -87,6 +87,10 @@ DROPPED_KINDS = {
 CONFIG = {
     "rtmp-url": f"rtmp://127.0.0.1:{RTMP_PORT}/live",
     "ingest-a-origin-url": f"http://{ORIGIN}",
+    # No S3 server on the test host: recording off, /vod/ a 404.
+    "asset-store": "",
+    "vod": "off",
+    "vod-url": f"http://{ORIGIN}/vod",
 }
 
 # container name → variable → value. Each variable must already be in the manifest,
@@ -109,6 +113,7 @@ ENV = {
         "NOVA_HOOKS_ADDR": HOOKS,
         "NOVA_CONTROL_PLANE_URL": f"https://{GRPC}",
         "NOVA_RELAY_URL": f"rtmp://127.0.0.1:{RTMP_PORT}/stream",
+        "NOVA_RECORD_URL": f"rtmp://127.0.0.1:{RTMP_PORT}/record",
         "NOVA_STAT_URL": f"http://{STAT}/stat",
     },
 }

@@ -54,6 +54,9 @@ reads = {
 # Every binary serves HTTP through nova-runtime's server, which reads its own limits.
 for name in reads:
     reads[name] |= set(re.findall(r'env = "(NOVA_[A-Z0-9_]+)"', Path("runtime/src/http.rs").read_text()))
+# The control plane and ingest-hooks flatten the asset store's variables into theirs.
+for name in ("control-plane", "ingest-hooks"):
+    reads[name] |= set(re.findall(r'env = "(NOVA_[A-Z0-9_]+)"', Path("store/src/config.rs").read_text()))
 reads["nginx-rtmp"] = set(re.findall(r"\$\{?(NOVA_[A-Z0-9_]+)", script))
 for program in ("control-plane", "edge", "ingest-hooks", "nginx-rtmp"):
     if program not in stages:
@@ -161,12 +164,16 @@ sys.exit(1 if errors else 0)
 PY
 
 # The nginx image's render script (deploy/docker/nova-nginx) fills deploy/nginx/ completely
-# and nginx accepts the result (nginx -t), with and without ABR.
-for abr in false true; do
-  NOVA_NGINX_TEMPLATES=deploy/nginx NOVA_NGINX_PREFIX="$work/run-$abr" \
-    NOVA_NGINX_MEDIA="$work/media" NOVA_HOOKS_SECRET=validate-deploy-secret \
-    NOVA_ABR=$abr sh "$work/nova-nginx" render 2>"$work/log" \
-    || { cat "$work/log" >&2; echo "validate-deploy: nova-nginx render failed (NOVA_ABR=$abr)" >&2; exit 1; }
+# and nginx accepts the result (nginx -t), with and without ABR, and with each way the
+# VOD origin reads asset files (an S3 endpoint by address: no DNS needed here).
+for setting in "false off" "true off" "false file" "false s3"; do
+  set -- $setting
+  NOVA_NGINX_TEMPLATES=deploy/nginx NOVA_NGINX_PREFIX="$work/run-$1-$2" \
+    NOVA_NGINX_MEDIA="$work/media" NOVA_NGINX_RECORD_PATH="$work/recordings" \
+    NOVA_HOOKS_SECRET=validate-deploy-secret NOVA_ABR=$1 NOVA_NGINX_VOD=$2 \
+    NOVA_NGINX_VOD_ROOT="$work/assets" NOVA_NGINX_VOD_S3_ENDPOINT=http://127.0.0.1:9000 \
+    sh "$work/nova-nginx" render 2>"$work/log" \
+    || { cat "$work/log" >&2; echo "validate-deploy: nova-nginx render failed (NOVA_ABR=$1, NOVA_NGINX_VOD=$2)" >&2; exit 1; }
 done
 
 # The `podman kube play` variant of make containers-test still derives from deploy/k8s

@@ -23,12 +23,8 @@ pub const ABR_OFF: &str = include_str!("../../deploy/nginx/abr-off.conf");
 pub const VOD_FILE: &str = include_str!("../../deploy/nginx/vod-file.conf.template");
 /// VOD origin proxying presigned GETs to an S3 endpoint.
 pub const VOD_S3: &str = include_str!("../../deploy/nginx/vod-s3.conf.template");
-/// The S3 endpoint as an nginx upstream.
-pub const VOD_S3_UPSTREAM: &str = include_str!("../../deploy/nginx/vod-s3-upstream.conf.template");
 /// No asset store: asset files are not served.
 pub const VOD_OFF: &str = include_str!("../../deploy/nginx/vod-off.conf");
-/// Nothing at http level.
-pub const VOD_NONE: &str = include_str!("../../deploy/nginx/vod-none.conf");
 /// Where Debian's libnginx-mod-rtmp puts the module.
 pub const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 
@@ -70,57 +66,52 @@ pub enum Vod {
 }
 
 impl Vod {
-    /// Returns the include files' names and contents: location level, http level.
-    fn includes(&self) -> anyhow::Result<[(&'static str, String); 2]> {
+    /// Returns the include file's name and content.
+    fn include(&self) -> anyhow::Result<(&'static str, String)> {
         Ok(match self {
-            Vod::Off => [
-                ("vod-off.conf", VOD_OFF.to_owned()),
-                ("vod-none.conf", VOD_NONE.to_owned()),
-            ],
-            Vod::File(root) => [
-                (
-                    "vod-file.conf",
-                    render(VOD_FILE, &[("VOD_ROOT", path(root)?)])?,
-                ),
-                ("vod-none.conf", VOD_NONE.to_owned()),
-            ],
+            Vod::Off => ("vod-off.conf", VOD_OFF.to_owned()),
+            Vod::File(root) => (
+                "vod-file.conf",
+                render(VOD_FILE, &[("VOD_ROOT", path(root)?)])?,
+            ),
             Vod::S3(endpoint) => {
                 let (scheme, rest) = endpoint
                     .split_once("://")
                     .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
                     .with_context(|| format!("S3 endpoint {endpoint}: not an http(s):// URL"))?;
                 let host = rest.trim_end_matches('/').to_owned();
-                if host.contains('/') {
-                    bail!("S3 endpoint {endpoint}: no path allowed");
+                if host.is_empty() || host.contains('/') {
+                    bail!("S3 endpoint {endpoint}: a host (and port), no path");
                 }
-                let server_name = host
+                let name = host
                     .rsplit_once(':')
                     .map_or(host.as_str(), |(h, _)| h)
                     .to_owned();
-                let with_port = if host.contains(':') {
-                    host.clone()
-                } else if scheme == "https" {
-                    format!("{host}:443")
+                let resolver = if name.parse::<std::net::IpAddr>().is_ok() {
+                    format!("# {name} is an address: no resolver needed")
                 } else {
-                    format!("{host}:80")
+                    let conf = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+                    let server = conf
+                        .lines()
+                        .find_map(|l| l.strip_prefix("nameserver"))
+                        .map(str::trim)
+                        .with_context(|| {
+                            format!("S3 endpoint {endpoint}: no DNS resolver in /etc/resolv.conf")
+                        })?;
+                    format!("resolver {server} valid=60s;")
                 };
-                [
-                    (
-                        "vod-s3.conf",
-                        render(
-                            VOD_S3,
-                            &[
-                                ("VOD_S3_SCHEME", scheme.to_owned()),
-                                ("VOD_S3_HOST", host.clone()),
-                                ("VOD_S3_SERVER_NAME", server_name),
-                            ],
-                        )?,
-                    ),
-                    (
-                        "vod-s3-upstream.conf",
-                        render(VOD_S3_UPSTREAM, &[("VOD_S3_HOST", with_port)])?,
-                    ),
-                ]
+                (
+                    "vod-s3.conf",
+                    render(
+                        VOD_S3,
+                        &[
+                            ("VOD_S3_RESOLVER", resolver),
+                            ("VOD_S3_ORIGIN", format!("{scheme}://{host}")),
+                            ("VOD_S3_HOST", host.clone()),
+                            ("VOD_S3_SERVER_NAME", name),
+                        ],
+                    )?,
+                )
             }
         })
     }
@@ -213,8 +204,8 @@ impl Nginx {
         } else {
             "allow play 127.0.0.1; deny play all;"
         };
-        let [(vod_include, _), (vod_http_include, _)] = self.settings.vod.includes()?;
-        let vars: [(&str, String); 16] = [
+        let (vod_include, _) = self.settings.vod.include()?;
+        let vars: [(&str, String); 15] = [
             ("RTMP_MODULE", RTMP_MODULE.into()),
             ("USER", user),
             ("PREFIX", path(&self.prefix)?),
@@ -236,10 +227,6 @@ impl Nginx {
             ("ABR_INCLUDE", path(&abr_include)?),
             ("RECORD_PATH", path(&self.record_dir())?),
             ("VOD_INCLUDE", path(&self.prefix.join(vod_include))?),
-            (
-                "VOD_HTTP_INCLUDE",
-                path(&self.prefix.join(vod_http_include))?,
-            ),
         ];
         render(TEMPLATE, &vars)
     }
@@ -256,9 +243,8 @@ impl Nginx {
         for dir in ["hls", "dash", "abr", "recordings"] {
             fs::create_dir_all(self.media.join(dir))?;
         }
-        for (name, content) in self.settings.vod.includes()? {
-            fs::write(self.prefix.join(name), content)?;
-        }
+        let (vod_include, content) = self.settings.vod.include()?;
+        fs::write(self.prefix.join(vod_include), content)?;
         let port = self.settings.rtmp_port.to_string();
         fs::write(
             self.prefix.join("abr-on.conf"),
@@ -382,10 +368,11 @@ mod tests {
         assert!(conf.contains("record_path /tmp/m/recordings;"));
         assert!(conf.contains("push rtmp://127.0.0.1:1935/stream;"));
         assert!(conf.contains("include /tmp/p/vod-s3.conf;"));
-        let [(_, location), (_, upstream)] = nginx.settings().vod.includes().unwrap();
-        assert!(location.contains("proxy_pass http://nova_vod_s3$nova_vod_path;"));
+        let (_, location) = nginx.settings().vod.include().unwrap();
+        assert!(location.contains("set $nova_vod_s3 http://127.0.0.1:9000;"));
+        assert!(location.contains("proxy_pass $nova_vod_s3$nova_vod_path;"));
         assert!(location.contains("proxy_set_header Host 127.0.0.1:9000;"));
-        assert!(upstream.contains("server 127.0.0.1:9000;"));
+        assert!(location.contains("no resolver needed"));
         let abr = render(
             ABR_ON,
             &[("RTMP_PORT", "1935".into()), ("HOOKS_SECRET", "s".into())],

@@ -85,6 +85,7 @@ async fn every_tier_exports_the_specified_metric_names() {
         ("nova_streaming_http_server_requests_total", "counter"),
         ("nova_streaming_http_server_duration_seconds", "histogram"),
         ("nova_streaming_playback_rules_age_seconds", "gauge"),
+        ("nova_streaming_recorded_pieces_total", "counter"),
     ] {
         assert_eq!(
             type_of(&hooks, family).as_deref(),
@@ -157,6 +158,7 @@ async fn every_tier_exports_the_specified_metric_names() {
         ("nova_streaming_grpc_server_duration_seconds", "histogram"),
         ("nova_streaming_redis_up", "gauge"),
         ("nova_streaming_events_unpublished_total", "counter"),
+        ("nova_streaming_remux_jobs_total", "counter"),
     ] {
         assert_eq!(
             type_of(&cp, family).as_deref(),
@@ -172,6 +174,14 @@ async fn every_tier_exports_the_specified_metric_names() {
     assert!(
         cp.contains(r#"nova_streaming_events_unpublished_total{reason="redis_error"} 0"#),
         "{cp}"
+    );
+    assert!(
+        cp.contains(r#"nova_streaming_remux_jobs_total{outcome="errored"} 0"#),
+        "every remux outcome is exported from the start:\n{cp}"
+    );
+    assert!(
+        hooks.contains(r#"nova_streaming_recorded_pieces_total{result="failed"} 0"#),
+        "{hooks}"
     );
 
     live.streams

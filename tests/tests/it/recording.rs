@@ -348,13 +348,30 @@ async fn recording_survives_a_control_plane_stopped_mid_remux() {
         vod::files_under(&live.ctx.assets_dir.path().join("remux")),
         Vec::<String>::new()
     );
+    // The restarted control plane counted one READY remux and measured it; the
+    // hooks handed both pieces over.
     let metrics = nova_tests::http::get(&live.ctx.metrics_url())
         .await
         .unwrap()
         .text();
+    for line in [
+        "# TYPE nova_streaming_remux_jobs_total counter",
+        "nova_streaming_remux_jobs_total{outcome=\"ready\"",
+        "# TYPE nova_streaming_remux_duration_seconds histogram",
+        "nova_streaming_remux_duration_seconds_count 1",
+        "# TYPE nova_streaming_asset_size_bytes histogram",
+        "nova_streaming_asset_size_bytes_count 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    let hooks = live.hooks.as_ref().unwrap().addr;
+    let hooks = nova_tests::http::get(&format!("http://{hooks}/metrics"))
+        .await
+        .unwrap()
+        .text();
     assert!(
-        metrics.contains("nova_streaming_remux_jobs_total{outcome=\"ready\""),
-        "{metrics}"
+        hooks.contains("nova_streaming_recorded_pieces_total{result=\"taken\"} 2"),
+        "{hooks}"
     );
     live.shutdown().await;
 }

@@ -169,4 +169,11 @@ call 400 POST "/api/v1/webhooks" auth '{"url":"ftp://example.com/nova"}'
 expect_body "webhook URL refused" '"webhook\.url: '
 call 404 GET "/api/v1/webhooks/00000000-0000-7000-8000-000000000000" auth
 
+# Recorded assets: the owner's list (401 without a token); this stream recorded nothing.
+call 401 GET "/api/v1/streams/$ENDED_ID/assets"
+call 200 GET "/api/v1/streams/$ENDED_ID/assets" auth
+expect_body "assets: none recorded" '"assets":\[\]'
+expect_header "assets, not cached" '^cache-control: *no-store'
+call 404 GET "/api/v1/assets/00000000-0000-7000-8000-000000000000" auth
+
 echo "curl-tests: $PASSED checks passed"

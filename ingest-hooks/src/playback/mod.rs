@@ -273,3 +273,80 @@ pub async fn run(
         metrics.rules_age(read_at.elapsed());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use nova_proto::v1::{PlaybackAsset, PlaybackStream};
+
+    use super::*;
+
+    const PUBLIC: &str = "01a2102f-4525-72d8-b6d1-96977f3fd789";
+    const SIGNED: &str = "01a2102f-4525-72d8-b6d1-96977f3fd78a";
+    const OPEN_ASSET: &str = "01a2102f-4525-72d8-b6d1-96977f3fd78b";
+    const CLOSED_ASSET: &str = "01a2102f-4525-72d8-b6d1-96977f3fd78c";
+    const VERSION: &str = "5b0c7f0e-5a2c-4f7e-9a43-2d1c9f8f0b11";
+
+    fn rules() -> PlaybackRules {
+        let stream = |id: &str, policy: PlaybackPolicy| PlaybackStream {
+            stream_id: id.into(),
+            owner: "alice".into(),
+            playback_policy: policy.into(),
+            max_viewers: 0,
+        };
+        let asset = |id: &str, stream: &str, prefix: String| PlaybackAsset {
+            asset_id: id.into(),
+            stream_id: stream.into(),
+            prefix,
+        };
+        let rules = PlaybackRules::default();
+        rules.apply(
+            GetPlaybackRulesResponse {
+                streams: vec![
+                    stream(PUBLIC, PlaybackPolicy::Public),
+                    stream(SIGNED, PlaybackPolicy::Signed),
+                ],
+                assets: vec![
+                    asset(OPEN_ASSET, PUBLIC, format!("assets/{OPEN_ASSET}/{VERSION}")),
+                    asset(
+                        CLOSED_ASSET,
+                        SIGNED,
+                        format!("assets/{CLOSED_ASSET}/{VERSION}"),
+                    ),
+                    // A folder of another asset is never believed.
+                    asset(PUBLIC, PUBLIC, format!("assets/{OPEN_ASSET}/{VERSION}")),
+                ],
+                ..Default::default()
+            },
+            Instant::now(),
+        );
+        rules
+    }
+
+    #[test]
+    fn asset_files_follow_their_streams_policy_and_name_their_store_key() {
+        let rules = rules();
+        let allowed = rules.decide(&format!("/vod/{OPEN_ASSET}/3.ts"), 0).unwrap();
+        assert_eq!(allowed.stream.to_string(), PUBLIC);
+        assert_eq!(allowed.grant, None);
+        assert_eq!(
+            allowed.vod_key.as_deref(),
+            Some(format!("assets/{OPEN_ASSET}/{VERSION}/3.ts").as_str())
+        );
+        assert_eq!(
+            rules.decide(&format!("/vod/{CLOSED_ASSET}/index.m3u8"), 0),
+            Err(Refusal::TokenRequired)
+        );
+        for unknown in [PUBLIC, "01a2102f-4525-72d8-b6d1-96977f3fd7ff"] {
+            assert_eq!(
+                rules.decide(&format!("/vod/{unknown}/index.m3u8"), 0),
+                Err(Refusal::UnknownAsset),
+                "{unknown}"
+            );
+        }
+        // A live file of the public stream is unchanged: plain, no store key.
+        let live = rules.decide(&format!("/hls/{PUBLIC}.m3u8"), 0).unwrap();
+        assert_eq!((live.grant, live.vod_key), (None, None));
+    }
+}

@@ -98,6 +98,8 @@ async fn callback(
             (HookError::Upstream(_), _) => BroadcastError::ControlPlaneUnavailable,
             (HookError::Throttled, _) => BroadcastError::PublishThrottled,
             (_, "update_publish") => BroadcastError::CutOff,
+            // A recorded piece that is not nginx's own: a bad callback, not a refusal.
+            (_, "record_done") => BroadcastError::MalformedCallback,
             _ => BroadcastError::PublishRefused,
         });
     }

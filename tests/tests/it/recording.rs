@@ -267,6 +267,14 @@ async fn recording_on_s3_signed_asset_needs_a_token() {
         .mp4_url
         .replacen("/vod/", &format!("/vod/t/{token}/"), 1);
     assert_whole("signed MP4", &vod::probe(&mp4).await.unwrap());
+    // The origin's access log names asset files, never the token.
+    let access_log = live.nginx.error_log().with_file_name("http-access.log");
+    let logged = std::fs::read_to_string(&access_log).unwrap();
+    assert!(
+        logged.contains(&format!("/vod/t/-/{}/index.m3u8", asset.asset_id)),
+        "{logged}"
+    );
+    assert!(!logged.contains(&token), "a token in the access log");
     live.shutdown().await;
 }
 

@@ -62,6 +62,23 @@ struct Inner {
     tasks: shutdown::Tasks,
 }
 
+/// Why a piece was not handed over (it waits for the next sweep).
+#[derive(Debug, thiserror::Error)]
+pub enum HandOverError {
+    /// A file in `done/` that is not named as a handed piece.
+    #[error("a file in done/ that is not a handed piece")]
+    NotAPiece,
+    /// Its store key would not be a piece's.
+    #[error("piece key: {0}")]
+    Key(#[from] nova_store::keys::KeyError),
+    /// The asset store failed.
+    #[error(transparent)]
+    Store(#[from] nova_store::StoreError),
+    /// The control plane could not be told.
+    #[error(transparent)]
+    Upstream(#[from] HookError),
+}
+
 /// How a hand-over ended (the `result` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HandOver {
@@ -213,8 +230,8 @@ impl Recorder {
             recorder.in_flight().remove(&file);
             let outcome = match result {
                 Ok(outcome) => outcome,
-                Err(reason) => {
-                    tracing::warn!(reason = %reason, "recorded piece not handed over; retried at the next sweep");
+                Err(err) => {
+                    tracing::warn!(error = %nova_runtime::causes(&err), "recorded piece not handed over; retried at the next sweep");
                     HandOver::Failed
                 }
             };
@@ -223,20 +240,14 @@ impl Recorder {
     }
 
     /// Stores `file`, reports it, then removes what nobody needs any more.
-    async fn hand_over(&self, file: &Path) -> Result<HandOver, String> {
+    async fn hand_over(&self, file: &Path) -> Result<HandOver, HandOverError> {
         let name = file
             .file_name()
             .and_then(|f| f.to_str())
             .and_then(PieceName::from_done)
-            .ok_or("a file in done/ that is not a handed piece")?;
-        let key =
-            keys::piece(name.stream, &name.object_name(&self.0.node)).map_err(|e| e.to_string())?;
-        let size = self
-            .0
-            .store
-            .upload_file(file, &key)
-            .await
-            .map_err(|e| e.to_string())?;
+            .ok_or(HandOverError::NotAPiece)?;
+        let key = keys::piece(name.stream, &name.object_name(&self.0.node))?;
+        let size = self.0.store.upload_file(file, &key).await?;
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
             .with_max_delay(Duration::from_secs(5))
@@ -252,10 +263,9 @@ impl Recorder {
             .retry(backoff)
             .sleep(tokio::time::sleep)
             .when(|err| matches!(err, HookError::Upstream(_)))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if !accepted {
-            self.0.store.delete(&key).await.map_err(|e| e.to_string())?;
+            self.0.store.delete(&key).await?;
         }
         if let Err(err) = tokio::fs::remove_file(file).await {
             tracing::warn!(error = %err, "cannot remove a handed recorded piece");

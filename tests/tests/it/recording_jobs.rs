@@ -271,7 +271,7 @@ async fn recording_retention_deletes_old_assets_with_an_audit_record() {
     assert_eq!(expired.resource, format!("assets/{old}"));
     assert_eq!(
         (expired.actor.as_str(), expired.service.as_str()),
-        ("system:retention", "control-plane")
+        ("nova", "system")
     );
     assert_eq!(expired.owner, "alice");
 }

@@ -11,7 +11,7 @@ use nova_store::{AssetStore, VodFile};
 use object_store::path::Path as ObjectPath;
 use tokio_util::sync::CancellationToken;
 
-use super::ffmpeg;
+use super::{failure::RemuxError, ffmpeg};
 use crate::db::assets::PieceRow;
 
 /// Pieces smaller than this hold no media (an FLV header at most): skipped.
@@ -57,15 +57,15 @@ pub struct Inputs<'a> {
     pub name: String,
 }
 
-/// Makes the rendition and stores it under `inputs.prefix`; an error is the reason,
-/// fit for the asset (no secret, no key). Stops early when `stop` fires.
-pub async fn make(inputs: Inputs<'_>, stop: CancellationToken) -> Result<Rendition, String> {
+/// Makes the rendition and stores it under `inputs.prefix`. Stops early when `stop`
+/// fires.
+pub async fn make(inputs: Inputs<'_>, stop: CancellationToken) -> Result<Rendition, RemuxError> {
     let work = WorkDir(inputs.dir.join(&inputs.name));
     let (pieces_dir, out) = (work.0.join("in"), work.0.join("out"));
     for dir in [&pieces_dir, &out] {
         tokio::fs::create_dir_all(dir)
             .await
-            .map_err(|e| format!("cannot create the remux work folder: {e}"))?;
+            .map_err(RemuxError::WorkFolder)?;
     }
     let mut names = Vec::new();
     for (n, piece) in inputs.pieces.iter().enumerate() {
@@ -74,37 +74,38 @@ pub async fn make(inputs: Inputs<'_>, stop: CancellationToken) -> Result<Renditi
         let local = pieces_dir.join(&name);
         tokio::select! {
             fetched = inputs.store.download_file(&key, &local) => {
-                fetched.map_err(|e| {
-                    tracing::warn!(error = %e, "cannot fetch a recorded piece");
-                    "cannot fetch a recorded piece from the asset store".to_owned()
-                })?;
+                fetched.map_err(RemuxError::Fetch)?;
             }
-            () = stop.cancelled() => return Err("stopped".into()),
+            () = stop.cancelled() => return Err(RemuxError::Stopped),
         }
         names.push(name);
     }
     let list = pieces_dir.join("list.ffconcat");
     tokio::fs::write(&list, ffmpeg::concat_list(&names))
         .await
-        .map_err(|e| format!("cannot write the concat list: {e}"))?;
+        .map_err(RemuxError::ConcatList)?;
     ffmpeg::run(inputs.ffmpeg, &list, &out, inputs.timeout, stop.clone())
         .await
-        .map_err(|reason| reason.replace(&format!("{}/", work.0.display()), ""))?;
+        .map_err(|err| match err {
+            // ffmpeg names the files it read and wrote: no paths of this machine.
+            RemuxError::Ffmpeg { status, said } => RemuxError::Ffmpeg {
+                status,
+                said: said.replace(&format!("{}/", work.0.display()), ""),
+            },
+            other => other,
+        })?;
     let playlist = tokio::fs::read_to_string(out.join(VodFile::PLAYLIST))
         .await
-        .map_err(|e| format!("ffmpeg wrote no playlist: {e}"))?;
-    let (duration, segments) = ffmpeg::check_playlist(&playlist)?;
+        .map_err(RemuxError::NoPlaylist)?;
+    let (duration, segments) = ffmpeg::check_playlist(&playlist).map_err(RemuxError::Playlist)?;
     let mut size_bytes = 0u64;
     for (file, name) in ffmpeg::upload_order(&out, &segments) {
         let key = ObjectPath::from(format!("{}/{name}", inputs.prefix));
         tokio::select! {
             stored = inputs.store.upload_file(&file, &key) => {
-                size_bytes += stored.map_err(|e| {
-                    tracing::warn!(error = %e, "cannot store a remuxed file");
-                    format!("cannot store {name} in the asset store")
-                })?;
+                size_bytes += stored.map_err(|source| RemuxError::Store { name, source })?;
             }
-            () = stop.cancelled() => return Err("stopped".into()),
+            () = stop.cancelled() => return Err(RemuxError::Stopped),
         }
     }
     Ok(Rendition {

@@ -11,6 +11,8 @@ use std::{
 use nova_store::VodFile;
 use tokio::{io::AsyncReadExt, process::Command};
 
+use super::failure::{PlaylistError, RemuxError};
+
 /// Target length of VOD segments, seconds (segments are cut at keyframes).
 pub const SEGMENT_SECONDS: u32 = 2;
 /// Most bytes of ffmpeg's error output kept in a failure reason.
@@ -34,7 +36,7 @@ pub async fn run(
     out: &Path,
     timeout: Duration,
     stop: tokio_util::sync::CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), RemuxError> {
     let mut child = Command::new(ffmpeg)
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
         .args(["-f", "concat", "-safe", "0", "-i"])
@@ -54,14 +56,12 @@ pub async fn run(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot run ffmpeg ({}): {e}", ffmpeg.display()))?;
+        .map_err(RemuxError::Spawn)?;
     let mut stderr = child.stderr.take();
     let status = tokio::select! {
-        status = child.wait() => status.map_err(|e| format!("ffmpeg: {e}"))?,
-        () = tokio::time::sleep(timeout) => {
-            return Err(format!("ffmpeg ran longer than {}s", timeout.as_secs()));
-        }
-        () = stop.cancelled() => return Err("stopped".into()),
+        status = child.wait() => status.map_err(RemuxError::Spawn)?,
+        () = tokio::time::sleep(timeout) => return Err(RemuxError::Timeout(timeout.as_secs())),
+        () = stop.cancelled() => return Err(RemuxError::Stopped),
     };
     if status.success() {
         return Ok(());
@@ -70,7 +70,10 @@ pub async fn run(
     if let Some(pipe) = stderr.as_mut() {
         let _ = pipe.read_to_string(&mut said).await;
     }
-    Err(format!("ffmpeg failed ({status}): {}", last_words(&said)))
+    Err(RemuxError::Ffmpeg {
+        status: status.to_string(),
+        said: last_words(&said),
+    })
 }
 
 /// Returns the end of ffmpeg's error output, on one line, at most `MAX_REASON` bytes.
@@ -86,12 +89,12 @@ fn last_words(said: &str) -> String {
 /// Checks an HLS playlist is a complete VOD rendition (`#EXT-X-PLAYLIST-TYPE:VOD`,
 /// `#EXT-X-ENDLIST`, at least one segment) and returns its duration (the sum of its
 /// segments' `#EXTINF`) and its segment files.
-pub fn check_playlist(text: &str) -> Result<(Duration, Vec<String>), String> {
+pub fn check_playlist(text: &str) -> Result<(Duration, Vec<String>), PlaylistError> {
     if !text.lines().any(|l| l.trim() == "#EXT-X-PLAYLIST-TYPE:VOD") {
-        return Err("the remuxed playlist is not a VOD playlist".into());
+        return Err(PlaylistError::NotVod);
     }
     if !text.lines().any(|l| l.trim() == "#EXT-X-ENDLIST") {
-        return Err("the remuxed playlist has no end".into());
+        return Err(PlaylistError::NoEnd);
     }
     let mut seconds = 0f64;
     let mut segments = Vec::new();
@@ -100,16 +103,16 @@ pub fn check_playlist(text: &str) -> Result<(Duration, Vec<String>), String> {
             let value = info.split(',').next().unwrap_or_default();
             seconds += value
                 .parse::<f64>()
-                .map_err(|_| format!("bad #EXTINF in the remuxed playlist: {value}"))?;
+                .map_err(|_| PlaylistError::BadDuration(value.to_owned()))?;
         } else if !line.is_empty() && !line.starts_with('#') {
             if VodFile::parse(line).is_none() {
-                return Err(format!("unexpected segment name in the playlist: {line}"));
+                return Err(PlaylistError::UnexpectedSegment(line.to_owned()));
             }
             segments.push(line.to_owned());
         }
     }
     if segments.is_empty() {
-        return Err("the remuxed playlist has no segment".into());
+        return Err(PlaylistError::NoSegment);
     }
     Ok((Duration::from_secs_f64(seconds.max(0.0)), segments))
 }
@@ -136,9 +139,18 @@ mod tests {
         let (duration, segments) = check_playlist(text).unwrap();
         assert_eq!(duration, Duration::from_millis(3520));
         assert_eq!(segments, ["0.ts", "1.ts"]);
-        assert!(check_playlist(&text.replace("#EXT-X-ENDLIST\n", "")).is_err());
-        assert!(check_playlist(&text.replace("#EXT-X-PLAYLIST-TYPE:VOD\n", "")).is_err());
-        assert!(check_playlist(&text.replace("1.ts", "../x.ts")).is_err());
+        assert_eq!(
+            check_playlist(&text.replace("#EXT-X-ENDLIST\n", "")),
+            Err(PlaylistError::NoEnd)
+        );
+        assert_eq!(
+            check_playlist(&text.replace("#EXT-X-PLAYLIST-TYPE:VOD\n", "")),
+            Err(PlaylistError::NotVod)
+        );
+        assert_eq!(
+            check_playlist(&text.replace("1.ts", "../x.ts")),
+            Err(PlaylistError::UnexpectedSegment("../x.ts".into()))
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! expired assets ([`retention`]).
 
 mod attempt;
+pub mod failure;
 pub mod ffmpeg;
 pub mod retention;
 
@@ -101,8 +102,8 @@ pub struct Remuxer {
 enum Ending {
     /// Made; the asset may become READY.
     Made(attempt::Rendition),
-    /// Failed with this reason.
-    Failed(String),
+    /// Failed.
+    Failed(failure::RemuxError),
     /// Stopped by shutdown; the lease runs out.
     Stopped,
     /// The lease was lost (another run holds the job, or the asset is gone).
@@ -175,9 +176,9 @@ impl Remuxer {
                 self.finish(asset, version, &prefix, &rendition, started.elapsed())
                     .await?;
             }
-            Ending::Failed(reason) => {
-                tracing::warn!(asset.id = %asset, remux.attempt = job.attempts, reason = %reason, "remux attempt failed");
-                self.fail(asset, version, job.attempts, reason, false)
+            Ending::Failed(err) => {
+                tracing::warn!(asset.id = %asset, remux.attempt = job.attempts, error = %nova_runtime::causes(&err), "remux attempt failed");
+                self.fail(asset, version, job.attempts, err.to_string(), false)
                     .await?;
             }
             Ending::Stopped => {
@@ -229,7 +230,7 @@ impl Remuxer {
             _ if lost.load(Ordering::SeqCst) => Ending::Lost,
             _ if stop.fired() => Ending::Stopped,
             Ok(rendition) => Ending::Made(rendition),
-            Err(reason) => Ending::Failed(reason),
+            Err(err) => Ending::Failed(err),
         }
     }
 

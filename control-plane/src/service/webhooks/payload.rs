@@ -143,6 +143,32 @@ mod tests {
     }
 
     #[test]
+    fn asset_events_carry_the_asset() {
+        let (stream, asset) = (Uuid::now_v7(), Uuid::now_v7());
+        let ready = Event::AssetReady {
+            asset_id: asset,
+            duration_ms: 14_890,
+            size_bytes: 1_479_965,
+        };
+        let payload = build(&row(ready.kind(), ready.payload(), Some(stream))).unwrap();
+        assert_eq!(payload.event_type, EventType::AssetReady);
+        let body: Value = serde_json::from_slice(&payload.body).unwrap();
+        assert_eq!(body["type"], "asset.ready");
+        assert_eq!(
+            body["data"],
+            json!({ "asset_id": asset, "duration_seconds": 14.89, "size_bytes": 1_479_965 })
+        );
+        let errored = Event::AssetErrored {
+            asset_id: asset,
+            reason: "no recording arrived".into(),
+        };
+        let payload = build(&row(errored.kind(), errored.payload(), Some(stream))).unwrap();
+        let body: Value = serde_json::from_slice(&payload.body).unwrap();
+        assert_eq!(body["type"], "asset.errored");
+        assert_eq!(body["data"]["reason"], "no recording arrived");
+    }
+
+    #[test]
     fn account_events_have_no_stream_and_unknown_kinds_none() {
         let webhook_id = Uuid::now_v7();
         let notice = Notice::WebhookDisabled {

@@ -14,9 +14,11 @@ pub struct LoggedEvent {
     pub payload: String,
 }
 
-/// Kinds of the lifecycle events watchers see; the log also holds notices for
-/// webhooks (`stream_created`, `stream_key_rotated`), which these helpers leave out.
-pub const WATCHED_KINDS: &str = "('stream_started', 'stream_ended', 'quality_changed')";
+/// Kinds of the events watchers see (lifecycle and recordings); the log also holds
+/// notices for webhooks (`stream_created`, `stream_key_rotated`), which these
+/// helpers leave out.
+pub const WATCHED_KINDS: &str =
+    "('stream_started', 'stream_ended', 'quality_changed', 'asset_ready', 'asset_errored')";
 
 /// Returns the logged lifecycle events of a stream, oldest first.
 pub async fn of_stream(db: &mut AsyncPgConnection, stream_id: &str) -> Vec<LoggedEvent> {

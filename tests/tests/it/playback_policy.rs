@@ -123,7 +123,7 @@ async fn policies_are_set_at_creation_and_changed_by_the_owner_over_grpc() {
         (
             update(&public.name, PlaybackPolicy::Public, "", &["owner"]),
             Code::InvalidArgument,
-            "update_mask: may name only title, playback_policy and max_viewers",
+            "update_mask: may name only title, playback_policy, max_viewers and record",
         ),
         (
             update(
@@ -244,7 +244,7 @@ async fn rest_sets_and_changes_the_policy_and_shows_it() {
     assert_eq!(empty.status, 400);
     assert_eq!(
         empty.json["error"]["message"],
-        "body: name at least one of title, playback_policy, max_viewers"
+        "body: name at least one of title, playback_policy, max_viewers, record"
     );
     let anonymous = call("PATCH", &url, None, Some(r#"{"title":"x"}"#)).await;
     assert_eq!(anonymous.status, 401);

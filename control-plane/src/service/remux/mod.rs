@@ -17,11 +17,15 @@
 //! - a half-made asset is never READY.
 //!
 //! Between jobs the worker deletes store garbage and, with `NOVA_ASSET_RETENTION`,
-//! expired assets ([`retention`]).
+//! expired assets ([`retention`]). `attempt` is one run in its work folder
+//! (`ffmpeg` the remux proper, `failure` why it failed), `lease` keeps the job while
+//! it runs, `outcome` commits how it ended.
 
 mod attempt;
 pub mod failure;
 pub mod ffmpeg;
+mod lease;
+mod outcome;
 pub mod retention;
 
 use std::{
@@ -33,27 +37,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::Utc;
-use diesel_async::AsyncConnection as _;
 use nova_store::{AssetStore, keys};
 use object_store::path::Path as ObjectPath;
 use uuid::Uuid;
 
 use crate::{
-    db::{
-        DbPool,
-        assets::{self, Made},
-        garbage, remux_jobs,
-    },
-    error::{Error, Result},
+    db::{DbPool, assets, remux_jobs},
+    error::Result,
     metrics::{CpMetrics, RemuxOutcome},
-    service::{
-        events::{Event, Outbox},
-        garbage as store_garbage, lifecycle,
-        publish::Publisher,
-    },
+    service::{garbage as store_garbage, publish::Publisher},
     shutdown,
 };
+use lease::renew;
 
 /// How the worker runs; see the control plane's configuration.
 #[derive(Debug, Clone)]
@@ -234,146 +229,6 @@ impl Remuxer {
         }
     }
 
-    /// Makes the asset READY on run `version`'s folder, if the run still holds the
-    /// job: pieces and the folders of other runs become garbage, `asset_ready` is
-    /// logged, all in one transaction.
-    async fn finish(
-        &self,
-        asset: Uuid,
-        version: Uuid,
-        prefix: &ObjectPath,
-        rendition: &attempt::Rendition,
-        took: Duration,
-    ) -> Result<()> {
-        let root = keys::asset_root(asset);
-        let others: Vec<String> = self
-            .store
-            .list(&root)
-            .await
-            .map(|objects| {
-                let mut folders: Vec<String> = objects
-                    .iter()
-                    .filter(|(key, _)| !key.as_ref().starts_with(&format!("{prefix}/")))
-                    .filter_map(|(key, _)| {
-                        let mut parts = key.parts();
-                        let (a, id, v) = (parts.next()?, parts.next()?, parts.next()?);
-                        Some(format!("{}/{}/{}", a.as_ref(), id.as_ref(), v.as_ref()))
-                    })
-                    .collect();
-                folders.sort();
-                folders.dedup();
-                folders
-            })
-            .unwrap_or_default();
-        let duration_ms = i64::try_from(rendition.duration.as_millis()).unwrap_or(i64::MAX);
-        let size_bytes = i64::try_from(rendition.size_bytes).unwrap_or(i64::MAX);
-        let prefix_text = prefix.to_string();
-        let mut conn = self.pool.get().await?;
-        let mut out = Outbox::new();
-        let done = conn
-            .transaction(async |conn| {
-                if remux_jobs::lock_held(conn, asset, version).await?.is_none() {
-                    return Ok::<_, Error>(None);
-                }
-                let row = assets::mark_ready(
-                    conn,
-                    asset,
-                    &Made {
-                        prefix: &prefix_text,
-                        duration_ms,
-                        size_bytes,
-                    },
-                )
-                .await?;
-                let mut marked = assets::take_pieces(conn, asset).await?;
-                marked.extend(others.iter().cloned());
-                garbage::add(conn, &marked).await?;
-                remux_jobs::delete(conn, asset).await?;
-                let event = Event::AssetReady {
-                    asset_id: asset,
-                    duration_ms,
-                    size_bytes,
-                };
-                lifecycle::append(conn, &mut out, row.stream_id, event).await?;
-                Ok(Some(marked))
-            })
-            .await?;
-        let Some(marked) = done else {
-            self.metrics.remux(RemuxOutcome::Lost);
-            tracing::warn!(asset.id = %asset, "remux finished after losing its job; its files are discarded");
-            self.discard(prefix).await;
-            return Ok(());
-        };
-        self.publisher.publish(&out);
-        self.metrics.remux(RemuxOutcome::Ready);
-        self.metrics.asset_ready(took, rendition.size_bytes);
-        tracing::info!(asset.id = %asset, asset.duration_ms = duration_ms, asset.bytes = size_bytes, remux.seconds = took.as_secs_f64(), "asset ready");
-        store_garbage::delete_now(&self.pool, &self.store, &marked).await;
-        Ok(())
-    }
-
-    /// Records a failed attempt of run `version`: retried after a backoff, or, with
-    /// `final_attempt` or the attempts used up, the asset ERRORED with `reason`
-    /// (`asset_errored` logged). Whatever the run stored becomes garbage.
-    async fn fail(
-        &self,
-        asset: Uuid,
-        version: Uuid,
-        attempts: i32,
-        reason: String,
-        final_attempt: bool,
-    ) -> Result<()> {
-        let give_up =
-            final_attempt || attempts >= i32::try_from(self.settings.attempts).unwrap_or(i32::MAX);
-        let run_folder = keys::asset_version(asset, version).to_string();
-        let mut conn = self.pool.get().await?;
-        let mut out = Outbox::new();
-        let done = conn
-            .transaction(async |conn| {
-                if remux_jobs::lock_held(conn, asset, version).await?.is_none() {
-                    return Ok::<_, Error>(None);
-                }
-                let mut marked = vec![run_folder.clone()];
-                if give_up {
-                    let row = assets::mark_errored(conn, asset, &reason).await?;
-                    marked.extend(assets::take_pieces(conn, asset).await?);
-                    remux_jobs::delete(conn, asset).await?;
-                    let event = Event::AssetErrored {
-                        asset_id: asset,
-                        reason: reason.clone(),
-                    };
-                    lifecycle::append(conn, &mut out, row.stream_id, event).await?;
-                } else {
-                    let run_after = Utc::now() + backoff(attempts);
-                    remux_jobs::retry_later(conn, asset, &reason, run_after).await?;
-                }
-                garbage::add(conn, &marked).await?;
-                Ok(Some(marked))
-            })
-            .await?;
-        let Some(marked) = done else {
-            self.metrics.remux(RemuxOutcome::Lost);
-            return Ok(());
-        };
-        self.publisher.publish(&out);
-        if give_up {
-            self.metrics.remux(RemuxOutcome::Errored);
-            tracing::warn!(asset.id = %asset, reason = %reason, "asset errored");
-        } else {
-            self.metrics.remux(RemuxOutcome::Retried);
-        }
-        store_garbage::delete_now(&self.pool, &self.store, &marked).await;
-        Ok(())
-    }
-
-    /// Deletes what a run that lost its job stored (best effort: the READY run's
-    /// finish also deletes every other run's folder).
-    async fn discard(&self, prefix: &ObjectPath) {
-        if let Err(err) = self.store.delete_prefix(prefix).await {
-            tracing::warn!(error = %err, "cannot delete the files of a lost remux run");
-        }
-    }
-
     /// Deletes store garbage and expired assets.
     async fn maintain(&self) {
         if let Err(err) = store_garbage::sweep(&self.pool, &self.store).await {
@@ -385,53 +240,6 @@ impl Remuxer {
             tracing::warn!(error = %err, "asset retention sweep failed");
         }
     }
-}
-
-/// Renews the lease of run `version` every third of `lease` until cancelled; when
-/// the run lost the job, sets `lost` and cancels the attempt.
-async fn renew(
-    pool: DbPool,
-    asset: Uuid,
-    version: Uuid,
-    lease: Duration,
-    cancel: tokio_util::sync::CancellationToken,
-    lost: Arc<AtomicBool>,
-) {
-    let mut tick = shutdown::steady(lease / 3);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let renewed = match pool.get().await {
-            Ok(mut conn) => remux_jobs::renew(&mut conn, asset, version, lease).await,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot renew a remux lease");
-                continue;
-            }
-        };
-        match renewed {
-            Ok(true) => {}
-            Ok(false) => {
-                lost.store(true, Ordering::SeqCst);
-                cancel.cancel();
-                return;
-            }
-            Err(err) => tracing::warn!(error = %err, "cannot renew a remux lease"),
-        }
-    }
-}
-
-/// Returns the delay before retry `attempts + 1`.
-fn backoff(attempts: i32) -> chrono::Duration {
-    let exponent = u32::try_from(attempts.saturating_sub(1))
-        .unwrap_or(0)
-        .min(16);
-    let delay = BASE_BACKOFF
-        .saturating_mul(2u32.saturating_pow(exponent))
-        .min(MAX_BACKOFF);
-    chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
 }
 
 /// Runs the worker until shutdown: due jobs one at a time, and between them the
@@ -457,18 +265,5 @@ pub async fn run(remuxer: Remuxer, stop: shutdown::Signal) {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap() {
-        assert_eq!(backoff(1), chrono::Duration::seconds(2));
-        assert_eq!(backoff(2), chrono::Duration::seconds(4));
-        assert_eq!(backoff(3), chrono::Duration::seconds(8));
-        assert_eq!(backoff(30), chrono::Duration::seconds(300));
     }
 }

@@ -1,5 +1,10 @@
 //! JSON shapes of the REST and WebSocket APIs (snake_case), built from protos.
 
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
 use chrono::{DateTime, SecondsFormat, Utc};
 use nova_proto::v1::{self, StreamEvent, stream_event::Kind};
 use serde_json::{Value, json};
@@ -128,4 +133,14 @@ pub fn event(e: &StreamEvent) -> Option<Value> {
         // for the viewers a stream's WebSocket serves.
         Kind::AssetReady(_) | Kind::AssetErrored(_) => return None,
     })
+}
+
+/// A JSON answer that no shared cache may store (it is the caller's own, or carries
+/// a secret shown once).
+pub fn private(status: StatusCode, body: Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }

@@ -3,10 +3,9 @@
 //! stored by shared caches.
 
 use axum::{
-    Json,
     extract::{Path, State},
-    http::{StatusCode, header},
-    response::{IntoResponse, Response},
+    http::StatusCode,
+    response::Response,
 };
 use nova_proto::v1::{
     self, Asset, AssetStatus, DeleteAssetRequest, GetAssetRequest, ListAssetsRequest,
@@ -68,7 +67,7 @@ pub async fn list(
         "assets": page.assets.iter().map(asset).collect::<Vec<_>>(),
         "next_page_token": page.next_page_token,
     });
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+    Ok(json::private(StatusCode::OK, body))
 }
 
 /// `GET /api/v1/assets/{id}`: one asset (owner only).
@@ -92,7 +91,7 @@ pub async fn get(
         .asset
         .unwrap_or_default();
     let body = json!({ "asset": asset(&found) });
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+    Ok(json::private(StatusCode::OK, body))
 }
 
 /// `DELETE /api/v1/assets/{id}`: deletes an asset and its files (owner only).

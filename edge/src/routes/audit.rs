@@ -3,10 +3,9 @@
 //! stored by shared caches.
 
 use axum::{
-    Json,
     extract::{Path, State},
-    http::header,
-    response::{IntoResponse, Response},
+    http::StatusCode,
+    response::Response,
 };
 use nova_proto::v1::{AuditAction, AuditRecord, ListAuditRecordsRequest};
 use serde::Deserialize;
@@ -59,7 +58,7 @@ pub async fn list(
         "records": page.records.iter().map(record).collect::<Vec<_>>(),
         "next_page_token": page.next_page_token,
     });
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+    Ok(json::private(StatusCode::OK, body))
 }
 
 /// Returns one record as JSON.

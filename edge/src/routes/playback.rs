@@ -91,12 +91,7 @@ pub async fn create_token(
         "hls_url": issued.hls_url,
         "dash_url": issued.dash_url,
     });
-    Ok((
-        StatusCode::CREATED,
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(body),
-    )
-        .into_response())
+    Ok(json::private(StatusCode::CREATED, body))
 }
 
 /// `POST /api/v1/signing-keys`: creates a key; its private key is shown only now.

@@ -312,7 +312,7 @@ pub async fn rotate_key(
         "stream": json::stream(&rotated.stream.unwrap_or_default()),
         "stream_key": rotated.stream_key,
     });
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+    Ok(json::private(StatusCode::OK, body))
 }
 
 fn parse_time(field: &str, raw: Option<&str>) -> Result<Option<prost_types::Timestamp>, ApiError> {

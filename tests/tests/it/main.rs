@@ -38,6 +38,7 @@ mod rtmp_attacks;
 mod schemathesis;
 mod server;
 mod service_auth;
+mod stack_demo;
 mod stream_api;
 mod tls;
 mod two_nodes;

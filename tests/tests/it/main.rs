@@ -9,6 +9,7 @@ mod auth;
 mod broadcast_abr;
 mod broadcast_ffmpeg;
 mod broadcast_publisher;
+mod broadcast_quality;
 mod chaos;
 mod chaos_edge;
 mod chaos_engines;

@@ -141,8 +141,8 @@ fn as_demo<T>(message: T, token: &str) -> anyhow::Result<Request<T>> {
 /// Returns how to go live on the demo stream and where to watch it.
 pub fn instructions(demo: &Demo, rtmp_url: &str, hls_url: &str) -> String {
     format!(
-        "Demo stream {name} (its key is shown only now; the next `make up` reuses the\n\
-         stream with a new key):\n\n\
+        "Demo stream {name} (its key is shown only now; the next `make up` gives this\n\
+         stream a new key, or ends it and makes a new one if it went live):\n\n\
          Go live with ffmpeg (a test pattern and a tone):\n  \
          ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \\\n    \
          -c:v libx264 -preset veryfast -tune zerolatency -g 30 -b:v 2500k -pix_fmt yuv420p \\\n    \

@@ -18,6 +18,10 @@ use opentelemetry::{
     metrics::{Counter, Gauge, Histogram},
 };
 
+/// How many of the largest live audiences `nova_streaming_top_stream_viewers` ranks
+/// (its `rank` label: "1" to "10", a fixed set).
+pub const TOP_STREAMS: usize = 10;
+
 /// Bucket boundaries of viewers per stream.
 const VIEWER_BUCKETS: &[f64] = &[
     0.0, 1.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0,
@@ -87,6 +91,10 @@ pub struct CpMetrics {
     active: Gauge<u64>,
     /// `nova_streaming_peak_viewers`.
     peak: Gauge<u64>,
+    /// `nova_streaming_top_stream_viewers{rank}`.
+    top: Gauge<u64>,
+    /// The `rank` labels of `top`, largest audience first.
+    ranks: [[KeyValue; 1]; TOP_STREAMS],
     /// `nova_streaming_viewers_total` (histogram of viewers per live stream).
     viewers: Histogram<f64>,
     /// `nova_streaming_stream_duration_seconds`.
@@ -141,6 +149,16 @@ impl CpMetrics {
             )
             .build();
         peak.record(0, &[]);
+        let top = meter
+            .u64_gauge("nova_streaming_top_stream_viewers")
+            .with_description(
+                "Concurrent viewers of the live stream ranked `rank` (1 = largest audience) at the last sample; 0 when fewer streams are live",
+            )
+            .build();
+        let ranks = std::array::from_fn(|i| [KeyValue::new("rank", (i + 1).to_string())]);
+        for rank in &ranks {
+            top.record(0, rank);
+        }
         let redis_up = meter
             .u64_gauge("nova_streaming_redis_up")
             .with_description(
@@ -236,6 +254,8 @@ impl CpMetrics {
             grpc: metrics.red("grpc"),
             active,
             peak,
+            top,
+            ranks,
             viewers: meter
                 .f64_histogram("nova_streaming_viewers_total")
                 .with_description(
@@ -261,10 +281,17 @@ impl CpMetrics {
         })
     }
 
-    /// Records the live picture: active streams and the highest viewer count.
-    pub fn live(&self, active: u64, peak: u64) {
-        self.active.record(active, &[]);
-        self.peak.record(peak, &[]);
+    /// Records the live picture from the concurrent viewers of every ACTIVE stream
+    /// (in any order): how many there are, the largest audience, and the
+    /// [`TOP_STREAMS`] largest by rank.
+    pub fn live(&self, mut audiences: Vec<i64>) {
+        audiences.sort_unstable_by(|a, b| b.cmp(a));
+        let ranked = |i: usize| u64::try_from(audiences.get(i).copied().unwrap_or(0)).unwrap_or(0);
+        self.active.record(audiences.len() as u64, &[]);
+        self.peak.record(ranked(0), &[]);
+        for (i, rank) in self.ranks.iter().enumerate() {
+            self.top.record(ranked(i), rank);
+        }
     }
 
     /// Records one stream's concurrent viewers (sampler leader only).

@@ -104,13 +104,13 @@ impl Analytics {
                 HashMap::new()
             };
             let mut samples = Vec::with_capacity(active.len());
-            let mut peak = 0;
+            let mut audiences = Vec::with_capacity(active.len());
             for (stream_id, health) in &active {
                 let figures = match counts.get(stream_id) {
                     Some(figures) => *figures,
                     None => self.store.figures(&stream_id.to_string()).await?,
                 };
-                peak = peak.max(figures.count);
+                audiences.push(figures.count);
                 let bitrate = health
                     .as_ref()
                     .and_then(|h| h.get("bitrate_kbps"))
@@ -123,7 +123,7 @@ impl Analytics {
                     ingest_bitrate_kbps: i32::try_from(bitrate).unwrap_or(i32::MAX),
                 });
             }
-            gauges.live(active.len() as u64, u64::try_from(peak).unwrap_or(0));
+            gauges.live(audiences);
             if !lock.locked || samples.is_empty() {
                 return Ok::<_, Error>(0);
             }

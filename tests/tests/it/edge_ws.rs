@@ -16,6 +16,7 @@ use nova_tests::{
     TestContext,
     edge::{self, Ended, Viewer, call, jwt},
     ffmpeg::Broadcaster,
+    frames,
     live::{LiveOptions, LiveStack},
 };
 use serde_json::Value;
@@ -326,7 +327,10 @@ async fn a_full_edge_answers_503_with_retry_after_and_takes_sockets_again_when_o
         .expect("a snapshot within 2 s")
         .expect("a frame")
         .unwrap();
-    assert!(snapshot.to_text().unwrap().contains("\"snapshot\""));
+    let snapshot: Value = serde_json::from_str(snapshot.to_text().unwrap()).expect("a JSON frame");
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    assert_eq!(snapshot["stream_id"], id.as_str(), "{snapshot}");
+    frames::assert_valid(&snapshot);
     a.close().await;
     e.shutdown().await.unwrap();
 }

@@ -1,11 +1,13 @@
 //! The runnable examples in `docs/examples`, run as a user would run them, against
-//! real services: `curl-tests.sh` against an edge, `broadcaster.py` through an edge,
-//! a control plane, ingest-hooks and nginx-rtmp with real ffmpeg.
+//! real services: `curl-tests.sh` against an edge (with a real webhook receiver, and
+//! naming every operation of docs/openapi.yaml), `broadcaster.py` through an edge, a
+//! control plane, ingest-hooks and nginx-rtmp with real ffmpeg.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::{path::PathBuf, process::Output, time::Duration};
+use std::{collections::BTreeSet, path::PathBuf, process::Output, time::Duration};
 
+use nova_edge::ws::origin::AllowedOrigins;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use nova_tests::{
@@ -14,6 +16,7 @@ use nova_tests::{
     frames,
     live::{LiveOptions, LiveStack},
     tools::workspace_root,
+    webhook_receiver::Receiver,
 };
 
 /// Runs `program args` with `env`, failing the test if it takes over `timeout`.
@@ -47,58 +50,170 @@ fn example(name: &str) -> String {
         .into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn curl_tests_pass_against_a_real_edge_and_stop_at_the_first_failure() {
-    let ctx = TestContext::start().await;
-    let e = edge::start(&ctx, "edge-curl").await;
-    let url = format!("http://{}", e.addr);
-    let token = jwt("demo");
-    let bash = PathBuf::from("bash");
-    let script = example("curl-tests.sh");
+/// The Origin the curl test's edge lets open WebSockets.
+const ORIGIN: &str = "https://watch.example.com";
 
+/// Runs curl-tests.sh with `env`; returns (exit code, stdout, stderr).
+async fn curl_tests(env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let out = run(
-        &bash,
-        &[&script],
-        &[("NOVA_EDGE_URL", &url), ("NOVA_DEV_JWT", &token)],
-        Duration::from_secs(60),
+        &PathBuf::from("bash"),
+        &[&example("curl-tests.sh")],
+        env,
+        Duration::from_secs(90),
     )
     .await;
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(
-        out.status.success(),
-        "curl-tests.sh failed ({}):\n{stdout}{stderr}",
-        out.status
-    );
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Fails if `printed` carries a secret: the token, or an unmasked stream key, webhook
+/// secret or private key.
+fn assert_no_secret(printed: &str, token: &str) {
+    assert!(!printed.contains(token), "the token is printed:\n{printed}");
+    for prefix in ["sk_live_", "whsec_"] {
+        assert!(
+            printed
+                .match_indices(prefix)
+                .all(|(at, _)| printed[at + prefix.len()..].starts_with('…')),
+            "an unmasked {prefix} secret is printed:\n{printed}"
+        );
+    }
+    assert!(!printed.contains("PRIVATE KEY-----\\n"), "{printed}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn curl_tests_pass_against_a_real_edge_and_stop_at_the_first_failure() {
+    // Loopback receivers are allowed, as on `make up`, so the script's webhook
+    // endpoint (a real receiver on 127.0.0.1) gets its deliveries.
+    let ctx = TestContext::start_with(nova_tests::webhooks::fast).await;
+    let receiver = Receiver::start(&[]).await;
+    let hook_url = receiver.url("/nova");
+    let mut config = edge::config(&ctx, "edge-curl");
+    config.ws_allowed_origins = Some(AllowedOrigins::parse(ORIGIN).unwrap());
+    let guarded = nova_edge::start(&config).await.expect("start an edge");
+    let guarded_url = format!("http://{}", guarded.addr);
+    let token = jwt("demo");
+
+    // Everything, with a receiver and the Origin the edge allows.
+    let (code, stdout, stderr) = curl_tests(&[
+        ("NOVA_EDGE_URL", &guarded_url),
+        ("NOVA_DEV_JWT", &token),
+        ("NOVA_ORIGIN", ORIGIN),
+        ("NOVA_WEBHOOK_RECEIVER_URL", &hook_url),
+    ])
+    .await;
+    assert_eq!(code, Some(0), "curl-tests.sh failed:\n{stdout}{stderr}");
     let last = stdout.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("curl-tests: ") && last.ends_with(" checks passed"),
         "{stdout}"
     );
+    assert!(!stdout.contains("(skipped)"), "{stdout}");
+    assert_no_secret(&format!("{stdout}{stderr}"), &token);
+    // The stream's events reached the receiver, and the one redelivered twice.
+    let delivered = receiver.acknowledged();
     assert!(
-        !stdout.contains(&token) && !stderr.contains(&token),
-        "the token is never printed"
+        delivered.iter().any(|d| d.event_type == "stream.created"),
+        "{delivered:?}"
     );
+    let counts = receiver.acknowledged_counts();
+    assert!(
+        counts.values().any(|&n| n >= 2),
+        "one event delivered, then redelivered: {counts:?}"
+    );
+    // It left nothing behind.
+    let api = format!("{guarded_url}/api/v1");
+    let hooks = call("GET", &format!("{api}/webhooks"), Some(&token), None).await;
+    assert_eq!(hooks.json["webhooks"], serde_json::json!([]), "{hooks:?}");
+    let keys = call("GET", &format!("{api}/signing-keys"), Some(&token), None).await;
+    assert_eq!(keys.json["signing_keys"], serde_json::json!([]), "{keys:?}");
+
+    // Without the Origin that edge wants: its WebSocket URL answers 403, the script says
+    // so, ends its stream and exits 1.
+    let (code, stdout, stderr) =
+        curl_tests(&[("NOVA_EDGE_URL", &guarded_url), ("NOVA_DEV_JWT", &token)]).await;
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("/ws (anon): HTTP 403, expected 426")
+            && stderr.contains("this origin may not open WebSockets"),
+        "{stderr}"
+    );
+    let pending = call(
+        "GET",
+        &format!("{api}/streams?owner=demo&status=pending"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        pending.json["streams"],
+        serde_json::json!([]),
+        "{pending:?}"
+    );
+
+    // Without a receiver, on an edge that takes any Origin: the rest passes and the
+    // script says what it skipped.
+    let open = edge::start(&ctx, "edge-curl-open").await;
+    let open_url = format!("http://{}", open.addr);
+    let (code, stdout, stderr) =
+        curl_tests(&[("NOVA_EDGE_URL", &open_url), ("NOVA_DEV_JWT", &token)]).await;
+    assert_eq!(code, Some(0), "curl-tests.sh failed:\n{stdout}{stderr}");
+    assert!(
+        stdout.contains("curl-tests: webhooks: set NOVA_WEBHOOK_RECEIVER_URL"),
+        "{stdout}"
+    );
+    assert_no_secret(&format!("{stdout}{stderr}"), &token);
 
     // A token the edge does not accept: the first authenticated call fails, and the
     // script says which, with what, and exits 1.
     let wrong =
         nova_stack::jwt::mint_hs256("another-secret-0123456789abcdef0123456789", "demo", 600)
             .expect("mint a JWT");
-    let out = run(
-        &bash,
-        &[&script],
-        &[("NOVA_EDGE_URL", &url), ("NOVA_TOKEN", &wrong)],
-        Duration::from_secs(60),
-    )
-    .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, _, stderr) =
+        curl_tests(&[("NOVA_EDGE_URL", &open_url), ("NOVA_TOKEN", &wrong)]).await;
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("curl-tests: FAIL: POST /api/v1/streams (auth): HTTP 401, expected 400"),
+        stderr.contains(
+            "curl-tests: FAIL: GET /api/v1/webhooks?page_size=5 (auth): HTTP 401, expected 200"
+        ),
         "{stderr}"
+    );
+}
+
+#[test]
+fn curl_tests_name_every_operation_of_the_openapi_document() {
+    let root = workspace_root();
+    let text = std::fs::read_to_string(root.join("docs/openapi.yaml")).unwrap();
+    let doc: serde_json::Value = serde_norway::from_str(&text).unwrap();
+    let mut operations = BTreeSet::new();
+    for item in doc["paths"].as_object().expect("paths").values() {
+        for op in item.as_object().unwrap().values() {
+            if let Some(id) = op.get("operationId").and_then(|v| v.as_str()) {
+                operations.insert(id.to_owned());
+            }
+        }
+    }
+    assert!(operations.len() >= 20, "{operations:?}");
+    let script = std::fs::read_to_string(example("curl-tests.sh")).unwrap();
+    // A tag counts on a line that runs something, not in a comment.
+    let tagged: BTreeSet<String> = script
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| line.split_once("# op: ").map(|(_, tag)| tag))
+        .map(|tag| tag.split_whitespace().next().unwrap_or_default().to_owned())
+        .collect();
+    let missing: Vec<_> = operations.difference(&tagged).collect();
+    assert!(
+        missing.is_empty(),
+        "curl-tests.sh calls no line tagged `# op: <id>` for {missing:?}"
+    );
+    let unknown: Vec<_> = tagged.difference(&operations).collect();
+    assert!(
+        unknown.is_empty(),
+        "curl-tests.sh tags operations docs/openapi.yaml does not have: {unknown:?}"
     );
 }
 

@@ -15,6 +15,7 @@ mod chaos_edge;
 mod chaos_engines;
 mod chaos_postgres;
 mod cli;
+mod client_page;
 mod edge_rest;
 mod edge_ws;
 mod examples;

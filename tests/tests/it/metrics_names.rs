@@ -153,6 +153,7 @@ async fn every_tier_exports_the_specified_metric_names() {
     for (family, kind) in [
         ("nova_streaming_active_streams", "gauge"),
         ("nova_streaming_peak_viewers", "gauge"),
+        ("nova_streaming_top_stream_viewers", "gauge"),
         ("nova_streaming_viewers_total", "histogram"),
         ("nova_streaming_grpc_server_requests_total", "counter"),
         ("nova_streaming_grpc_server_duration_seconds", "histogram"),
@@ -171,6 +172,11 @@ async fn every_tier_exports_the_specified_metric_names() {
         "{cp}"
     );
     assert!(cp.contains("nova_streaming_redis_up 1"), "{cp}");
+    assert!(
+        cp.contains(r#"nova_streaming_top_stream_viewers{rank="1"} 1"#)
+            && cp.contains(r#"nova_streaming_top_stream_viewers{rank="10"} 0"#),
+        "ten ranks, the one live stream first:\n{cp}"
+    );
     assert!(
         cp.contains(r#"nova_streaming_events_unpublished_total{reason="redis_error"} 0"#),
         "{cp}"

@@ -1,6 +1,7 @@
 //! A real Prometheus scrapes every tier while a broadcaster streams and WebSocket
 //! viewers watch: every target is up, every dashboard query and every rule
-//! evaluates without error, and the ones that should have data do.
+//! evaluates without error, the ones that should have data do, and the top-N
+//! audience panel shows the live stream's viewers at rank 1.
 
 #![allow(
     clippy::unwrap_used,
@@ -136,6 +137,47 @@ async fn prometheus_scrapes_every_tier_and_evaluates_the_dashboard_and_rules() {
     )
     .await;
     println!("{} dashboard queries evaluated: {results:?}", results.len());
+
+    // The top-N panel: ten ranks whatever the number of streams; the one live stream,
+    // with its two viewers, is rank 1.
+    let (title, top) = queries
+        .iter()
+        .find(|(_, expr)| expr.contains("nova_streaming_top_stream_viewers"))
+        .expect("a dashboard panel of nova_streaming_top_stream_viewers");
+    let ranks = wait::until(
+        "rank 1 of the top-N panel at the stream's 2 viewers",
+        Duration::from_secs(30),
+        || async {
+            let result = prometheus.query(top).await?;
+            let mut ranks: Vec<(u32, String)> = result
+                .iter()
+                .map(|s| {
+                    (
+                        s["metric"]["rank"]
+                            .as_str()
+                            .unwrap_or("0")
+                            .parse()
+                            .unwrap_or(0),
+                        s["value"][1].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            ranks.sort();
+            if ranks
+                .first()
+                .is_some_and(|(rank, v)| *rank == 1 && v == "2")
+            {
+                Ok(ranks)
+            } else {
+                Err(format!("{title}: {ranks:?}"))
+            }
+        },
+    )
+    .await;
+    let expected: Vec<(u32, String)> = (1..=10)
+        .map(|rank| (rank, if rank == 1 { "2" } else { "0" }.to_owned()))
+        .collect();
+    assert_eq!(ranks, expected, "{title}");
 
     // Every rule of deploy/prometheus/rules.yml is loaded and evaluates cleanly, and its
     // expression runs as a query too.

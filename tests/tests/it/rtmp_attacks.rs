@@ -3,6 +3,17 @@
 //! callbacks (plain, percent-encoded, upper-case, repeated, empty, long), keyless
 //! publishes and plays, forged relay/transcoder markers, and key guessing against
 //! the failed-publish budget. Both our RTMP publisher and ffmpeg attack.
+//!
+//! Only on_publish and on_play carry arguments a client chose just now. nginx-rtmp's
+//! `ngx_rtmp_notify_publish` / `ngx_rtmp_notify_play` copy the command's `args` into
+//! the session's notify context (`ngx_rtmp_notify_init`), and on_update, on_publish_done,
+//! on_play_done and on_done append exactly those saved `ctx->args`
+//! (`ngx_rtmp_notify_update_create`, `ngx_rtmp_notify_done_create`); a refused on_publish
+//! or on_play clears the session's flag, so no later callback follows it. A second
+//! publish or play on the same connection saves new args but is itself sent to
+//! on_publish / on_play first; an on_update racing that answer carries the same forged
+//! args, which the hooks refuse under the same rules (403, which drops the connection).
+//! So those kinds are tested at the hooks' HTTP door (`hooks_doors`), not through nginx.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,6 +23,8 @@
 )]
 
 use std::{num::NonZeroU32, time::Duration};
+
+use futures::StreamExt;
 
 use nova_proto::v1::StreamStatus;
 use nova_tests::{
@@ -187,6 +200,77 @@ async fn no_client_argument_can_publish_without_a_key_or_override_an_nginx_field
         !ffmpeg_plays(&format!("{relay_url}?flashver=ngx-local-relay")).await,
         "a player may not claim to be nginx's relay"
     );
+    task.stop().await;
+    live.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_client_argument_can_play_or_pass_a_player_off_as_nginx_own() {
+    let mut live = LiveStack::start(LiveOptions::default()).await;
+    let (stream, key) = live.create_stream("watched").await;
+    let task = publish(&live.publish_url(&key))
+        .await
+        .unwrap()
+        .spawn(Flv::fixture(), LONG);
+    live.wait_for_status(&stream.name, StreamStatus::Active, Duration::from_secs(10))
+        .await;
+    let id = live.get(&stream.name).await.stream_id;
+    let internal = format!(
+        "rtmp://127.0.0.1:{}/stream/{id}",
+        live.nginx.settings().rtmp_port
+    );
+    // The live key on the ingest application, and the live stream on the internal
+    // application (which loopback may play), each with every forged field.
+    let mut urls = Vec::new();
+    for field in NGINX_FIELDS {
+        let value = hostile_value(field, &key);
+        for args in spellings(field, &value) {
+            for target in [live.publish_url(&key), internal.clone()] {
+                urls.push(format!("{target}?{args}"));
+            }
+        }
+    }
+    let tried = urls.len() as u64;
+    let before = hooks_metrics(&live).await;
+    let played: Vec<String> = futures::stream::iter(urls)
+        .map(|url| async move { ffmpeg_plays(&url).await.then_some(url) })
+        .buffer_unordered(4)
+        .filter_map(|played| async move { played })
+        .collect()
+        .await;
+    let shown: Vec<String> = played.iter().map(|u| u.replace(&key, "<key>")).collect();
+    assert!(shown.is_empty(), "forged plays were let through: {shown:?}");
+    println!("{tried} forged plays refused");
+    let after = hooks_metrics(&live).await;
+    let forged = counter(&after, "malformed_callback") - counter(&before, "malformed_callback");
+    assert!(
+        forged >= tried,
+        "each forged on_play is counted as malformed_callback: {forged} < {tried}"
+    );
+    assert_eq!(
+        live.viewer_count(&stream.name).await,
+        Ok(0),
+        "no forged play was counted as a viewer"
+    );
+
+    // The same player without forged arguments plays and is counted, so the table
+    // above could have failed.
+    let mut player = tokio::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-i",
+            &internal,
+        ])
+        .args(["-t", "4", "-f", "null", "-"])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    live.wait_for_viewers(&stream.name, 1, Duration::from_secs(10))
+        .await;
+    let _ = tokio::time::timeout(Duration::from_secs(20), player.wait()).await;
     task.stop().await;
     live.shutdown().await;
 }

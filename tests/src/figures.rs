@@ -1,5 +1,6 @@
 //! What a test reads back about streams and the control plane: persisted viewer
-//! figures, the analytics summary, how many streams are ACTIVE, and the Redis gauge.
+//! figures, the analytics summary, how many streams are ACTIVE, the Redis gauge and
+//! how many calls of a gRPC method the control plane answered.
 
 use nova_proto::v1::GetStreamMetricsRequest;
 
@@ -77,4 +78,20 @@ pub async fn redis_up(ctx: &TestContext) -> String {
         .and_then(|l| l.rsplit(' ').next())
         .unwrap_or("missing")
         .to_owned()
+}
+
+/// Returns how many calls of gRPC `method` (`/nova.streaming.v1.Service/Method`) the
+/// control plane has answered, whatever their code, from its `/metrics`
+/// (`nova_streaming_grpc_server_requests_total`).
+pub async fn grpc_calls(ctx: &TestContext, method: &str) -> u64 {
+    let text = crate::http::get(&ctx.metrics_url())
+        .await
+        .expect("scrape the control plane's /metrics")
+        .text();
+    let label = format!("method=\"{method}\"");
+    text.lines()
+        .filter(|l| l.starts_with("nova_streaming_grpc_server_requests_total{"))
+        .filter(|l| l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }

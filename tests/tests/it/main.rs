@@ -20,6 +20,7 @@ mod edge_rest;
 mod edge_ws;
 mod examples;
 mod grpcurl;
+mod hooks_doors;
 mod ingest_api;
 mod metrics_names;
 mod playback_caps;

@@ -122,3 +122,7 @@ pub(crate) fn authenticate(
         _ => Err(HookError::Unauthenticated),
     }
 }
+
+#[cfg(test)]
+#[path = "routes_tests.rs"]
+mod tests;

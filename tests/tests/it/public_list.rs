@@ -1,4 +1,5 @@
-//! The anonymous stream list (public view, one batched count call, a short cache),
+//! The anonymous stream list (public view, one batched count call proven by the
+//! control plane's per-method gRPC counters, a short cache),
 //! BatchGetViewerCounts itself, forged bearer tokens, and titles with bidi controls.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -10,6 +11,7 @@ use nova_proto::v1::{AuthorizePublishRequest, BatchGetViewerCountsRequest, JoinS
 use nova_tests::{
     TestContext, clients,
     edge::{self, JWT_SECRET, call, jwt},
+    figures,
 };
 use serde_json::{Value, json};
 
@@ -170,6 +172,59 @@ async fn the_anonymous_list_hides_pending_streams_owners_and_nodes_and_is_cached
     )
     .await;
     assert_eq!(cached.json, public.json, "served from the cache");
+    e.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_anonymous_list_counts_viewers_of_every_stream_in_one_batched_call() {
+    const SINGLE: &str = "/nova.streaming.v1.SessionService/GetViewerCount";
+    const BATCH: &str = "/nova.streaming.v1.SessionService/BatchGetViewerCounts";
+    let ctx = TestContext::start().await;
+    let mut config = edge::config(&ctx, "edge-batched");
+    config.list_cache = Duration::from_secs(3600); // one miss, then never asked again
+    let e = nova_edge::start(&config).await.unwrap();
+    let base = format!("http://{}", e.addr);
+    let mut live = Vec::new();
+    for title in ["one", "two", "three", "four"] {
+        let (id, key) = create(&base, "alice", title).await;
+        go_live(&ctx, &key).await;
+        live.push(id);
+    }
+    let (single, batch) = (
+        figures::grpc_calls(&ctx, SINGLE).await,
+        figures::grpc_calls(&ctx, BATCH).await,
+    );
+    let public = call(
+        "GET",
+        &format!("{base}/api/v1/streams?status=all"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(public.status, 200, "{:?}", public.json);
+    let mut shown = ids(&public.json);
+    shown.sort_unstable();
+    live.sort_unstable();
+    assert_eq!(shown, live, "every live stream is listed");
+    assert!(
+        public.json["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["viewer_count"] == 0),
+        "each stream carries its count: {}",
+        public.json
+    );
+    assert_eq!(
+        figures::grpc_calls(&ctx, SINGLE).await,
+        single,
+        "no GetViewerCount per stream"
+    );
+    assert_eq!(
+        figures::grpc_calls(&ctx, BATCH).await,
+        batch + 1,
+        "exactly one BatchGetViewerCounts for the whole page"
+    );
     e.shutdown().await.unwrap();
 }
 

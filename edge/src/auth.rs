@@ -1,5 +1,7 @@
-//! Bearer JWTs: verified with an HS256 secret or an RS256 public key; `sub` names
-//! the owner the edge acts for. Only mutations need one.
+//! Bearer JWTs: verified with HS256 secrets or RS256 public keys; `sub` names the
+//! owner the edge acts for. Only mutations need one. Several keys of each kind may be
+//! configured at once (comma-separated secrets, a folder of PEM files), so a key is
+//! rotated without downtime: add the new one, sign with it, drop the old one.
 
 use std::sync::Arc;
 
@@ -77,23 +79,18 @@ impl JwtVerifier {
             v.set_required_spec_claims(&required);
             v
         };
-        if let Some(secret) = &config.jwt_hs256_secret {
-            keys.push((
-                DecodingKey::from_secret(secret.expose().as_bytes()),
-                validation(Algorithm::HS256),
-            ));
+        if let Some(secrets) = &config.jwt_hs256_secret {
+            for secret in hs256_secrets(secrets.expose()) {
+                keys.push((
+                    DecodingKey::from_secret(secret.as_bytes()),
+                    validation(Algorithm::HS256),
+                ));
+            }
         }
         if let Some(path) = &config.jwt_rs256_public_key {
-            let pem = std::fs::read(path).map_err(|e| {
-                anyhow::anyhow!(
-                    "NOVA_JWT_RS256_PUBLIC_KEY: cannot read {}: {e}",
-                    path.display()
-                )
-            })?;
-            let key = DecodingKey::from_rsa_pem(&pem).map_err(|e| {
-                anyhow::anyhow!("NOVA_JWT_RS256_PUBLIC_KEY: not an RSA public key in PEM: {e}")
-            })?;
-            keys.push((key, validation(Algorithm::RS256)));
+            for key in rs256_keys(path)? {
+                keys.push((key, validation(Algorithm::RS256)));
+            }
         }
         if keys.is_empty() {
             tracing::warn!(
@@ -106,15 +103,26 @@ impl JwtVerifier {
         })
     }
 
-    /// Returns the `sub` of a valid token.
+    /// Returns the `sub` of a valid token: the first key of its algorithm whose
+    /// signature matches decides (claims are checked only after the signature).
     pub fn verify(&self, token: &str) -> Result<String, ApiError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| ApiError::unauthenticated("malformed bearer token"))?;
+        let mut tried = false;
         for (key, validation) in self.keys.iter() {
             if !validation.algorithms.contains(&header.alg) {
                 continue;
             }
+            tried = true;
             return match decode::<Claims>(token, key, validation) {
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        jsonwebtoken::errors::ErrorKind::InvalidSignature
+                    ) =>
+                {
+                    continue;
+                }
                 Ok(data) if !data.claims.sub.is_empty() && data.claims.sub.len() <= 256 => {
                     data.claims.check_lifetime(self.max_lifetime)?;
                     Ok(data.claims.sub)
@@ -146,10 +154,54 @@ impl JwtVerifier {
                 })),
             };
         }
-        Err(ApiError::unauthenticated(
-            "the bearer token's algorithm is not accepted",
-        ))
+        Err(ApiError::unauthenticated(if tried {
+            "invalid bearer token"
+        } else {
+            "the bearer token's algorithm is not accepted"
+        }))
     }
+}
+
+/// Splits `NOVA_JWT_HS256_SECRET` into its secrets (comma-separated, blanks ignored).
+pub(crate) fn hs256_secrets(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Reads the RS256 public keys at `path`: one PEM file, or every `*.pem` file of a
+/// folder (as a Kubernetes Secret mounts its keys), in name order.
+fn rs256_keys(path: &std::path::Path) -> anyhow::Result<Vec<DecodingKey>> {
+    let var = "NOVA_JWT_RS256_PUBLIC_KEY";
+    let cannot = |p: &std::path::Path, e: std::io::Error| {
+        anyhow::anyhow!("{var}: cannot read {}: {e}", p.display())
+    };
+    let files = if path.is_dir() {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(|e| cannot(path, e))? {
+            let file = entry.map_err(|e| cannot(path, e))?.path();
+            if file.extension().is_some_and(|x| x == "pem") && file.is_file() {
+                files.push(file);
+            }
+        }
+        files.sort();
+        if files.is_empty() {
+            anyhow::bail!("{var}: no *.pem file in {}", path.display());
+        }
+        files
+    } else {
+        vec![path.to_owned()]
+    };
+    files
+        .iter()
+        .map(|file| {
+            let pem = std::fs::read(file).map_err(|e| cannot(file, e))?;
+            DecodingKey::from_rsa_pem(&pem).map_err(|e| {
+                anyhow::anyhow!(
+                    "{var}: {} is not an RSA public key in PEM: {e}",
+                    file.display()
+                )
+            })
+        })
+        .collect()
 }
 
 /// The principal a request acts for: the `sub` of its bearer JWT.
@@ -196,3 +248,7 @@ impl OptionalFromRequestParts<AppState> for Owner {
         state.jwt().verify(token.trim()).map(|sub| Some(Owner(sub)))
     }
 }
+
+#[cfg(test)]
+#[path = "auth_tests.rs"]
+mod tests;

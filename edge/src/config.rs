@@ -8,8 +8,8 @@
 //! | `NOVA_CONTROL_PLANE_CA` | (system trust store) | PEM CA verifying an `https://` control plane |
 //! | `NOVA_SERVICE_TOKEN` | (required) | token for the control plane |
 //! | `NOVA_EDGE_NODE` | `edge-local` | this edge's id (viewer sessions carry it) |
-//! | `NOVA_JWT_HS256_SECRET` | (none) | HS256 secret verifying bearer JWTs |
-//! | `NOVA_JWT_RS256_PUBLIC_KEY` | (none) | path of a PEM RS256 public key verifying bearer JWTs |
+//! | `NOVA_JWT_HS256_SECRET` | (none) | HS256 secret verifying bearer JWTs; several, comma-separated, during a rotation (each ≥ 32 characters) |
+//! | `NOVA_JWT_RS256_PUBLIC_KEY` | (none) | path of a PEM RS256 public key verifying bearer JWTs, or of a folder whose `*.pem` files are each one key |
 //! | `NOVA_JWT_ISSUER` / `NOVA_JWT_AUDIENCE` | (none) | required `iss` / `aud`, when set |
 //! | `NOVA_CORS_ORIGINS` | `*` | allowed browser origins, comma-separated |
 //! | `NOVA_JWT_MAX_LIFETIME` | `24h` | longest accepted token lifetime (`exp - iat`, or `exp - now` without `iat`) |
@@ -68,10 +68,10 @@ pub struct Config {
     /// This edge's id.
     #[arg(long, env = "NOVA_EDGE_NODE", default_value = "edge-local")]
     pub node: String,
-    /// HS256 secret verifying bearer JWTs.
+    /// HS256 secret verifying bearer JWTs; several, comma-separated, while rotating.
     #[arg(long, env = "NOVA_JWT_HS256_SECRET", hide_env_values = true)]
     pub jwt_hs256_secret: Option<Secret>,
-    /// Path of a PEM RS256 public key verifying bearer JWTs.
+    /// Path of a PEM RS256 public key verifying bearer JWTs, or of a folder of them.
     #[arg(long, env = "NOVA_JWT_RS256_PUBLIC_KEY")]
     pub jwt_rs256_public_key: Option<PathBuf>,
     /// Required JWT issuer.
@@ -155,8 +155,15 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.service_token.require_len("NOVA_SERVICE_TOKEN", 16)?;
         self.http.validate()?;
-        if let Some(secret) = &self.jwt_hs256_secret {
-            secret.require_len("NOVA_JWT_HS256_SECRET", 32)?;
+        if let Some(secrets) = &self.jwt_hs256_secret {
+            let mut any = false;
+            for secret in crate::auth::hs256_secrets(secrets.expose()) {
+                any = true;
+                Secret::from(secret).require_len("NOVA_JWT_HS256_SECRET", 32)?;
+            }
+            if !any {
+                secrets.require_len("NOVA_JWT_HS256_SECRET", 32)?;
+            }
         }
         for (var, zero) in [
             ("NOVA_WS_QUEUE", self.ws_queue == 0),

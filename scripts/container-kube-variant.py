@@ -67,12 +67,13 @@ RTMP_PORT = "31935"
 ORIGIN = "127.0.0.35:38088"
 STAT = "127.0.0.35:38089"
 HOOKS = "127.0.0.35:38090"
+HOOKS_METRICS = "127.0.0.35:39466"
 
 #: What containers-test.sh needs, printed as key=value lines (jwt_issuer and
 #: jwt_audience are added from the edge's manifest).
 ADDRESSES = {
     "edge": f"http://{EDGE}",
-    "metrics": f"http://{CP_METRICS}/metrics,http://{EDGE_METRICS}/metrics,http://{HOOKS}/metrics",
+    "metrics": f"http://{CP_METRICS}/metrics,http://{EDGE_METRICS}/metrics,http://{HOOKS_METRICS}/metrics",
 }
 
 #: Label on every pod of the variant: containers-test finds its pods by it (logs, and
@@ -111,6 +112,7 @@ ENV = {
     },
     "ingest-hooks": {
         "NOVA_HOOKS_ADDR": HOOKS,
+        "NOVA_HOOKS_METRICS_ADDR": HOOKS_METRICS,
         "NOVA_CONTROL_PLANE_URL": f"https://{GRPC}",
         "NOVA_RELAY_URL": f"rtmp://127.0.0.1:{RTMP_PORT}/stream",
         "NOVA_RECORD_URL": f"rtmp://127.0.0.1:{RTMP_PORT}/record",

@@ -3,6 +3,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `NOVA_HOOKS_ADDR` | `127.0.0.1:8090` | where nginx sends its callbacks |
+//! | `NOVA_HOOKS_METRICS_ADDR` | (unset: on `NOVA_HOOKS_ADDR`) | a private listener for `/metrics`, so the callback port can be closed to everything but nginx |
 //! | `NOVA_HOOKS_SECRET` | (none) | shared secret nginx passes as `?secret=` (URL-safe characters; also marks the ABR transcoder so it is not counted as a viewer); without one, only loopback callers are accepted |
 //! | `NOVA_CONTROL_PLANE_URL` | `http://127.0.0.1:50051` | control-plane gRPC; `https://` for TLS |
 //! | `NOVA_CONTROL_PLANE_CA` | (system trust store) | PEM CA verifying an `https://` control plane |
@@ -43,6 +44,10 @@ pub struct Config {
     /// Callback listen address.
     #[arg(long, env = "NOVA_HOOKS_ADDR", default_value = "127.0.0.1:8090")]
     pub listen: SocketAddr,
+    /// Serve `/metrics` on this address alone, off the callback listener (which then
+    /// answers 404 there); unset keeps it on `NOVA_HOOKS_ADDR`.
+    #[arg(long, env = "NOVA_HOOKS_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Shared secret nginx passes as `?secret=`.
     #[arg(long, env = "NOVA_HOOKS_SECRET", hide_env_values = true)]
     pub secret: Option<Secret>,

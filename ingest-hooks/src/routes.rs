@@ -1,6 +1,7 @@
 //! HTTP routes: one `POST /rtmp/<kind>` per kind of nginx-rtmp callback (see
 //! [`Kind::path`]), so the body never says which callback it is; `GET /healthz`
-//! answers liveness. Any other path is a 404.
+//! answers liveness; `GET /metrics` is here unless `NOVA_HOOKS_METRICS_ADDR` serves
+//! it privately. Any other path is a 404.
 
 use std::{collections::HashMap, net::SocketAddr, time::Instant};
 
@@ -45,10 +46,12 @@ pub fn router(state: AppState) -> Router {
             ),
         );
     }
+    if state.config().metrics_addr.is_none() {
+        router = router.route("/metrics", get(metrics));
+    }
     router
         .route("/rtmp/playback", get(crate::playback::route::check))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics().http(),
             nova_runtime::metrics::track_http,

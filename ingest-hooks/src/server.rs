@@ -18,6 +18,8 @@ use crate::{
 pub struct IngestHooks {
     /// Address nginx should call.
     pub addr: SocketAddr,
+    /// The private `/metrics` listener, when `NOVA_HOOKS_METRICS_ADDR` asked for one.
+    pub metrics_addr: Option<SocketAddr>,
     /// Fires the shutdown.
     trigger: shutdown::Trigger,
     /// The serving task.
@@ -60,6 +62,22 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
     let addr = listener.local_addr()?;
     let (trigger, signal) = shutdown::channel();
     let metrics = HooksMetrics::new().map_err(|e| anyhow::anyhow!(e))?;
+    // NOVA_HTTP_* bound slow and idle clients on every listener.
+    let limits = nova_runtime::http::HttpLimits::from_env()?;
+    let metrics_addr = match config.metrics_addr {
+        Some(addr) => Some(
+            nova_runtime::metrics::serve_with_limits(
+                metrics.registry().clone(),
+                addr,
+                "NOVA_HOOKS_METRICS_ADDR",
+                signal.clone(),
+                limits,
+            )
+            .await
+            .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
+    };
     let tasks = shutdown::Tasks::new();
     if !config.stat_url.is_empty() {
         let public_app = config
@@ -115,8 +133,7 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
         signal.clone(),
     ));
     // Every request carries ConnectInfo<SocketAddr>, as with
-    // into_make_service_with_connect_info; NOVA_HTTP_* bound slow and idle clients.
-    let limits = nova_runtime::http::HttpLimits::from_env()?;
+    // into_make_service_with_connect_info.
     let registry = metrics.registry().clone();
     let app = routes::router(AppState::new(
         config.clone(),
@@ -133,6 +150,7 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
     tracing::info!(hooks.addr = %addr, ingest.node = %config.ingest_node, "ingest hooks serving");
     Ok(IngestHooks {
         addr,
+        metrics_addr,
         trigger,
         task,
         tasks,
@@ -153,5 +171,65 @@ impl IngestHooks {
             tracing::warn!(error = %unfinished, "background tasks abandoned");
         }
         served
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+
+    use super::*;
+
+    async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+        let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let uri = format!("http://{addr}{path}").parse().unwrap();
+        let response = tokio::time::timeout(std::time::Duration::from_secs(10), client.get(uri))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_metrics_address_moves_metrics_off_the_callback_port() {
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let control_plane = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let config = Config::try_parse_from([
+            "nova-ingest-hooks",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--service-token",
+            "unit-test-service-token",
+            "--control-plane-url",
+            &control_plane,
+            "--stat-url",
+            "",
+        ])
+        .unwrap();
+        let hooks = start(&config).await.unwrap();
+        let private = hooks.metrics_addr.expect("a private metrics listener");
+        let (status, body) = get(private, "/metrics").await;
+        assert_eq!(status, 200);
+        assert!(body.contains("nova_streaming_"), "{body}");
+        assert_eq!(
+            get(hooks.addr, "/metrics").await.0,
+            404,
+            "not on the callback port"
+        );
+        assert_eq!(get(hooks.addr, "/healthz").await.0, 200);
+        assert_eq!(
+            get(private, "/rtmp/playback").await.0,
+            404,
+            "only metrics there"
+        );
+        hooks.shutdown().await.unwrap();
     }
 }

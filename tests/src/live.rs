@@ -340,6 +340,7 @@ async fn launch(
     let rtmp_url = format!("rtmp://127.0.0.1:{rtmp_port}");
     let hooks_config = nova_ingest_hooks::Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        metrics_addr: None,
         secret: Some(secret.as_str().into()),
         control_plane_url: match &options.control_plane_proxy {
             Some(proxy) => {

@@ -344,6 +344,7 @@ pub async fn run(rows: &Rows) {
 async fn start_hooks(ctx: &TestContext) -> SocketAddr {
     let config = nova_ingest_hooks::Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        metrics_addr: None,
         secret: Some("bench-secret-0123456789".into()),
         control_plane_url: ctx.url(),
         control_plane_ca: None,

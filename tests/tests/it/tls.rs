@@ -268,6 +268,23 @@ async fn grpc_over_tls_serves_verified_clients_the_edge_and_grpcurl() {
         check(system_store_only).await.is_err(),
         "a certificate from an unknown CA"
     );
+    // A CA rotation (docs/security.md): a ca.crt holding the new CA and the old one
+    // trusts a certificate from either; the other CA alone does not.
+    let other = tls::make(&dir.path().join("other"), "nova-grpc-next-ca");
+    let only_other = nova_runtime::grpc::endpoint(&https, Some(&other.ca)).unwrap();
+    assert!(
+        check(only_other).await.is_err(),
+        "a CA that did not sign it"
+    );
+    let bundle = dir.path().join("both-ca.crt");
+    let pem = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    std::fs::write(&bundle, format!("{}\n{}", pem(&other.ca), pem(&certs.ca))).unwrap();
+    let both = nova_runtime::grpc::endpoint(&https, Some(&bundle)).unwrap();
+    assert_eq!(
+        check(both).await,
+        Ok(ServingStatus::Serving),
+        "a CA bundle trusts every CA in it"
+    );
     assert!(
         nova_runtime::grpc::endpoint(&ctx.url(), Some(&certs.ca))
             .unwrap_err()

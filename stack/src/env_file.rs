@@ -85,7 +85,7 @@ mod tests {
         let vars = [
             (
                 "NOVA_DATABASE_URL",
-                "postgres://postgres@127.0.0.1:55432/nova".to_owned(),
+                "postgres://postgres@127.0.0.1:15432/nova".to_owned(),
             ),
             ("ODD", "it's got spaces & $dollars".to_owned()),
         ];
@@ -102,7 +102,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
-            "NOVA_DATABASE_URL=postgres://postgres@127.0.0.1:55432/nova\nODD=it's got spaces & $dollars\n"
+            "NOVA_DATABASE_URL=postgres://postgres@127.0.0.1:15432/nova\nODD=it's got spaces & $dollars\n"
         );
     }
 }

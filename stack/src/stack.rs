@@ -78,12 +78,15 @@ impl Layout {
     }
 }
 
-/// Ports of the local stack, each overridable by an environment variable.
+/// Ports of the local stack, each overridable by an environment variable. The
+/// engines' defaults are below 32768, outside Linux's ephemeral range (32768–60999),
+/// so no outgoing connection of another program can hold one when the stack starts
+/// (55432 did, on a busy machine); gRPC keeps its conventional 50051.
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
-    /// PostgreSQL (`NOVA_STACK_PG_PORT`, default 55432).
+    /// PostgreSQL (`NOVA_STACK_PG_PORT`, default 15432).
     pub postgres: u16,
-    /// Redis (`NOVA_STACK_REDIS_PORT`, default 56379).
+    /// Redis (`NOVA_STACK_REDIS_PORT`, default 16379).
     pub redis: u16,
     /// Control-plane gRPC (`NOVA_STACK_GRPC_PORT`, default 50051).
     pub grpc: u16,
@@ -105,8 +108,8 @@ impl Ports {
     /// Reads the ports from the environment, with the defaults above.
     pub fn from_env() -> anyhow::Result<Self> {
         Ok(Self {
-            postgres: port_var("NOVA_STACK_PG_PORT", 55432)?,
-            redis: port_var("NOVA_STACK_REDIS_PORT", 56379)?,
+            postgres: port_var("NOVA_STACK_PG_PORT", 15432)?,
+            redis: port_var("NOVA_STACK_REDIS_PORT", 16379)?,
             grpc: port_var("NOVA_STACK_GRPC_PORT", 50051)?,
             rtmp: port_var("NOVA_STACK_RTMP_PORT", 1935)?,
             http: port_var("NOVA_STACK_HLS_PORT", 8088)?,

@@ -1,9 +1,10 @@
 // Nova Streaming viewer page: a list of live streams (#/) and a player with a live
 // viewer count over the edge's WebSocket (#/streams/<id>). A signed stream plays
 // with a playback token in the fragment (#/streams/<id>?token=<token>): the page
-// then plays the tokenized URLs (/hls/t/<token>/<id>.m3u8), and reads the figures
-// over REST instead of a WebSocket, since the origin already counts this viewer as
-// the token's session (docs/playback.md). Plain JS, no build step;
+// then plays the tokenized URLs (/hls/t/<token>/<id>.m3u8) and still holds the
+// WebSocket for live events; a socket on a signed stream joins no viewer session,
+// so this viewer is counted once, as the token's session at the origin
+// (docs/playback.md). Plain JS, no build step;
 // hls.js is served by the edge at /vendor/hls.min.js. Every string that comes from
 // the API goes through textContent, never innerHTML.
 'use strict';
@@ -11,6 +12,7 @@
 const $ = (id) => document.getElementById(id);
 const api = (path) => `/api/v1${path}`;
 const DASH = '–';
+const PRIVATE = 'This stream is private: it plays only with a playback token.';
 
 // The edge derives each viewer's id itself (unique-viewer counts cannot be steered
 // from here), so the socket URL carries no viewer id.
@@ -103,7 +105,7 @@ function renderList(streams) {
 const player = {
   video: $('player'), hls: null, url: null,
   socket: null, streamId: null, retry: 0, retryTimer: null, connectedAt: 0,
-  token: null, pollTimer: null,
+  token: null, playback: null, locked: false,
 };
 window.novaPlayer = player;
 
@@ -137,6 +139,7 @@ function tokenized(url) {
 // Starts playing `playback`. Unless `force`, a source that is already loaded is left
 // alone, so a WebSocket reconnect (new snapshot) does not interrupt the picture.
 function load(playback, force) {
+  player.playback = playback;
   const url = tokenized(playback && (playback.hls_master_url || playback.hls_url));
   if (!url || (!force && url === player.url)) return;
   stopMedia();
@@ -202,7 +205,7 @@ player.video.addEventListener('resize', () => {
 function showStatus(status) {
   setText('stream-status', status);
   const waiting = { pending: 'Waiting for the broadcaster…', interrupted: 'Reconnecting…', completed: 'Stream ended' };
-  message(waiting[status] || '');
+  message(waiting[status] || (player.locked ? PRIVATE : ''));
   if (status === 'completed') stopMedia();
 }
 
@@ -271,20 +274,6 @@ function connect(id) {
   };
 }
 
-// With a token: the stream's figures and status every 2 s over REST.
-function poll(id) {
-  getJson(`/streams/${encodeURIComponent(id)}`).then((body) => {
-    const s = body.stream;
-    if (player.streamId !== id || !s) return;
-    setText('stream-title', s.title);
-    setText('viewer-count', s.viewer_count);
-    showStatus(s.status);
-    if (s.status === 'active' || s.status === 'interrupted') load(s.playback, false);
-  }).catch(() => { /* keep the picture; try again */ }).finally(() => {
-    if (player.streamId === id && player.token) player.pollTimer = setTimeout(() => poll(id), 2000);
-  });
-}
-
 function openPlayer(id, token) {
   closePlayer();
   player.token = token;
@@ -293,24 +282,34 @@ function openPlayer(id, token) {
   for (const field of ['viewer-count', 'peak-viewers', 'stream-status', 'quality']) $(field).textContent = DASH;
   $('stream-title').textContent = '';
   message('Connecting…');
-  // The REST view gives the ingest resolution (and the title, should the socket be slow).
+  // The REST view gives the ingest resolution (and the title, should the socket be
+  // slow) and the playback policy.
   getJson(`/streams/${encodeURIComponent(id)}`).then((body) => {
     const s = body.stream;
     if (player.streamId !== id || !s) return;
     if (!$('stream-title').textContent) setText('stream-title', s.title);
     if ($('quality').textContent === DASH) setText('quality', resolution(s.ingest_health));
+    if (s.playback_policy === 'signed' && !player.token) {
+      player.locked = true; // the origin refuses the plain URLs: say why
+      if ($('player-message').hidden) message(PRIVATE);
+    } else if (s.playback_policy === 'public' && player.token) {
+      // A public stream's socket is this viewer's session: play the plain URLs,
+      // so the token does not make it a second one at the origin.
+      player.token = null;
+      if (player.url) load(player.playback, true);
+    }
   }).catch((err) => {
     if (player.streamId === id && (err.status === 404 || err.status === 400)) message('This stream does not exist');
   });
-  if (token) poll(id);
-  else connect(id);
+  connect(id);
 }
 
 function closePlayer() {
   player.streamId = null;
   player.token = null;
+  player.playback = null;
+  player.locked = false;
   clearTimeout(player.retryTimer);
-  clearTimeout(player.pollTimer);
   const socket = player.socket;
   player.socket = null; // before close(), so onclose knows it was us
   if (socket) socket.close(1000, 'viewer left');

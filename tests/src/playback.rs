@@ -132,3 +132,17 @@ pub fn player(url: &str, seconds: u32) -> tokio::process::Child {
         .spawn()
         .expect("ffmpeg is installed")
 }
+
+/// Reads `url` (a live HLS or DASH playlist) with ffprobe for at most `seconds`
+/// (`-show_packets`, which follows a live playlist as it grows, at the stream's
+/// pace), discarding what it prints: an unmodified player that keeps fetching.
+pub fn reader(url: &str, seconds: u32) -> tokio::process::Child {
+    tokio::process::Command::new("ffprobe")
+        .args(["-hide_banner", "-v", "error", "-rw_timeout", "8000000"])
+        .args(["-read_intervals", &format!("%+{seconds}")])
+        .args(["-show_packets", "-of", "compact=p=0", url])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffprobe is installed")
+}

@@ -24,6 +24,7 @@ mod hooks_doors;
 mod ingest_api;
 mod metrics_names;
 mod playback_caps;
+mod playback_dash;
 mod playback_docs;
 mod playback_origin;
 mod playback_page;

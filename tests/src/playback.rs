@@ -54,6 +54,7 @@ pub async fn issue(live: &LiveStack, name: &str, sid: &str) -> CreatePlaybackTok
             name: name.into(),
             ttl: None,
             session_id: sid.into(),
+            ..Default::default()
         })
         .await
         .expect("issue a playback token")
@@ -85,9 +86,25 @@ pub fn claims(id: &str, sid: &str, ttl: i64) -> serde_json::Value {
 /// GETs `path` from `origin` (`http://host:port`) with the path sent byte for byte
 /// (no client normalisation); returns the status.
 pub async fn raw_status(origin: &str, path: &str) -> u16 {
+    raw_status_from(origin, path, std::net::Ipv4Addr::LOCALHOST.into()).await
+}
+
+/// Like [`raw_status`], from local address `source` (any of 127.0.0.0/8 works on
+/// loopback): what a viewer on another network would get.
+pub async fn raw_status_from(origin: &str, path: &str, source: std::net::IpAddr) -> u16 {
     let addr = origin.trim_start_matches("http://");
-    let mut socket = tokio::net::TcpStream::connect(addr)
+    let target: std::net::SocketAddr = addr.parse().expect("origin is ip:port");
+    let socket = match source {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .expect("a socket");
+    socket
+        .bind(std::net::SocketAddr::new(source, 0))
+        .expect("bind the source address");
+    let mut socket = tokio::time::timeout(Duration::from_secs(10), socket.connect(target))
         .await
+        .expect("connected within 10 s")
         .expect("connect to the origin");
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     socket

@@ -80,6 +80,7 @@ impl PlaybackService for PlaybackApi {
                 TokenRequest {
                     ttl_seconds,
                     session_id: Some(req.session_id).filter(|s| !s.is_empty()),
+                    allowed_networks: req.allowed_networks,
                 },
             )
             .await?;
@@ -92,6 +93,7 @@ impl PlaybackService for PlaybackApi {
             token: issued.token,
             hls_url: issued.hls_url,
             dash_url: issued.dash_url,
+            allowed_networks: issued.claims.nets,
         }))
     }
 

@@ -26,7 +26,7 @@ use crate::{
     upstream::as_principal,
 };
 
-/// Body of `POST /streams/{id}/playback-tokens`; both fields are optional.
+/// Body of `POST /streams/{id}/playback-tokens`; every field is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
@@ -36,6 +36,10 @@ pub struct TokenBody {
     /// Viewer session the token stands for (default: a new random one).
     #[serde(default, deserialize_with = "present")]
     session_id: Option<String>,
+    /// Networks the token plays from (CIDR blocks or addresses, at most 16;
+    /// default: any), checked by the control plane.
+    #[serde(default, deserialize_with = "present")]
+    allowed_networks: Option<Vec<String>>,
 }
 
 fn key_json(key: &SigningKey) -> Value {
@@ -76,6 +80,7 @@ pub async fn create_token(
             nanos: 0,
         }),
         session_id: body.session_id.unwrap_or_default(),
+        allowed_networks: body.allowed_networks.unwrap_or_default(),
     };
     let issued = state
         .upstream()
@@ -90,6 +95,7 @@ pub async fn create_token(
         "session_id": issued.session_id,
         "hls_url": issued.hls_url,
         "dash_url": issued.dash_url,
+        "allowed_networks": issued.allowed_networks,
     });
     Ok(json::private(StatusCode::CREATED, body))
 }

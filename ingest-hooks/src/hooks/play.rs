@@ -35,7 +35,10 @@ pub(super) async fn start(
         let now = crate::playback::route::unix_now();
         let checked = token
             .ok_or(crate::playback::verify::Refusal::TokenRequired)
-            .and_then(|t| state.playback().verify_token(t, id, now));
+            .and_then(|t| {
+                let client = origin.addr.parse().ok();
+                state.playback().verify_token(t, id, client, now)
+            });
         if let Err(refusal) = checked {
             state.metrics().playback(refusal.as_str());
             return Err(HookError::Refused(format!(

@@ -14,6 +14,7 @@ pub mod viewers;
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     sync::{Arc, Mutex, RwLock},
     time::{Duration, Instant},
 };
@@ -72,10 +73,16 @@ pub struct PlaybackRules {
 }
 
 impl PlaybackRules {
-    /// Decides a request for `raw_uri` (nginx's `$request_uri`) at unix time `now`:
-    /// what may be served (a plain URL of a public stream or asset, or a valid
-    /// token), or the refusal. An asset that is not READY is refused.
-    pub fn decide(&self, raw_uri: &str, now: i64) -> Result<Allowed, Refusal> {
+    /// Decides a request for `raw_uri` (nginx's `$request_uri`) from `client` (the
+    /// viewer's address, if known) at unix time `now`: what may be served (a plain
+    /// URL of a public stream or asset, or a valid token), or the refusal. An
+    /// asset that is not READY is refused.
+    pub fn decide(
+        &self,
+        raw_uri: &str,
+        client: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Allowed, Refusal> {
         let media = path::parse(raw_uri).map_err(|e| match e {
             path::PathError::Malformed => Refusal::Malformed,
             path::PathError::Oversized => Refusal::Oversized,
@@ -104,6 +111,7 @@ impl PlaybackRules {
                 stream,
                 &snapshot.keys,
                 &snapshot.streams,
+                client,
                 now,
             )?),
         };
@@ -121,8 +129,15 @@ impl PlaybackRules {
         !snapshot.loaded || snapshot.streams.get(&id).is_some_and(|r| r.signed)
     }
 
-    /// Verifies a token presented for stream `id` outside HTTP (RTMP play).
-    pub fn verify_token(&self, token: &str, id: Uuid, now: i64) -> Result<Grant, Refusal> {
+    /// Verifies a token presented for stream `id` outside HTTP (RTMP play) by
+    /// `client`.
+    pub fn verify_token(
+        &self,
+        token: &str,
+        id: Uuid,
+        client: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Grant, Refusal> {
         if token.len() > path::MAX_TOKEN {
             return Err(Refusal::Oversized);
         }
@@ -130,7 +145,7 @@ impl PlaybackRules {
         if !snapshot.loaded {
             return Err(Refusal::NotReady);
         }
-        verify::verify(token, id, &snapshot.keys, &snapshot.streams, now)
+        verify::verify(token, id, &snapshot.keys, &snapshot.streams, client, now)
     }
 
     /// Records a stream this node just admitted, so its policy holds before the
@@ -327,7 +342,9 @@ mod tests {
     #[test]
     fn asset_files_follow_their_streams_policy_and_name_their_store_key() {
         let rules = rules();
-        let allowed = rules.decide(&format!("/vod/{OPEN_ASSET}/3.ts"), 0).unwrap();
+        let allowed = rules
+            .decide(&format!("/vod/{OPEN_ASSET}/3.ts"), None, 0)
+            .unwrap();
         assert_eq!(allowed.stream.to_string(), PUBLIC);
         assert_eq!(allowed.grant, None);
         assert_eq!(
@@ -335,18 +352,20 @@ mod tests {
             Some(format!("assets/{OPEN_ASSET}/{VERSION}/3.ts").as_str())
         );
         assert_eq!(
-            rules.decide(&format!("/vod/{CLOSED_ASSET}/index.m3u8"), 0),
+            rules.decide(&format!("/vod/{CLOSED_ASSET}/index.m3u8"), None, 0),
             Err(Refusal::TokenRequired)
         );
         for unknown in [PUBLIC, "01a2102f-4525-72d8-b6d1-96977f3fd7ff"] {
             assert_eq!(
-                rules.decide(&format!("/vod/{unknown}/index.m3u8"), 0),
+                rules.decide(&format!("/vod/{unknown}/index.m3u8"), None, 0),
                 Err(Refusal::UnknownAsset),
                 "{unknown}"
             );
         }
         // A live file of the public stream is unchanged: plain, no store key.
-        let live = rules.decide(&format!("/hls/{PUBLIC}.m3u8"), 0).unwrap();
+        let live = rules
+            .decide(&format!("/hls/{PUBLIC}.m3u8"), None, 0)
+            .unwrap();
         assert_eq!((live.grant, live.vod_key), (None, None));
     }
 }

@@ -1,6 +1,7 @@
 //! `GET /rtmp/playback`: nginx's `auth_request` for every HLS/DASH file and every
 //! file of an on-demand asset. nginx sends the original request URI in
-//! `X-Original-URI` and the hooks secret in `X-Nova-Hooks-Secret`; the answer is 200
+//! `X-Original-URI`, the viewer's address in `X-Nova-Client-Addr` (for tokens that
+//! name networks) and the hooks secret in `X-Nova-Hooks-Secret`; the answer is 200
 //! (serve), 401 (a new viewer beyond the stream's cap) or 403, with the reason in
 //! `X-Nova-Refusal`. A 200 for an asset's file names where nginx fetches it in
 //! `X-Nova-Vod-Path`: its key in a file store (under nginx's VOD root), or the path
@@ -20,6 +21,9 @@ use crate::{error::HookError, routes::authenticate, state::AppState};
 
 /// Header nginx puts the original request URI in.
 const URI_HEADER: &str = "x-original-uri";
+/// Header nginx puts the viewer's address in (`$remote_addr`); trusted only
+/// because the request carries the hooks secret.
+const CLIENT_HEADER: &str = "x-nova-client-addr";
 /// Header carrying the refusal reason back to nginx.
 pub const REFUSAL_HEADER: &str = "x-nova-refusal";
 /// Header telling nginx where an allowed asset file is.
@@ -42,8 +46,12 @@ pub async fn check(
         .get(URI_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    let client = headers
+        .get(CLIENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
     let now = unix_now();
-    let mut decision = state.playback().decide(uri, now);
+    let mut decision = state.playback().decide(uri, client, now);
     // Token sessions of live streams are viewer sessions; on-demand plays are not.
     if let Ok(allowed) = &decision
         && let (Some(grant), None) = (&allowed.grant, &allowed.vod_key)

@@ -1,9 +1,11 @@
 //! Token checks against the rules a verifier holds: ES256 only, a known key whose
 //! owner owns the stream (or the platform key), the right stream, the audience,
-//! times and lifetime. No call leaves the process.
+//! times and lifetime, and the client's network when the token names some. No call
+//! leaves the process.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, net::IpAddr};
 
+use ipnet::IpNet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -65,6 +67,9 @@ pub enum Refusal {
     Capacity,
     /// An asset file of an asset that is not READY (unknown, preparing, deleted).
     UnknownAsset,
+    /// The token names networks (`nets`) and the client is in none of them, or its
+    /// address is unknown.
+    Network,
 }
 
 impl Refusal {
@@ -84,6 +89,7 @@ impl Refusal {
             Self::Invalid => "invalid",
             Self::Capacity => "capacity",
             Self::UnknownAsset => "unknown_asset",
+            Self::Network => "network",
         }
     }
 }
@@ -103,14 +109,19 @@ struct Claims {
     exp: i64,
     iat: Option<i64>,
     sid: Option<String>,
+    /// Networks the token plays from (CIDR blocks); absent for any.
+    nets: Option<Vec<String>>,
 }
 
-/// Checks `token` for `stream` with `keys` and `streams`.
+/// Checks `token` for `stream` with `keys` and `streams`, presented by `client`
+/// (the viewer's address as the origin saw it; `None` when unknown, which a
+/// token naming networks does not pass).
 pub fn verify(
     token: &str,
     stream: Uuid,
     keys: &HashMap<String, Key>,
     streams: &HashMap<Uuid, StreamRule>,
+    client: Option<IpAddr>,
     now: i64,
 ) -> Result<Grant, Refusal> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| Refusal::Invalid)?;
@@ -146,6 +157,9 @@ pub fn verify(
     {
         return Err(Refusal::Lifetime);
     }
+    if let Some(nets) = &claims.nets {
+        check_network(nets, client)?;
+    }
     let session = match claims.sid {
         Some(sid) if valid_session(&sid) => sid,
         Some(_) => return Err(Refusal::Invalid),
@@ -155,6 +169,29 @@ pub fn verify(
         session,
         max_viewers: rule.max_viewers,
     })
+}
+
+/// Checks that `client` is in one of `nets` (each a CIDR block or an address; an
+/// IPv4-mapped IPv6 client is taken as its IPv4 address). A list that is empty or
+/// holds anything else is an invalid token, not a refused network.
+fn check_network(nets: &[String], client: Option<IpAddr>) -> Result<(), Refusal> {
+    if nets.is_empty() {
+        return Err(Refusal::Invalid);
+    }
+    let mut parsed = Vec::with_capacity(nets.len());
+    for raw in nets {
+        let net = raw
+            .parse::<IpNet>()
+            .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
+            .map_err(|_| Refusal::Invalid)?;
+        parsed.push(net);
+    }
+    let client = client.ok_or(Refusal::Network)?.to_canonical();
+    if parsed.iter().any(|net| net.contains(&client)) {
+        Ok(())
+    } else {
+        Err(Refusal::Network)
+    }
 }
 
 /// Returns the session of a verified token without `sid`: a digest of its signed

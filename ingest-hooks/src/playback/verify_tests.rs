@@ -86,7 +86,12 @@ fn world() -> World {
 
 impl World {
     fn check(&self, token: &str) -> Result<Grant, Refusal> {
-        verify(token, self.stream, &self.keys, &self.streams, now())
+        self.check_from(token, None)
+    }
+
+    fn check_from(&self, token: &str, client: Option<&str>) -> Result<Grant, Refusal> {
+        let client = client.map(|c| c.parse().unwrap());
+        verify(token, self.stream, &self.keys, &self.streams, client, now())
     }
 }
 
@@ -206,7 +211,7 @@ fn every_forgery_is_refused_with_its_reason() {
     for (name, token, wanted) in cases {
         assert_eq!(w.check(&token).map(|_| ()), Err(wanted), "{name}");
     }
-    let unknown_stream = verify(&good, other, &w.keys, &w.streams, now());
+    let unknown_stream = verify(&good, other, &w.keys, &w.streams, None, now());
     assert_eq!(unknown_stream.unwrap_err(), Refusal::UnknownStream);
 }
 
@@ -244,4 +249,55 @@ fn a_malleated_signature_is_the_same_session() {
     // With a sid the sid is the session, whatever the signature.
     let with_sid = sign(&w.alice, &claims(w.stream));
     assert_eq!(w.check(&malleated(&with_sid)).unwrap().session, "s-1");
+}
+
+#[test]
+fn a_token_naming_networks_plays_only_from_them() {
+    let w = world();
+    let with_nets = |nets: serde_json::Value| {
+        let mut c = claims(w.stream);
+        c["nets"] = nets;
+        sign(&w.alice, &c)
+    };
+    let token = with_nets(json!(["203.0.113.0/24", "2001:db8::/32", "198.51.100.7"]));
+    for inside in [
+        "203.0.113.9",
+        "::ffff:203.0.113.9",
+        "2001:db8::42",
+        "198.51.100.7",
+    ] {
+        let grant = w.check_from(&token, Some(inside));
+        assert_eq!(grant.map(|g| g.session), Ok("s-1".to_owned()), "{inside}");
+    }
+    for outside in ["203.0.114.1", "198.51.100.8", "2001:db9::1", "127.0.0.1"] {
+        assert_eq!(
+            w.check_from(&token, Some(outside)).map(|_| ()),
+            Err(Refusal::Network),
+            "{outside}"
+        );
+    }
+    assert_eq!(
+        w.check(&token).map(|_| ()),
+        Err(Refusal::Network),
+        "an unknown client address does not pass"
+    );
+    // Without `nets` any client plays, known or not.
+    let open = sign(&w.alice, &claims(w.stream));
+    assert!(w.check_from(&open, Some("192.0.2.1")).is_ok());
+    assert!(w.check(&open).is_ok());
+    // A list that says nothing usable is an invalid token.
+    for bad in [
+        json!([]),
+        json!(["203.0.113.0/33"]),
+        json!(["example.com"]),
+        json!("203.0.113.0/24"),
+        json!([24]),
+    ] {
+        assert_eq!(
+            w.check_from(&with_nets(bad.clone()), Some("203.0.113.9"))
+                .map(|_| ()),
+            Err(Refusal::Invalid),
+            "{bad}"
+        );
+    }
 }

@@ -75,6 +75,7 @@ pub async fn run(rows: &Rows) {
                 name: signed.name.clone(),
                 ttl: None,
                 session_id: sid,
+                ..Default::default()
             })
             .await
             .expect("issue a playback token")

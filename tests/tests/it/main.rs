@@ -26,6 +26,7 @@ mod metrics_names;
 mod playback_caps;
 mod playback_dash;
 mod playback_docs;
+mod playback_networks;
 mod playback_origin;
 mod playback_page;
 mod playback_policy;

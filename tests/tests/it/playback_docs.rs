@@ -1,5 +1,6 @@
 //! docs/playback.md's copy-paste Python signing example, run as written: the token
-//! it prints plays a signed stream through real nginx-rtmp in ffprobe.
+//! it prints plays a signed stream through real nginx-rtmp in ffprobe; one it signs
+//! with networks (`nets`) plays only from them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -50,19 +51,26 @@ async fn the_python_signing_example_of_the_docs_makes_tokens_that_play() {
     std::fs::write(&script, python_example()).unwrap();
     // Debian's interpreter with python3-cryptography (scripts/install-deps.sh), not
     // the tools venv that `make test` puts first on PATH.
-    let out = tokio::process::Command::new("/usr/bin/python3")
-        .arg(&script)
-        .arg(&pem)
-        .args([kid.as_str(), id.as_str(), "docs-viewer", "600"])
-        .output()
-        .await
-        .expect("/usr/bin/python3 runs (Debian: python3-cryptography)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let sign = |args: &[&str]| {
+        let run = tokio::process::Command::new("/usr/bin/python3")
+            .arg(&script)
+            .arg(&pem)
+            .args([kid.as_str(), id.as_str()])
+            .args(args)
+            .output();
+        async move {
+            let out = run
+                .await
+                .expect("/usr/bin/python3 runs (Debian: python3-cryptography)");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        }
+    };
+    let token = sign(&["docs-viewer", "600"]).await;
     let header = jsonwebtoken::decode_header(&token).unwrap();
     assert_eq!(header.kid.as_deref(), Some(kid.as_str()));
 
@@ -73,6 +81,12 @@ async fn the_python_signing_example_of_the_docs_makes_tokens_that_play() {
     live.wait_for_url(&url, WAIT).await;
     assert!(ffprobe(&url).await, "ffprobe plays the Python-signed token");
     assert_eq!(raw_status(&origin, &format!("/hls/{id}.m3u8")).await, 403);
+    // With networks: plays from loopback only when loopback is among them.
+    let inside = sign(&["docs-viewer-2", "600", "127.0.0.0/8"]).await;
+    let outside = sign(&["docs-viewer-3", "600", "203.0.113.0/24", "2001:db8::/32"]).await;
+    let path = |t: &str| format!("/hls/t/{t}/{id}.m3u8");
+    assert_eq!(raw_status(&origin, &path(&inside)).await, 200);
+    assert_eq!(raw_status(&origin, &path(&outside)).await, 403);
     live.shutdown().await;
     e.shutdown().await.unwrap();
 }

@@ -81,6 +81,7 @@ async fn the_platform_signs_tokens_for_the_owner_only_within_limits() {
         name: signed.name.clone(),
         ttl: ttl.map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
         session_id: sid.into(),
+        ..Default::default()
     };
     let issued = alice
         .create_playback_token(request(None, ""))

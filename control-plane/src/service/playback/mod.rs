@@ -41,6 +41,8 @@ pub struct TokenRequest {
     pub ttl_seconds: Option<i64>,
     /// Session id; `None` for a new random one.
     pub session_id: Option<String>,
+    /// Networks the token plays from (CIDR blocks or addresses); empty for any.
+    pub allowed_networks: Vec<String>,
 }
 
 /// An issued token with its URLs.
@@ -130,6 +132,7 @@ impl Playback {
             }
             None => Uuid::new_v4().simple().to_string(),
         };
+        let nets = tokens::networks("allowed_networks", &request.allowed_networks)?;
         let (row, recorded) = {
             let mut conn = self.pool.get().await?;
             let row = streams::find(&mut conn, id)
@@ -172,6 +175,7 @@ impl Playback {
             sid,
             iat: now,
             exp: now + ttl,
+            nets,
         };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(kid.to_string());

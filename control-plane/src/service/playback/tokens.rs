@@ -1,5 +1,8 @@
 //! Playback tokens: their claims, limits and the URLs that carry them.
 
+use std::net::IpAddr;
+
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -12,6 +15,8 @@ pub const DEFAULT_TTL_SECONDS: i64 = 3600;
 pub const MAX_TTL_SECONDS: i64 = 24 * 3600;
 /// Longest session id, characters.
 pub const MAX_SESSION_ID: usize = 64;
+/// Most networks one token may allow.
+pub const MAX_NETWORKS: usize = 16;
 
 /// Claims of a playback token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -26,6 +31,9 @@ pub struct Claims {
     pub iat: i64,
     /// Expiry, seconds since the epoch.
     pub exp: i64,
+    /// Networks (CIDR blocks) the token plays from; empty (and left out) for any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nets: Vec<String>,
 }
 
 /// Checks a session id: 1 to 64 characters of `A-Z a-z 0-9 _ -`.
@@ -43,6 +51,36 @@ pub fn validate_session_id(field: &'static str, sid: &str) -> Result<()> {
             "must be 1 to 64 characters of A-Z a-z 0-9 _ -",
         ))
     }
+}
+
+/// Checks the networks a token may play from (CIDR blocks or single addresses, at
+/// most [`MAX_NETWORKS`]); returns them normalised (`203.0.113.7/24` becomes
+/// `203.0.113.0/24`, an address `203.0.113.7/32`), duplicates removed.
+pub fn networks(field: &'static str, requested: &[String]) -> Result<Vec<String>> {
+    if requested.len() > MAX_NETWORKS {
+        return Err(Error::invalid(
+            field,
+            format!("at most {MAX_NETWORKS} networks"),
+        ));
+    }
+    let mut nets: Vec<String> = Vec::with_capacity(requested.len());
+    for raw in requested {
+        let net = raw
+            .parse::<IpNet>()
+            .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
+            .map_err(|_| {
+                Error::invalid(
+                    field,
+                    "each must be a CIDR block (203.0.113.0/24, 2001:db8::/32) or an address",
+                )
+            })?
+            .trunc()
+            .to_string();
+        if !nets.contains(&net) {
+            nets.push(net);
+        }
+    }
+    Ok(nets)
 }
 
 /// Checks a requested lifetime; `None` means the default.
@@ -94,5 +132,47 @@ mod tests {
         assert_eq!(ttl_seconds(Some(86_400)).unwrap(), 86_400);
         assert!(ttl_seconds(Some(86_401)).is_err());
         assert!(ttl_seconds(Some(0)).is_err());
+    }
+
+    #[test]
+    fn networks_are_cidr_blocks_or_addresses_normalised() {
+        let given: Vec<String> = [
+            "203.0.113.7/24",
+            "198.51.100.9",
+            "2001:db8::1/32",
+            "203.0.113.0/24",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        assert_eq!(
+            networks("n", &given).unwrap(),
+            ["203.0.113.0/24", "198.51.100.9/32", "2001:db8::/32"]
+        );
+        assert_eq!(networks("n", &[]).unwrap(), Vec::<String>::new());
+        for bad in ["", "10.0.0.0/33", "example.com", "10.0.0.0/8 ", "::/129"] {
+            assert!(networks("n", &[bad.to_owned()]).is_err(), "{bad:?}");
+        }
+        let many: Vec<String> = (0..17).map(|i| format!("10.0.{i}.0/24")).collect();
+        assert!(networks("n", &many).is_err());
+        assert!(networks("n", &many[..16]).is_ok());
+    }
+
+    #[test]
+    fn claims_leave_nets_out_when_any_network_may_play() {
+        let mut claims = Claims {
+            aud: AUDIENCE.into(),
+            sub: "s".into(),
+            sid: "v".into(),
+            iat: 1,
+            exp: 2,
+            nets: Vec::new(),
+        };
+        assert!(!serde_json::to_string(&claims).unwrap().contains("nets"));
+        claims.nets = vec!["10.0.0.0/8".into()];
+        assert!(
+            serde_json::to_string(&claims)
+                .unwrap()
+                .contains(r#""nets":["10.0.0.0/8"]"#)
+        );
     }
 }

@@ -4,7 +4,10 @@
 //! stream's plain URLs are the baseline; a signed stream's tokenized URLs go through
 //! `auth_request`, answered from nginx's 1 s decision cache most of the time; and
 //! the first request of a fresh token (a new viewer) asks the verifier in
-//! ingest-hooks, which also joins its viewer session. Measured only.
+//! ingest-hooks, which also joins its viewer session. Public and signed requests
+//! alternate (ABBA order) after an unmeasured warm-up of both, so neither row
+//! profits from running second (warmer caches, a settled CPU clock) or suffers
+//! from running first. Measured only.
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +29,8 @@ use crate::{
 type Http = Client<HttpConnector, Empty<Bytes>>;
 
 /// Sequential GETs of one kind: latencies (ms) of the 200 answers, how many were
-/// not 200, and requests per second.
+/// not 200, and requests per second (of the time spent on this kind).
+#[derive(Default)]
 struct Timed {
     ms: Vec<f64>,
     failed: usize,
@@ -34,6 +38,14 @@ struct Timed {
 }
 
 impl Timed {
+    fn record(&mut self, status: u16, took: Duration) {
+        if status == 200 {
+            self.ms.push(took.as_secs_f64() * 1000.0);
+        } else {
+            self.failed += 1;
+        }
+    }
+
     fn p50_p99(&mut self) -> (f64, f64) {
         let (p50, _, p99, _) = summary(&mut self.ms);
         (p50, p99)
@@ -96,16 +108,16 @@ pub async fn run(rows: &Rows) {
     segment_of(&http, &tokenized(&token)).await;
     println!("G8: {calls} sequential requests per row, {fresh_count} fresh tokens");
 
-    let mut public_playlist = timed(&http, calls, |_| plain.clone()).await;
-    let mut signed_playlist = timed(&http, calls, |_| tokenized(&token)).await;
-    // Each segment is read just before its row: nginx-rtmp deletes old ones.
-    let public_segment = segment_of(&http, &plain).await;
-    let mut public_ts = timed(&http, calls, |_| format!("{origin}/hls/{public_segment}")).await;
-    let signed_segment = segment_of(&http, &tokenized(&token)).await;
-    let mut signed_ts = timed(&http, calls, |_| {
-        format!("{origin}/hls/t/{token}/{signed_segment}")
-    })
-    .await;
+    let (mut public_playlist, mut signed_playlist) =
+        paired(&http, calls, &plain, &tokenized(&token)).await;
+    // The segments are read just before their rows: nginx-rtmp deletes old ones.
+    let public_segment = format!("{origin}/hls/{}", segment_of(&http, &plain).await);
+    let signed_segment = format!(
+        "{origin}/hls/t/{token}/{}",
+        segment_of(&http, &tokenized(&token)).await
+    );
+    let (mut public_ts, mut signed_ts) =
+        paired(&http, calls, &public_segment, &signed_segment).await;
     let mut first = timed(&http, fresh_count, |i| tokenized(&fresh[i])).await;
 
     let (base50, base99) = public_playlist.p50_p99();
@@ -206,24 +218,50 @@ async fn segment_of(http: &Http, url: &str) -> String {
     }
 }
 
+/// Requests of each URL before measuring (connection, nginx's open files and
+/// decision cache, the verifier's rules), not timed.
+const WARM_UP: usize = 200;
+
+/// Times `calls` sequential GETs of `a` and of `b`, interleaved in ABBA order
+/// (a b, b a, a b, …) after [`WARM_UP`] unmeasured rounds, so each sees the same
+/// conditions; returns the timings of `a` and of `b`.
+async fn paired(http: &Http, calls: usize, a: &str, b: &str) -> (Timed, Timed) {
+    for _ in 0..WARM_UP {
+        get(http, a).await;
+        get(http, b).await;
+    }
+    let (mut ta, mut tb) = (Timed::default(), Timed::default());
+    let mut busy = [Duration::ZERO; 2];
+    for i in 0..calls {
+        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            let (url, timed) = if side == 0 {
+                (a, &mut ta)
+            } else {
+                (b, &mut tb)
+            };
+            let at = Instant::now();
+            let (status, _) = get(http, url).await;
+            let took = at.elapsed();
+            busy[side] += took;
+            timed.record(status, took);
+        }
+    }
+    ta.rate = calls as f64 / busy[0].as_secs_f64();
+    tb.rate = calls as f64 / busy[1].as_secs_f64();
+    (ta, tb)
+}
+
 /// Times `calls` sequential GETs of `url(i)`.
 async fn timed(http: &Http, calls: usize, url: impl Fn(usize) -> String) -> Timed {
-    let mut ms = Vec::with_capacity(calls);
-    let mut failed = 0;
+    let mut timed = Timed::default();
     let started = Instant::now();
     for i in 0..calls {
         let target = url(i);
         let at = Instant::now();
         let (status, _) = get(http, &target).await;
-        if status == 200 {
-            ms.push(at.elapsed().as_secs_f64() * 1000.0);
-        } else {
-            failed += 1;
-        }
+        timed.record(status, at.elapsed());
     }
-    Timed {
-        ms,
-        failed,
-        rate: calls as f64 / started.elapsed().as_secs_f64(),
-    }
+    timed.rate = calls as f64 / started.elapsed().as_secs_f64();
+    timed
 }

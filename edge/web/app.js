@@ -4,7 +4,8 @@
 // then plays the tokenized URLs (/hls/t/<token>/<id>.m3u8) and still holds the
 // WebSocket for live events; a socket on a signed stream joins no viewer session,
 // so this viewer is counted once, as the token's session at the origin
-// (docs/playback.md). Plain JS, no build step;
+// (docs/playback.md). On a public stream, whose socket is the viewer's session,
+// the page plays the plain URLs even when given a token. Plain JS, no build step;
 // hls.js is served by the edge at /vendor/hls.min.js. Every string that comes from
 // the API goes through textContent, never innerHTML.
 'use strict';
@@ -105,7 +106,7 @@ function renderList(streams) {
 const player = {
   video: $('player'), hls: null, url: null,
   socket: null, streamId: null, retry: 0, retryTimer: null, connectedAt: 0,
-  token: null, playback: null, locked: false,
+  token: null, policy: null, pending: null, locked: false,
 };
 window.novaPlayer = player;
 
@@ -139,7 +140,12 @@ function tokenized(url) {
 // Starts playing `playback`. Unless `force`, a source that is already loaded is left
 // alone, so a WebSocket reconnect (new snapshot) does not interrupt the picture.
 function load(playback, force) {
-  player.playback = playback;
+  // With a token, wait for the stream's policy (REST): a public stream's socket is
+  // this viewer's session, so it plays the plain URLs and the token goes unused.
+  if (player.token && !player.policy) {
+    player.pending = playback;
+    return;
+  }
   const url = tokenized(playback && (playback.hls_master_url || playback.hls_url));
   if (!url || (!force && url === player.url)) return;
   stopMedia();
@@ -292,22 +298,30 @@ function openPlayer(id, token) {
     if (s.playback_policy === 'signed' && !player.token) {
       player.locked = true; // the origin refuses the plain URLs: say why
       if ($('player-message').hidden) message(PRIVATE);
-    } else if (s.playback_policy === 'public' && player.token) {
-      // A public stream's socket is this viewer's session: play the plain URLs,
-      // so the token does not make it a second one at the origin.
-      player.token = null;
-      if (player.url) load(player.playback, true);
     }
+    if (s.playback_policy === 'public') player.token = null;
+    policyKnown(s.playback_policy);
   }).catch((err) => {
-    if (player.streamId === id && (err.status === 404 || err.status === 400)) message('This stream does not exist');
+    if (player.streamId !== id) return;
+    if (err.status === 404 || err.status === 400) message('This stream does not exist');
+    policyKnown('unknown'); // play with the token, if any
   });
   connect(id);
+}
+
+// Records the stream's policy and starts a playback that waited for it.
+function policyKnown(policy) {
+  player.policy = policy;
+  const pending = player.pending;
+  player.pending = null;
+  if (pending) load(pending, true);
 }
 
 function closePlayer() {
   player.streamId = null;
   player.token = null;
-  player.playback = null;
+  player.policy = null;
+  player.pending = null;
   player.locked = false;
   clearTimeout(player.retryTimer);
   const socket = player.socket;

@@ -3,7 +3,9 @@
 //! readers (ffprobe) and the page are four viewers, four unique viewers, a
 //! `viewer_count_changed` to 4 on the page's own WebSocket (which it holds for live
 //! events without joining a session), and watch time. The plain page (no token)
-//! cannot play it: the origin refuses its playlist.
+//! cannot play it: the origin refuses its playlist. Given a token for a public
+//! stream, whose socket is the viewer's session, the page plays the plain URLs and
+//! counts once too.
 
 #![allow(
     clippy::unwrap_used,
@@ -149,6 +151,47 @@ async fn the_page_plays_a_signed_stream_with_a_token_holds_its_socket_and_counts
     assert_eq!(after.unique_viewers, 4, "the plain page joined no session");
     assert!(after.viewer_count <= 4, "{after:?}");
     drop(readers);
+    live.shutdown().await;
+    e.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_a_token_for_a_public_stream_the_page_plays_the_plain_urls_and_counts_once() {
+    let mut live = LiveStack::start(LiveOptions::default()).await;
+    let e = edge::start(&live.ctx, "edge-a").await;
+    let base = format!("http://{}", e.addr);
+    let (stream, key) = playback::create_stream(&live, PlaybackPolicy::Public).await;
+    let _ffmpeg = Broadcaster::start(&live.publish_url(&key), Duration::from_secs(120));
+    live.wait_for_status(&stream.name, StreamStatus::Active, Duration::from_secs(15))
+        .await;
+    let issued = playback::issue(&live, &stream.name, "page-public").await;
+    // Plain URLs of a public stream are not sessions: this wait counts nobody.
+    let plain = issued
+        .hls_url
+        .replace(&format!("/t/{}/", issued.token), "/");
+    live.wait_for_url(&plain, Duration::from_secs(20)).await;
+
+    let result = browse(
+        &format!(
+            "{base}/#/streams/{}?token={}",
+            stream.stream_id, issued.token
+        ),
+        "1",
+    )
+    .await;
+    assert_eq!(result["tokenized"], false, "plain URLs: {result}");
+    assert_eq!(result["sockets"], 1, "{result}");
+    let figures = clients::sessions(&live.ctx.url(), &live.ctx.token)
+        .await
+        .get_viewer_count(GetViewerCountRequest {
+            name: stream.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // The socket only: a request with the token would have joined its session.
+    assert_eq!(figures.unique_viewers, 1, "{figures:?}");
+    assert_eq!(figures.peak_viewers, 1, "never counted twice: {figures:?}");
     live.shutdown().await;
     e.shutdown().await.unwrap();
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use nova_proto::v1::{EndStreamRequest, StreamStatus};
 
 use crate::{
+    clients,
     live::LiveStack,
     publisher::{Flv, PublishTask, RtmpError, publish},
 };
@@ -39,8 +40,13 @@ pub async fn still_on_air(task: &mut PublishTask, window: Duration, what: &str) 
 /// Ends the stream and asserts nginx cuts the broadcaster off at nginx's next update;
 /// returns how long the cut took.
 pub async fn end_and_cut(live: &LiveStack, name: &str, task: &mut PublishTask) -> Duration {
+    end_via(&live.streams, name, task).await
+}
+
+/// Like [`end_and_cut`], through any owner-side client `streams`.
+pub async fn end_via(streams: &clients::Streams, name: &str, task: &mut PublishTask) -> Duration {
     let ended = tokio::time::Instant::now();
-    live.streams
+    streams
         .clone()
         .end_stream(EndStreamRequest { name: name.into() })
         .await

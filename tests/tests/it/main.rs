@@ -11,6 +11,7 @@ mod broadcast_ffmpeg;
 mod broadcast_publisher;
 mod broadcast_quality;
 mod chaos;
+mod chaos_cutoff;
 mod chaos_edge;
 mod chaos_engines;
 mod chaos_postgres;

@@ -91,11 +91,18 @@ impl AppState {
             config.count_window,
             stop.clone(),
         );
+        let analytics = Analytics::new(
+            pool.clone(),
+            store.clone(),
+            metrics.clone(),
+            config.sample_interval,
+        );
         let drain = Drain {
             redis: redis.clone(),
             keys,
             availability: availability.clone(),
             hub: hub.clone(),
+            analytics: analytics.clone(),
         };
         let cache = StreamCache::new(config.stream_cache);
         tokio::spawn(cache.clone().follow(hub.clone(), stop.clone()));
@@ -134,7 +141,7 @@ impl AppState {
                 ingest_lost_window: config.ingest_lost_window.max(config.reconnect_window),
             },
             sessions: Sessions::new(pool.clone(), store.clone(), cache),
-            analytics: Analytics::new(pool.clone(), store, metrics, config.sample_interval),
+            analytics,
             publisher,
             hub,
             pool,

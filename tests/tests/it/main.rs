@@ -14,6 +14,7 @@ mod chaos;
 mod chaos_cutoff;
 mod chaos_edge;
 mod chaos_engines;
+mod chaos_figures;
 mod chaos_postgres;
 mod chaos_table;
 mod cli;

@@ -53,15 +53,16 @@ pub struct Drain {
 }
 
 impl Publisher {
-    /// Starts the drain task (until shutdown) and returns the publisher.
+    /// Starts the drain task (until shutdown, tracked by `tasks`) and returns the
+    /// publisher.
     pub fn start(
         drain: Drain,
         cache: StreamCache,
         metrics: CpMetrics,
-        stop: shutdown::Signal,
+        (stop, tasks): (shutdown::Signal, &shutdown::Tasks),
     ) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(drain, rx, metrics.clone(), stop));
+        tasks.spawn(run(drain, rx, metrics.clone(), stop));
         Self {
             queue,
             metrics,

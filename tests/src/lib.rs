@@ -28,6 +28,7 @@ pub mod proxy;
 pub mod publisher;
 pub mod redis_cluster;
 pub mod s3;
+pub mod stream_probe;
 pub mod tls;
 pub mod tools;
 pub mod vod;

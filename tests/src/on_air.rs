@@ -1,4 +1,5 @@
-//! Broadcasts through the live stack: put one on air, check it stays there, end it.
+//! Broadcasts through the live stack: put one on air, check it stays there, end it,
+//! publish again after a drop.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use crate::{
     clients,
     live::LiveStack,
     publisher::{Flv, PublishTask, RtmpError, publish},
+    wait,
 };
 
 /// Starts a publisher on a new stream through nginx; returns its name and task.
@@ -57,4 +59,14 @@ pub async fn end_via(streams: &clients::Streams, name: &str, task: &mut PublishT
         "cut off: {result:?}"
     );
     ended.elapsed()
+}
+
+/// Publishes `url` again (every 50 ms, at most `timeout`) until nginx and the
+/// control plane accept it, as an encoder's reconnect does.
+pub async fn republish(url: &str, timeout: Duration) -> PublishTask {
+    wait::until("the broadcaster's reconnect accepted", timeout, || async {
+        publish(url).await.map_err(|e| e.to_string())
+    })
+    .await
+    .spawn(Flv::fixture(), Duration::from_secs(3600))
 }

@@ -22,17 +22,15 @@
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use nova_proto::v1::{
-    CreateStreamRequest, GetStreamRequest, GetViewerCountRequest, Stream, StreamStatus,
-};
+use nova_proto::v1::{CreateStreamRequest, Stream, StreamStatus};
 use nova_tests::{
     clients,
     figures::active_streams,
     follower::Follower,
-    on_air::still_on_air,
+    on_air::{republish, still_on_air},
     processes::{ProcessOptions, ProcessStack},
     publisher::{Flv, PublishTask, RtmpError, publish},
-    wait,
+    stream_probe::Probe,
     ws_viewers::WsViewers,
 };
 use tokio::time::Instant;
@@ -82,57 +80,6 @@ struct Broadcast {
     name: String,
     key: String,
     task: PublishTask,
-}
-
-/// Reads the broadcast's stream back from the control plane.
-struct Probe {
-    streams: clients::Streams,
-    sessions: clients::Sessions,
-    name: String,
-}
-
-impl Probe {
-    async fn status(&self) -> Result<StreamStatus, String> {
-        self.streams
-            .clone()
-            .get_stream(GetStreamRequest {
-                name: self.name.clone(),
-            })
-            .await
-            .map(|r| r.into_inner().stream.expect("stream").status())
-            .map_err(|e| e.message().to_owned())
-    }
-
-    async fn wait_for_status(&self, status: StreamStatus, timeout: Duration) {
-        wait::until(&format!("the stream {status:?}"), timeout, || async {
-            match self.status().await {
-                Ok(s) if s == status => Ok(()),
-                other => Err(other),
-            }
-        })
-        .await;
-    }
-
-    async fn count(&self) -> Result<i64, String> {
-        self.sessions
-            .clone()
-            .get_viewer_count(GetViewerCountRequest {
-                name: self.name.clone(),
-            })
-            .await
-            .map(|r| r.into_inner().viewer_count)
-            .map_err(|e| e.message().to_owned())
-    }
-
-    async fn wait_for_count(&self, timeout: Duration) {
-        wait::until(&format!("GetViewerCount {VIEWERS}"), timeout, || async {
-            match self.count().await {
-                Ok(VIEWERS) => Ok(()),
-                other => Err(other),
-            }
-        })
-        .await;
-    }
 }
 
 /// Everything a row acts on.
@@ -199,7 +146,9 @@ impl World {
         self.viewers
             .until_count(VIEWERS, Duration::from_secs(15))
             .await;
-        self.probe.wait_for_count(Duration::from_secs(5)).await;
+        self.probe
+            .wait_for_count(VIEWERS, Duration::from_secs(5))
+            .await;
         let connects: usize = self.viewers.shown().iter().map(|s| s.connects).sum();
 
         let log = self
@@ -238,16 +187,6 @@ impl World {
             events,
         }
     }
-}
-
-/// Publishes `url` again (every 50 ms, at most `timeout`) until nginx and the
-/// control plane accept it, as an encoder's reconnect does.
-async fn republish(url: &str, timeout: Duration) -> PublishTask {
-    wait::until("the broadcaster's reconnect accepted", timeout, || async {
-        publish(url).await.map_err(|e| e.to_string())
-    })
-    .await
-    .spawn(Flv::fixture(), Duration::from_secs(3600))
 }
 
 /// Asserts the broadcaster is on air `ON_AIR` after the kill (nginx: it is dropped,
@@ -310,7 +249,7 @@ async fn keep_on_air(
 /// plane counts 3; returns how long after the kill that was.
 async fn converged(viewers: &WsViewers, probe: &Probe, killed_at: Instant) -> Duration {
     viewers.until_count(VIEWERS, Duration::from_secs(20)).await;
-    probe.wait_for_count(Duration::from_secs(20)).await;
+    probe.wait_for_count(VIEWERS, Duration::from_secs(20)).await;
     killed_at.elapsed()
 }
 

@@ -30,8 +30,9 @@ pub struct ControlPlane {
     trigger: shutdown::Trigger,
     /// The serving task.
     task: JoinHandle<anyhow::Result<()>>,
-    /// The reaper, the sampler, the webhook dispatcher and the remux worker, joined on
-    /// shutdown.
+    /// The reaper, the sampler, the webhook dispatcher, the remux worker, the live
+    /// hub, the event publisher, the stream cache's follower and each WatchEvents
+    /// call's task, joined on shutdown.
     tasks: shutdown::Tasks,
     /// How long shutdown waits for them.
     grace: Duration,
@@ -66,6 +67,7 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     let (trigger, signal) = shutdown::channel();
     let metrics = CpMetrics::new().map_err(|e| anyhow::anyhow!(e))?;
     let metrics_addr = metrics.serve(config.metrics_addr, signal.clone()).await?;
+    let tasks = shutdown::Tasks::new();
     let state = AppState::new(
         pool,
         (target, redis),
@@ -74,7 +76,7 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
         metrics.clone(),
         store,
         config,
-        signal.clone(),
+        (signal.clone(), &tasks),
     );
 
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -102,7 +104,6 @@ pub async fn start(config: &Config) -> anyhow::Result<ControlPlane> {
     grpc::mark_serving(&reporter).await;
     probe.report().await;
 
-    let tasks = shutdown::Tasks::new();
     tasks.spawn(probe.run(signal.clone()));
     tasks.spawn(reaper::run(
         state.pool().clone(),

@@ -47,6 +47,8 @@ struct Inner {
     analytics: Analytics,
     /// Live events of this replica.
     hub: Hub,
+    /// Background tasks (hub, cache follower, publisher, watches), joined on shutdown.
+    tasks: shutdown::Tasks,
     /// RTMP ingest address handed to broadcasters.
     rtmp_url: String,
     /// Whether Redis answers now.
@@ -67,9 +69,10 @@ struct Inner {
 
 impl AppState {
     /// Assembles the state and starts the live hub (event-log follower and Redis
-    /// subscription) and the event publisher, which run until `stop`. `redis` is where
-    /// Redis is and the connections to it; it need not answer: `availability` says
-    /// whether it does.
+    /// subscription), the stream cache's follower and the event publisher, which run
+    /// until `stop`, tracked by `tasks` (joined on shutdown). `redis` is where Redis
+    /// is and the connections to it; it need not answer: `availability` says whether
+    /// it does.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         pool: DbPool,
@@ -79,7 +82,7 @@ impl AppState {
         metrics: CpMetrics,
         asset_store: Option<nova_store::AssetStore>,
         config: &Config,
-        stop: shutdown::Signal,
+        (stop, tasks): (shutdown::Signal, &shutdown::Tasks),
     ) -> Self {
         let keys = Keys::new(&config.redis_prefix);
         let ttl_ms = i64::try_from(config.session_ttl.as_millis()).unwrap_or(i64::MAX);
@@ -89,17 +92,24 @@ impl AppState {
             target,
             keys.clone(),
             config.count_window,
-            stop.clone(),
+            (stop.clone(), tasks),
+        );
+        let analytics = Analytics::new(
+            pool.clone(),
+            store.clone(),
+            metrics.clone(),
+            config.sample_interval,
         );
         let drain = Drain {
             redis: redis.clone(),
             keys,
             availability: availability.clone(),
             hub: hub.clone(),
+            analytics: analytics.clone(),
         };
         let cache = StreamCache::new(config.stream_cache);
-        tokio::spawn(cache.clone().follow(hub.clone(), stop.clone()));
-        let publisher = Publisher::start(drain, cache.clone(), metrics.clone(), stop);
+        tasks.spawn(cache.clone().follow(hub.clone(), stop.clone()));
+        let publisher = Publisher::start(drain, cache.clone(), metrics.clone(), (stop, tasks));
         let webhook_policy = Arc::new(AddressPolicy::new(
             config.webhooks.allow_private,
             config.webhooks.allowed_cidrs.clone(),
@@ -134,9 +144,10 @@ impl AppState {
                 ingest_lost_window: config.ingest_lost_window.max(config.reconnect_window),
             },
             sessions: Sessions::new(pool.clone(), store.clone(), cache),
-            analytics: Analytics::new(pool.clone(), store, metrics, config.sample_interval),
+            analytics,
             publisher,
             hub,
+            tasks: tasks.clone(),
             pool,
             rtmp_url: config.rtmp_url.clone(),
             redis_availability: availability,
@@ -172,6 +183,12 @@ impl AppState {
     /// Returns the live hub.
     pub fn hub(&self) -> &Hub {
         &self.0.hub
+    }
+
+    /// Returns the background tasks joined on shutdown (WatchEvents calls' tasks
+    /// join them).
+    pub fn tasks(&self) -> &shutdown::Tasks {
+        &self.0.tasks
     }
 
     /// Returns the connection pool.

@@ -157,6 +157,25 @@ impl Postgres {
         })
     }
 
+    /// Stops the server in immediate mode, as a crash would: every server process
+    /// quits at once without a checkpoint, and the next start runs crash recovery.
+    pub fn stop_immediate(&self) -> anyhow::Result<()> {
+        let data = self.root.join("data");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&data)?,
+                "-m",
+                "immediate",
+                "-w",
+                "-t",
+                "30",
+                "stop",
+            ],
+        )
+    }
+
     /// Tells whether a server runs on this cluster.
     pub fn running(&self) -> anyhow::Result<bool> {
         let data = self.root.join("data");

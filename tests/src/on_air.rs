@@ -1,12 +1,15 @@
-//! Broadcasts through the live stack: put one on air, check it stays there, end it.
+//! Broadcasts through the live stack: put one on air, check it stays there, end it,
+//! publish again after a drop.
 
 use std::time::Duration;
 
 use nova_proto::v1::{EndStreamRequest, StreamStatus};
 
 use crate::{
+    clients,
     live::LiveStack,
     publisher::{Flv, PublishTask, RtmpError, publish},
+    wait,
 };
 
 /// Starts a publisher on a new stream through nginx; returns its name and task.
@@ -39,8 +42,13 @@ pub async fn still_on_air(task: &mut PublishTask, window: Duration, what: &str) 
 /// Ends the stream and asserts nginx cuts the broadcaster off at nginx's next update;
 /// returns how long the cut took.
 pub async fn end_and_cut(live: &LiveStack, name: &str, task: &mut PublishTask) -> Duration {
+    end_via(&live.streams, name, task).await
+}
+
+/// Like [`end_and_cut`], through any owner-side client `streams`.
+pub async fn end_via(streams: &clients::Streams, name: &str, task: &mut PublishTask) -> Duration {
     let ended = tokio::time::Instant::now();
-    live.streams
+    streams
         .clone()
         .end_stream(EndStreamRequest { name: name.into() })
         .await
@@ -51,4 +59,14 @@ pub async fn end_and_cut(live: &LiveStack, name: &str, task: &mut PublishTask) -
         "cut off: {result:?}"
     );
     ended.elapsed()
+}
+
+/// Publishes `url` again (every 50 ms, at most `timeout`) until nginx and the
+/// control plane accept it, as an encoder's reconnect does.
+pub async fn republish(url: &str, timeout: Duration) -> PublishTask {
+    wait::until("the broadcaster's reconnect accepted", timeout, || async {
+        publish(url).await.map_err(|e| e.to_string())
+    })
+    .await
+    .spawn(Flv::fixture(), Duration::from_secs(3600))
 }

@@ -64,22 +64,7 @@ impl Watcher {
         if let Some(how) = self.ended.lock().unwrap().as_ref() {
             panic!("the WatchEvents call ended: {how}");
         }
-        self.received
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| {
-                let kind = match e.kind.as_ref()? {
-                    Kind::StreamStarted(_) => "stream_started",
-                    Kind::StreamEnded(_) => "stream_ended",
-                    Kind::QualityChanged(_) => "quality_changed",
-                    Kind::AssetReady(_) => "asset_ready",
-                    Kind::AssetErrored(_) => "asset_errored",
-                    Kind::ViewerCountChanged(_) => return None,
-                };
-                Some((e.cursor.clone(), kind.to_owned(), e.name.clone()))
-            })
-            .collect()
+        lifecycle_of(&self.received.lock().unwrap())
     }
 
     /// Returns the viewer counts received for `name`, in order.
@@ -122,6 +107,24 @@ impl Drop for Watcher {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Returns the lifecycle events among `events` (viewer counts left out).
+pub fn lifecycle_of(events: &[StreamEvent]) -> Vec<Lifecycle> {
+    events
+        .iter()
+        .filter_map(|e| {
+            let kind = match e.kind.as_ref()? {
+                Kind::StreamStarted(_) => "stream_started",
+                Kind::StreamEnded(_) => "stream_ended",
+                Kind::QualityChanged(_) => "quality_changed",
+                Kind::AssetReady(_) => "asset_ready",
+                Kind::AssetErrored(_) => "asset_errored",
+                Kind::ViewerCountChanged(_) => return None,
+            };
+            Some((e.cursor.clone(), kind.to_owned(), e.name.clone()))
+        })
+        .collect()
 }
 
 #[derive(diesel::QueryableByName)]

@@ -40,6 +40,8 @@ pub struct EventApi {
     hub: Hub,
     /// Ends watches on shutdown.
     stop: shutdown::Signal,
+    /// Tracks each watch's task, so shutdown joins it.
+    tasks: shutdown::Tasks,
 }
 
 impl EventApi {
@@ -49,6 +51,7 @@ impl EventApi {
             pool: state.pool().clone(),
             hub: state.hub().clone(),
             stop,
+            tasks: state.tasks().clone(),
         }
     }
 }
@@ -84,7 +87,7 @@ impl EventService for EventApi {
             None => watch::log_position(&self.pool).await?,
         };
         let (tx, rx) = mpsc::channel(WATCHER_BUFFER);
-        tokio::spawn(watch::run(
+        self.tasks.spawn(watch::run(
             self.pool.clone(),
             self.hub.clone(),
             WatchRequest {

@@ -7,7 +7,8 @@
 //! back from them if Redis lost them since (see [`SessionStore::snapshot`]): a
 //! Redis restart or flush loses at most one sampling interval of figures.
 //! GetStreamMetrics reports the greater of the live and the persisted figures, and
-//! the persisted ones alone while Redis is away.
+//! the persisted ones alone while Redis is away. A stream's figures are also persisted
+//! the moment it completes (by the event publisher, [`Analytics::persist_completed`]).
 
 use std::{collections::HashMap, time::Duration};
 
@@ -135,6 +136,15 @@ impl Analytics {
         .await
     }
 
+    /// Persists the final figures of stream `id`, which has just completed, so they
+    /// survive a Redis loss right after its end (the sampler persists them too, for a
+    /// few more intervals, but only at its next tick).
+    pub async fn persist_completed(&self, id: Uuid) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        self.persist_streams(&mut conn, vec![id]).await?;
+        Ok(())
+    }
+
     /// Seeds and snapshots every followed stream's figures and persists them;
     /// returns the figures by stream.
     async fn persist(
@@ -144,6 +154,16 @@ impl Analytics {
     ) -> Result<HashMap<Uuid, Figures>> {
         let window = chrono::Duration::from_std(self.interval).unwrap_or_default();
         let followed = persisted::followed_streams(conn, at - window * AFTER_COMPLETION).await?;
+        self.persist_streams(conn, followed).await
+    }
+
+    /// Seeds and snapshots the figures of streams `followed` and persists them;
+    /// returns the figures by stream.
+    async fn persist_streams(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        followed: Vec<Uuid>,
+    ) -> Result<HashMap<Uuid, Figures>> {
         let stored: HashMap<Uuid, Persisted> = persisted::load(conn, &followed)
             .await?
             .into_iter()

@@ -65,13 +65,13 @@ const HUB_CAPACITY: usize = 4096;
 
 impl Hub {
     /// Follows the event log, subscribes to Redis (retrying while it is away) and
-    /// starts coalescing counts; runs until shutdown.
+    /// starts coalescing counts; runs until shutdown, its tasks tracked by `tasks`.
     pub fn start(
         pool: DbPool,
         redis: Target,
         keys: Keys,
         window: Duration,
-        stop: shutdown::Signal,
+        (stop, tasks): (shutdown::Signal, &shutdown::Tasks),
     ) -> Self {
         let (tx, _) = broadcast::channel(HUB_CAPACITY);
         let (counts_tx, counts_rx) = mpsc::channel(HUB_CAPACITY);
@@ -83,15 +83,16 @@ impl Hub {
             counts: counts_tx,
             connected: connected_tx,
         };
-        tokio::spawn(fanout::subscribe(redis, keys, subscriber, stop.clone()));
+        tasks.spawn(fanout::subscribe(redis, keys, subscriber, stop.clone()));
         let subscribed = connected.clone();
         let hints = follow::Hints {
             remote,
             local: local_rx,
             connected,
         };
-        tokio::spawn(follow::run(pool, hints, tx.clone(), stop));
-        tokio::spawn(coalesce(counts_rx, tx.clone(), window));
+        tasks.spawn(follow::run(pool, hints, tx.clone(), stop));
+        // Ends when the subscriber (its only sender) does.
+        tasks.spawn(coalesce(counts_rx, tx.clone(), window));
         Self {
             tx,
             local,

@@ -2,7 +2,8 @@
 //! wait for Redis: events go into a bounded in-process queue that one task drains,
 //! first to this replica's hub (so its own watchers hear at once, Redis or not),
 //! then to Redis pub/sub for the other replicas. A full queue or a Redis failure
-//! loses nothing: every hub reads the durable log after any gap.
+//! loses nothing: every hub reads the durable log after any gap. Then the final
+//! analytics of each stream the transaction completed are persisted.
 
 use std::time::Duration;
 
@@ -12,7 +13,9 @@ use crate::{
     metrics::CpMetrics,
     redis::{Keys, Redis, availability::Availability, fanout},
     service::{
-        events::{Outbox, StoredEvent},
+        StreamStatus,
+        analytics::Analytics,
+        events::{Event, Outbox, StoredEvent},
         live::Hub,
         stream_cache::StreamCache,
     },
@@ -45,18 +48,21 @@ pub struct Drain {
     pub availability: Availability,
     /// This replica's hub.
     pub hub: Hub,
+    /// Persists a completed stream's figures.
+    pub analytics: Analytics,
 }
 
 impl Publisher {
-    /// Starts the drain task (until shutdown) and returns the publisher.
+    /// Starts the drain task (until shutdown, tracked by `tasks`) and returns the
+    /// publisher.
     pub fn start(
         drain: Drain,
         cache: StreamCache,
         metrics: CpMetrics,
-        stop: shutdown::Signal,
+        (stop, tasks): (shutdown::Signal, &shutdown::Tasks),
     ) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(drain, rx, metrics.clone(), stop));
+        tasks.spawn(run(drain, rx, metrics.clone(), stop));
         Self {
             queue,
             metrics,
@@ -110,23 +116,50 @@ async fn run(
         for event in &events {
             drain.hub.local(event.clone());
         }
-        if !drain.availability.is_up() {
-            metrics.unpublished("redis_unavailable", events.len());
-            continue;
-        }
-        let published = tokio::time::timeout(
-            PUBLISH_TIMEOUT,
-            fanout::publish_events(&drain.redis, &drain.keys, &events),
-        )
-        .await
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")));
-        if let Err(err) = published {
-            metrics.unpublished("redis_error", events.len());
+        publish_to_redis(&drain, &metrics, &events).await;
+        for event in events.iter().filter(|e| completes(&e.event)) {
+            let persisted = tokio::time::timeout(
+                PUBLISH_TIMEOUT,
+                drain.analytics.persist_completed(event.stream_id),
+            )
+            .await;
+            let failure = match persisted {
+                Ok(Ok(())) => continue,
+                Ok(Err(err)) => err.to_string(),
+                Err(_) => "timed out".to_owned(),
+            };
             tracing::warn!(
-                error = %err,
-                events = events.len(),
-                "could not publish events to Redis; other replicas will read them from the log"
+                stream.id = %event.stream_id,
+                error = %failure,
+                "could not persist a completed stream's analytics; the sampler will"
             );
         }
+    }
+}
+
+/// Tells whether `event` completes its stream.
+fn completes(event: &Event) -> bool {
+    matches!(event, Event::StreamEnded { status, .. } if status == StreamStatus::Completed.as_db())
+}
+
+/// Publishes `events` to the other replicas through Redis, unless it is away.
+async fn publish_to_redis(drain: &Drain, metrics: &CpMetrics, events: &[StoredEvent]) {
+    if !drain.availability.is_up() {
+        metrics.unpublished("redis_unavailable", events.len());
+        return;
+    }
+    let published = tokio::time::timeout(
+        PUBLISH_TIMEOUT,
+        fanout::publish_events(&drain.redis, &drain.keys, events),
+    )
+    .await
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")));
+    if let Err(err) = published {
+        metrics.unpublished("redis_error", events.len());
+        tracing::warn!(
+            error = %err,
+            events = events.len(),
+            "could not publish events to Redis; other replicas will read them from the log"
+        );
     }
 }

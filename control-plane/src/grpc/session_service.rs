@@ -1,10 +1,12 @@
 //! `nova.streaming.v1.SessionService` over [`crate::service::sessions`].
 
+use futures::StreamExt;
 use nova_proto::v1::{
-    BatchGetViewerCountsRequest, BatchGetViewerCountsResponse, GetViewerCountRequest,
-    GetViewerCountResponse, HeartbeatRequest, HeartbeatResponse, JoinSessionRequest,
-    JoinSessionResponse, LeaveSessionRequest, LeaveSessionResponse, ViewerCount,
-    ViewerKind as ProtoKind, session_service_server::SessionService,
+    BatchGetViewerCountsRequest, BatchGetViewerCountsResponse, BatchJoinSessionsRequest,
+    BatchJoinSessionsResponse, GetViewerCountRequest, GetViewerCountResponse, HeartbeatRequest,
+    HeartbeatResponse, JoinResult, JoinSessionRequest, JoinSessionResponse, LeaveSessionRequest,
+    LeaveSessionResponse, ViewerCount, ViewerKind as ProtoKind,
+    session_service_server::SessionService,
 };
 use tonic::{Request, Response, Status};
 
@@ -13,6 +15,11 @@ use crate::{
     service::sessions::{Sessions, ViewerKind},
     state::AppState,
 };
+
+/// Joins one BatchJoinSessions call may hold.
+const MAX_BATCH_JOINS: usize = 1000;
+/// Joins of one BatchJoinSessions call running at once (each is a Redis script).
+const BATCH_JOIN_CONCURRENCY: usize = 16;
 
 /// gRPC face of the session rules.
 pub struct SessionApi {
@@ -27,15 +34,9 @@ impl SessionApi {
             sessions: state.sessions().clone(),
         }
     }
-}
 
-#[tonic::async_trait]
-impl SessionService for SessionApi {
-    async fn join_session(
-        &self,
-        request: Request<JoinSessionRequest>,
-    ) -> Result<Response<JoinSessionResponse>, Status> {
-        let req = request.into_inner();
+    /// Starts one session as JoinSession asks; the error is the call's status.
+    async fn join(&self, req: JoinSessionRequest) -> Result<JoinSessionResponse, Status> {
         let stream = parse_stream_name("name", &req.name)?;
         let kind = match ProtoKind::try_from(req.kind).unwrap_or(ProtoKind::Unspecified) {
             ProtoKind::Rtmp => ViewerKind::Rtmp,
@@ -46,11 +47,52 @@ impl SessionService for SessionApi {
             .sessions
             .join(stream, &req.viewer_id, kind, &req.node)
             .await?;
-        Ok(Response::new(JoinSessionResponse {
+        Ok(JoinSessionResponse {
             session_id: joined.session_id,
             expire_time: Some(timestamp(joined.expire_at)),
             viewer_count: joined.count,
-        }))
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl SessionService for SessionApi {
+    async fn join_session(
+        &self,
+        request: Request<JoinSessionRequest>,
+    ) -> Result<Response<JoinSessionResponse>, Status> {
+        self.join(request.into_inner()).await.map(Response::new)
+    }
+
+    async fn batch_join_sessions(
+        &self,
+        request: Request<BatchJoinSessionsRequest>,
+    ) -> Result<Response<BatchJoinSessionsResponse>, Status> {
+        let joins = request.into_inner().joins;
+        if joins.is_empty() || joins.len() > MAX_BATCH_JOINS {
+            return Err(Status::invalid_argument(format!(
+                "joins: must hold 1 to {MAX_BATCH_JOINS} entries"
+            )));
+        }
+        let results = futures::stream::iter(joins)
+            .map(|join| async move {
+                match self.join(join).await {
+                    Ok(joined) => JoinResult {
+                        joined: Some(joined),
+                        code: 0,
+                        message: String::new(),
+                    },
+                    Err(status) => JoinResult {
+                        joined: None,
+                        code: status.code() as i32,
+                        message: status.message().to_owned(),
+                    },
+                }
+            })
+            .buffered(BATCH_JOIN_CONCURRENCY)
+            .collect()
+            .await;
+        Ok(Response::new(BatchJoinSessionsResponse { results }))
     }
 
     async fn heartbeat(

@@ -1,7 +1,8 @@
 //! The viewer sessions of this edge's sockets: joined on open, left on close, and
 //! renewed together in one batched Heartbeat call per interval. If the control plane
 //! reports sessions gone (say Redis was flushed), they are all rejoined within that
-//! interval, concurrently (the protocol has no batched join yet).
+//! interval in bulk: found in one pass under the lock, then one BatchJoinSessions
+//! call per [`REJOIN_BATCH`] sockets.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -17,15 +18,19 @@ use std::net::IpAddr;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
-use nova_proto::v1::{HeartbeatRequest, JoinSessionRequest, LeaveSessionRequest, ViewerKind};
+use nova_proto::v1::{
+    BatchJoinSessionsRequest, HeartbeatRequest, JoinSessionRequest, LeaveSessionRequest, ViewerKind,
+};
 use nova_runtime::shutdown;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tonic::Status;
+use tonic::{Code, Status};
 
 use crate::{ratelimit::client_key, upstream::Upstream};
 
 /// Sessions per Heartbeat call (the control plane's cap).
 const HEARTBEAT_BATCH: usize = 10_000;
+/// Sessions per BatchJoinSessions call (the control plane's cap).
+pub const REJOIN_BATCH: usize = 1000;
 /// JoinSession (or retried LeaveSession) calls in flight at once.
 const REJOIN_CONCURRENCY: usize = 64;
 /// Failed leaves kept for retrying; beyond that, sessions are left to expire.
@@ -189,7 +194,8 @@ impl ViewerSessions {
 
     /// Rejoins the sessions the control plane reported gone (Redis flushed, or the
     /// control plane lost them), all of them in this interval: the sockets are found
-    /// in one pass under the lock, the joins run concurrently outside it.
+    /// in one pass under the lock, then rejoined with one BatchJoinSessions call per
+    /// [`REJOIN_BATCH`] outside it.
     async fn rejoin(&self, gone: Vec<String>) {
         if gone.is_empty() {
             return;
@@ -206,6 +212,68 @@ impl ViewerSessions {
             sessions.rejoining = found.len(),
             "rejoining viewer sessions the control plane lost"
         );
+        for batch in found.chunks(REJOIN_BATCH) {
+            match self.join_batch(batch).await {
+                Ok(joined) => {
+                    for ((handle, _), result) in batch.iter().zip(joined) {
+                        match result {
+                            Ok(session_id) => self.replace_session(*handle, session_id).await,
+                            Err(status) => {
+                                tracing::warn!(grpc.code = ?status.code(), "rejoining an expired session failed; retrying next interval")
+                            }
+                        }
+                    }
+                }
+                // A control plane from before BatchJoinSessions (a rolling update).
+                Err(status) if status.code() == Code::Unimplemented => {
+                    self.rejoin_one_by_one(batch.to_vec()).await;
+                }
+                Err(status) => {
+                    tracing::warn!(grpc.code = ?status.code(), sessions = batch.len(), "rejoining expired sessions failed; retrying next interval")
+                }
+            }
+        }
+    }
+
+    /// Joins `batch`'s sockets again in one BatchJoinSessions call; returns each
+    /// socket's new session id or why its join failed, in `batch`'s order.
+    async fn join_batch(
+        &self,
+        batch: &[(u64, Entry)],
+    ) -> Result<Vec<Result<String, Status>>, Status> {
+        let request = BatchJoinSessionsRequest {
+            joins: batch
+                .iter()
+                .map(|(_, entry)| self.join_request(&entry.stream, &entry.viewer))
+                .collect(),
+        };
+        let results = self
+            .upstream
+            .sessions
+            .clone()
+            .batch_join_sessions(request)
+            .await?
+            .into_inner()
+            .results;
+        if results.len() != batch.len() {
+            return Err(Status::internal(format!(
+                "BatchJoinSessions answered {} results for {} joins",
+                results.len(),
+                batch.len()
+            )));
+        }
+        Ok(results
+            .into_iter()
+            .map(|result| match result.joined {
+                Some(joined) if result.code == 0 => Ok(joined.session_id),
+                _ => Err(Status::new(Code::from(result.code), result.message)),
+            })
+            .collect())
+    }
+
+    /// Rejoins `found` with one JoinSession call per socket, a bounded number at a
+    /// time (for a control plane without BatchJoinSessions).
+    async fn rejoin_one_by_one(&self, found: Vec<(u64, Entry)>) {
         let joins = futures::stream::iter(found)
             .map(|(handle, entry)| async move {
                 (
@@ -246,15 +314,20 @@ impl ViewerSessions {
             .upstream
             .sessions
             .clone()
-            .join_session(JoinSessionRequest {
-                name: stream.to_owned(),
-                viewer_id: viewer.to_owned(),
-                kind: ViewerKind::Web.into(),
-                node: self.node.clone(),
-            })
+            .join_session(self.join_request(stream, viewer))
             .await?
             .into_inner();
         Ok((answer.session_id, answer.viewer_count))
+    }
+
+    /// The JoinSession request of a socket of this edge on `stream` as `viewer`.
+    fn join_request(&self, stream: &str, viewer: &str) -> JoinSessionRequest {
+        JoinSessionRequest {
+            name: stream.to_owned(),
+            viewer_id: viewer.to_owned(),
+            kind: ViewerKind::Web.into(),
+            node: self.node.clone(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {

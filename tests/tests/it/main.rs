@@ -19,6 +19,7 @@ mod chaos_postgres;
 mod chaos_table;
 mod cli;
 mod client_page;
+mod edge_rejoin;
 mod edge_rest;
 mod edge_ws;
 mod examples;

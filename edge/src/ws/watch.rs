@@ -2,7 +2,8 @@
 //! jittered exponential backoff after any break (a control-plane restart, a network
 //! blip, a stream the server ended), resumed after the last delivered lifecycle
 //! cursor so sockets miss and repeat nothing, and followed by fresh viewer counts
-//! (counts are live-only, so the ones produced during the break are gone).
+//! each time it opens (counts are live-only: the ones produced during a break, or
+//! before the first open while sockets were already being accepted, are gone).
 
 use std::time::Duration;
 
@@ -45,11 +46,10 @@ enum Ended {
 pub async fn run(upstream: Upstream, hub: Hub, stop: shutdown::Signal) {
     let mut resume = Resume::default();
     let mut delays = reconnect_delays();
-    let mut opened_before = false;
     let stopped = stop.wait();
     tokio::pin!(stopped);
     loop {
-        let watched = watch_once(&upstream, &hub, &mut resume, opened_before);
+        let watched = watch_once(&upstream, &hub, &mut resume);
         let ended = tokio::select! {
             () = &mut stopped => return,
             ended = watched => ended,
@@ -60,7 +60,6 @@ pub async fn run(upstream: Upstream, hub: Hub, stop: shutdown::Signal) {
                 tracing::warn!(grpc.code = ?status.code(), error = status.message(), "cannot open the event stream; retrying");
             }
             Ended::Broke(status) => {
-                opened_before = true;
                 delays = reconnect_delays();
                 tracing::warn!(
                     grpc.code = ?status.as_ref().map(tonic::Status::code),
@@ -86,9 +85,12 @@ pub async fn run(upstream: Upstream, hub: Hub, stop: shutdown::Signal) {
 /// control plane's `grpc::event_service::LOG_POSITION_HEADER`).
 const LOG_POSITION_HEADER: &str = "x-nova-log-position";
 
-/// Opens WatchEvents after the resume cursor and dispatches until it ends. After a
-/// reconnect (`refresh`), sockets get fresh viewer counts once the stream is open.
-async fn watch_once(upstream: &Upstream, hub: &Hub, resume: &mut Resume, refresh: bool) -> Ended {
+/// Opens WatchEvents after the resume cursor and dispatches until it ends. Once it
+/// is open, every socket gets its stream's current viewer count: also on the first
+/// open, since a restarted edge accepts sockets before its event stream is live,
+/// and a count that changed in between (the other sockets of a reconnecting crowd
+/// joining) would otherwise never reach them.
+async fn watch_once(upstream: &Upstream, hub: &Hub, resume: &mut Resume) -> Ended {
     let request = WatchEventsRequest {
         name: String::new(),
         after_cursor: resume.after_cursor(),
@@ -108,9 +110,7 @@ async fn watch_once(upstream: &Upstream, hub: &Hub, resume: &mut Resume, refresh
         Err(status) => return Ended::NotOpened(status),
     };
     tracing::info!(events.after_cursor = %resume.after_cursor(), "watching control-plane events");
-    if refresh {
-        refresh_counts(upstream, hub).await;
-    }
+    refresh_counts(upstream, hub).await;
     loop {
         match stream.message().await {
             Ok(Some(message)) => {

@@ -22,7 +22,7 @@ use nova_tests::{
     edge::{self, Viewer},
     figures,
     private_redis::PrivateRedis,
-    wait,
+    stream_probe::Probe,
 };
 use tonic::Code;
 
@@ -129,21 +129,13 @@ async fn an_edge_rejoins_its_sockets_in_one_batched_call_after_redis_is_flushed(
     for _ in 0..SOCKETS {
         viewers.push(Viewer::connect(&base, &id).await);
     }
-    let sessions = clients::sessions(&ctx.url(), &ctx.edge_token).await;
-    let count = |mut sessions: nova_tests::clients::Sessions, name: String| async move {
-        sessions
-            .get_viewer_count(GetViewerCountRequest { name })
-            .await
-            .map(|r| r.into_inner().viewer_count)
-            .unwrap_or(-1)
+    let probe = Probe {
+        streams: clients::streams(&ctx.url(), Some(&ctx.token), Some("alice")).await,
+        sessions: clients::sessions(&ctx.url(), &ctx.edge_token).await,
+        name: name.clone(),
     };
-    wait::until("every socket counted", Duration::from_secs(15), || async {
-        match count(sessions.clone(), name.clone()).await {
-            n if n == SOCKETS as i64 => Ok(()),
-            n => Err(n),
-        }
-    })
-    .await;
+    let wait = Duration::from_secs(15);
+    probe.wait_for_count(SOCKETS as i64, wait).await;
     let joins = figures::grpc_calls(&ctx, JOIN).await;
     let batches = figures::grpc_calls(&ctx, BATCH_JOIN).await;
 
@@ -151,17 +143,7 @@ async fn an_edge_rejoins_its_sockets_in_one_batched_call_after_redis_is_flushed(
     let flushed = Instant::now();
     // The edge heartbeats every second: its sessions are back within two intervals
     // on an idle machine; 15 s only catches a rejoin that never comes.
-    wait::until(
-        "the edge's sockets counted again",
-        Duration::from_secs(15),
-        || async {
-            match count(sessions.clone(), name.clone()).await {
-                n if n == SOCKETS as i64 => Ok(()),
-                n => Err(n),
-            }
-        },
-    )
-    .await;
+    probe.wait_for_count(SOCKETS as i64, wait).await;
     let converged = flushed.elapsed();
     let joined_again = figures::grpc_calls(&ctx, JOIN).await - joins;
     let batched = figures::grpc_calls(&ctx, BATCH_JOIN).await - batches;
@@ -181,12 +163,6 @@ async fn an_edge_rejoins_its_sockets_in_one_batched_call_after_redis_is_flushed(
     for viewer in viewers {
         viewer.close().await;
     }
-    wait::until("every socket left", Duration::from_secs(15), || async {
-        match count(sessions.clone(), name.clone()).await {
-            0 => Ok(()),
-            n => Err(n),
-        }
-    })
-    .await;
+    probe.wait_for_count(0, wait).await;
     e.shutdown().await.unwrap();
 }

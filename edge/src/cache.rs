@@ -1,6 +1,7 @@
-//! Short-lived, single-flight caches of anonymous answers (the public stream list and
-//! the public view of one stream): a crowd refreshing a page costs the control plane
-//! one call per key per interval, and an answer is never older than the interval.
+//! Short-lived, single-flight caches of answers shared by many callers (the public
+//! stream list, the public view of one stream, the stream a crowd of sockets opens
+//! on): a crowd costs the control plane one call per key per interval, and an
+//! answer is never older than the interval.
 
 use std::{
     collections::HashMap,
@@ -16,22 +17,34 @@ use serde_json::Value;
 
 /// The answer to one key: filled once by the first caller, shared by
 /// every caller that arrives while it is being built or while it is fresh.
-type Slot = Arc<OnceCell<Result<Arc<Value>, ApiError>>>;
+type Slot<T, E> = Arc<OnceCell<Result<Arc<T>, E>>>;
 
-/// Anonymous answers by key, each kept for a short time. Single-flight: a crowd
-/// arriving when an answer expires costs the control plane one call, not one per
-/// request.
-#[derive(Clone)]
-pub struct AnswerCache {
+/// Key → (when its slot was opened, the slot).
+type Entries<T, E> = HashMap<String, (Instant, Slot<T, E>)>;
+
+/// Answers by key, each kept for a short time (JSON answers and API errors unless
+/// told otherwise). Single-flight: a crowd arriving when an answer expires costs the
+/// control plane one call, not one per request.
+pub struct AnswerCache<T = Value, E = ApiError> {
     /// How long an answer is reused; zero disables the cache.
     ttl: Duration,
     /// Most distinct keys held at once; beyond it the cache starts over.
     max_entries: usize,
     /// Query key → (when its slot was opened, the slot).
-    entries: Arc<Mutex<HashMap<String, (Instant, Slot)>>>,
+    entries: Arc<Mutex<Entries<T, E>>>,
 }
 
-impl AnswerCache {
+impl<T, E> Clone for AnswerCache<T, E> {
+    fn clone(&self) -> Self {
+        Self {
+            ttl: self.ttl,
+            max_entries: self.max_entries,
+            entries: self.entries.clone(),
+        }
+    }
+}
+
+impl<T, E: Clone> AnswerCache<T, E> {
     /// Builds a cache reusing answers for `ttl`, holding at most `max_entries` keys.
     pub fn new(ttl: Duration, max_entries: usize) -> Self {
         Self {
@@ -44,9 +57,9 @@ impl AnswerCache {
     /// Returns the answer for `key`: the fresh or in-flight one if there is one,
     /// else the one `fetch` builds. A failed fetch is shared by the callers that
     /// waited for it, then forgotten, so the next caller tries again.
-    pub async fn get_or_fetch<F>(&self, key: String, fetch: F) -> Result<Arc<Value>, ApiError>
+    pub async fn get_or_fetch<F>(&self, key: String, fetch: F) -> Result<Arc<T>, E>
     where
-        F: Future<Output = Result<Value, ApiError>>,
+        F: Future<Output = Result<T, E>>,
     {
         if self.ttl.is_zero() {
             return fetch.await.map(Arc::new);
@@ -70,10 +83,10 @@ impl AnswerCache {
 
     /// The slot for `key`: the current one while it is fresh or still being filled,
     /// else a new one.
-    fn slot(&self, key: &str) -> Slot {
+    fn slot(&self, key: &str) -> Slot<T, E> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let ttl = self.ttl;
-        let usable = |(at, slot): &(Instant, Slot)| at.elapsed() < ttl || !slot.initialized();
+        let usable = |(at, slot): &(Instant, Slot<T, E>)| at.elapsed() < ttl || !slot.initialized();
         if let Some(entry) = entries.get(key).filter(|e| usable(e)) {
             return entry.1.clone();
         }

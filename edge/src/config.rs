@@ -16,7 +16,7 @@
 //! | `NOVA_MUTATIONS_PER_MINUTE` | `60` | per-client rate limit on POST/DELETE (burst: as many) |
 //! | `NOVA_READS_PER_MINUTE` | `600` | per-client rate limit on REST GETs (burst: a tenth) |
 //! | `NOVA_LIST_CACHE` | `1s` | how long the edge reuses an anonymous `GET /streams` answer (`0s`: never) |
-//! | `NOVA_STREAM_CACHE` | `1s` | how long the edge reuses the anonymous view of one stream, `GET /streams/{id}` (`0s`: never) |
+//! | `NOVA_STREAM_CACHE` | `1s` | how long the edge reuses the anonymous view of one stream, `GET /streams/{id}`, and the stream read a socket's snapshot shows (within one lifecycle generation: a socket opening after a lifecycle event reads again) (`0s`: never) |
 //! | `NOVA_TRUSTED_PROXIES` | (none) | proxies whose `X-Forwarded-For` names the client, e.g. `10.0.0.0/8` |
 //! | `NOVA_MAX_BODY_BYTES` | `16384` | largest request body |
 //! | `NOVA_WEB_DIR` | `edge/web` of the source tree | the viewer page's files |

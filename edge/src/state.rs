@@ -63,6 +63,7 @@ impl AppState {
             upstream.clone(),
             config.node.clone(),
             config.service_token.expose(),
+            config.stream_cache,
         );
         Self(Arc::new(Inner {
             limits: Limits::new(

@@ -51,6 +51,7 @@ impl SessionApi {
             session_id: joined.session_id,
             expire_time: Some(timestamp(joined.expire_at)),
             viewer_count: joined.count,
+            peak_viewers: joined.peak,
         })
     }
 }

@@ -21,7 +21,8 @@ end
 "#;
 
 /// Starts a session. ARGV: ttl, index, session, stream, viewer, kind, node, max.
-/// Returns the live count, or -1 when `max` (0: none) live sessions already exist:
+/// Returns `{count, peak}` (the live count and the stream's peak, this join
+/// included), or `{-1, 0}` when `max` (0: none) live sessions already exist:
 /// then nothing is written (no session, unique, peak or count event), so a viewer
 /// refused at a cap leaves no trace. `index` is the sweeper's index key on a single
 /// primary (updated here, in the same round trip), empty on a cluster (the caller
@@ -33,17 +34,20 @@ local max = tonumber(ARGV[10] or '0')
 local live = k(stream, 'live')
 local sk = k(stream, 'sess:' .. sid)
 redis.call('ZREMRANGEBYSCORE', live, '-inf', now)
-if max > 0 and redis.call('ZCARD', live) >= max then return -1 end
+if max > 0 and redis.call('ZCARD', live) >= max then return {-1, 0} end
 redis.call('HSET', sk, 'joined', now, 'seen', now, 'kind', kind, 'node', node)
 redis.call('PEXPIRE', sk, ttl)
 redis.call('ZADD', live, now + ttl, sid)
 redis.call('PFADD', k(stream, 'uniq'), viewer)
 local count = redis.call('ZCARD', live)
 local peak = tonumber(redis.call('GET', k(stream, 'peak')) or '0')
-if count > peak then redis.call('SET', k(stream, 'peak'), count) end
+if count > peak then
+  peak = count
+  redis.call('SET', k(stream, 'peak'), count)
+end
 publish(stream, count)
 if idx ~= '' then redis.call('ZADD', idx, 'GT', now + ttl, stream) end
-return count
+return {count, peak}
 "#;
 
 /// Keeps sessions alive. ARGV: ttl, index (as for JOIN), then per stream: stream,

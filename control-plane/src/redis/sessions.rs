@@ -107,13 +107,13 @@ impl SessionStore {
     }
 
     /// Starts a session (its id from [`new_session_id`]); returns the stream's live
-    /// count including it, or `None` (and writes nothing) when the stream already
-    /// has `max` live sessions.
-    pub async fn join(&self, s: &NewSession<'_>) -> RedisResult<Option<i64>> {
+    /// count including it and its peak, or `None` (and writes nothing) when the
+    /// stream already has `max` live sessions.
+    pub async fn join(&self, s: &NewSession<'_>) -> RedisResult<Option<(i64, i64)>> {
         self.availability.check()?;
         let now = now_ms();
         let mut conn = self.redis.get().await?;
-        let count: i64 = self
+        let (count, peak): (i64, i64) = self
             .scripts
             .join
             .key(self.keys.live(s.stream_id))
@@ -135,7 +135,7 @@ impl SessionStore {
         if self.redis.is_cluster() {
             self.index(&mut conn, now, &[s.stream_id]).await;
         }
-        Ok(Some(count))
+        Ok(Some((count, peak)))
     }
 
     /// Keeps sessions alive; returns the ids that had already expired or ended (ids

@@ -47,6 +47,8 @@ pub struct Joined {
     pub expire_at: DateTime<Utc>,
     /// Live viewers including this one.
     pub count: i64,
+    /// The stream's peak of live viewers, this one included.
+    pub peak: i64,
 }
 
 /// Session operations.
@@ -111,7 +113,7 @@ impl Sessions {
             ViewerKind::Playback => row.max_viewers.filter(|n| *n > 0),
             ViewerKind::Web | ViewerKind::Rtmp => None,
         };
-        let count = self
+        let (count, peak) = self
             .store
             .join(&NewSession {
                 session_id: &session_id,
@@ -132,6 +134,7 @@ impl Sessions {
             session_id,
             expire_at: self.expiry(),
             count,
+            peak,
         })
     }
 

@@ -3,7 +3,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, Weak},
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use axum::extract::ws::Utf8Bytes;
@@ -17,6 +20,9 @@ use crate::{json, ws::queue::SocketQueue};
 pub struct Hub {
     /// Stream id → its sockets' queues (weak: a closed socket drops its queue).
     streams: Arc<Mutex<HashMap<Uuid, Vec<Weak<SocketQueue>>>>>,
+    /// Moves before every lifecycle event (anything but a count) is queued; see
+    /// [`Hub::generation`].
+    generation: Arc<AtomicU64>,
 }
 
 /// Keeps a socket registered with the hub; deregisters on drop.
@@ -58,6 +64,16 @@ impl Hub {
         }
     }
 
+    /// Returns the lifecycle generation. A stream read after a socket registered,
+    /// by anyone, while the generation still has the value the socket reads after
+    /// registering, is as fresh for that socket's snapshot as a read of its own:
+    /// every lifecycle event dispatched since the read either moved the generation
+    /// before the socket registered (so the socket reads another value) or is queued
+    /// for the socket (it registered before the event's queues were collected).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
     /// Returns the streams that have sockets on this edge.
     pub fn streams(&self) -> Vec<Uuid> {
         self.lock()
@@ -81,6 +97,14 @@ impl Hub {
         else {
             return;
         };
+        let figures = match &event.kind {
+            Some(Kind::ViewerCountChanged(c)) => Some((c.viewer_count, c.peak_viewers)),
+            _ => None,
+        };
+        if figures.is_none() {
+            // Before the queues are collected: see `generation`.
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
         let queues: Vec<Arc<SocketQueue>> = match self.lock().get(&id) {
             Some(queues) => queues.iter().filter_map(Weak::upgrade).collect(),
             None => return,
@@ -89,10 +113,6 @@ impl Hub {
             return;
         };
         let frame = Utf8Bytes::from(value.to_string());
-        let figures = match &event.kind {
-            Some(Kind::ViewerCountChanged(c)) => Some((c.viewer_count, c.peak_viewers)),
-            _ => None,
-        };
         for queue in queues {
             match figures {
                 Some((count, peak)) => queue.push_count(frame.clone(), count, peak),
@@ -103,5 +123,44 @@ impl Hub {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Vec<Weak<SocketQueue>>>> {
         self.streams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod generation_tests {
+    use nova_proto::v1::{StreamEvent, StreamStarted, ViewerCountChanged, stream_event::Kind};
+
+    use super::*;
+
+    fn event(id: Uuid, kind: Kind) -> StreamEvent {
+        StreamEvent {
+            cursor: String::new(),
+            name: format!("{}{id}", nova_proto::STREAM_NAME_PREFIX),
+            event_time: None,
+            kind: Some(kind),
+        }
+    }
+
+    #[test]
+    fn a_lifecycle_event_moves_the_generation_and_a_count_does_not() {
+        let hub = Hub::default();
+        let id = Uuid::new_v4();
+        let registered = hub.register(id, 8);
+        let before = hub.generation();
+        hub.dispatch(&event(
+            id,
+            Kind::ViewerCountChanged(ViewerCountChanged {
+                viewer_count: 1,
+                peak_viewers: 1,
+            }),
+        ));
+        assert_eq!(hub.generation(), before, "a count is not a lifecycle event");
+        hub.dispatch(&event(id, Kind::StreamStarted(StreamStarted::default())));
+        assert_eq!(
+            hub.generation(),
+            before + 1,
+            "a socket registering now must not reuse a stream read before the start"
+        );
+        drop(registered);
     }
 }

@@ -19,13 +19,14 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use nova_proto::v1::{
-    BatchJoinSessionsRequest, HeartbeatRequest, JoinSessionRequest, LeaveSessionRequest, ViewerKind,
+    BatchJoinSessionsRequest, HeartbeatRequest, JoinSessionRequest, JoinSessionResponse,
+    LeaveSessionRequest, Stream, ViewerKind,
 };
 use nova_runtime::shutdown;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Code, Status};
 
-use crate::{ratelimit::client_key, upstream::Upstream};
+use crate::{cache::AnswerCache, ratelimit::client_key, upstream::Upstream};
 
 /// Sessions per Heartbeat call (the control plane's cap).
 const HEARTBEAT_BATCH: usize = 10_000;
@@ -35,6 +36,8 @@ pub const REJOIN_BATCH: usize = 1000;
 const REJOIN_CONCURRENCY: usize = 64;
 /// Failed leaves kept for retrying; beyond that, sessions are left to expire.
 const MAX_UNLEFT: usize = 100_000;
+/// Most streams whose read the sockets share at once (see [`ViewerSessions::streams`]).
+const STREAM_KEYS: usize = 10_000;
 
 /// One socket's session.
 #[derive(Debug, Clone)]
@@ -62,14 +65,17 @@ pub struct ViewerSessions {
     unleft: Arc<Mutex<Vec<String>>>,
     /// Places for sockets making their set-up calls (see `ws::setup`).
     setups: Arc<Semaphore>,
+    /// The streams sockets open on, read once per lifecycle generation and interval.
+    streams: AnswerCache<Stream, Status>,
     /// Key of the viewer-id hash (derived from the service token, so every edge of a
     /// deployment derives the same id for a client and nobody else can).
     viewer_key: [u8; 32],
 }
 
 impl ViewerSessions {
-    /// Builds the registry; `secret` keys the viewer ids this edge derives.
-    pub fn new(upstream: Upstream, node: String, secret: &str) -> Self {
+    /// Builds the registry; `secret` keys the viewer ids this edge derives; a
+    /// stream read for a socket's snapshot is shared for at most `stream_ttl`.
+    pub fn new(upstream: Upstream, node: String, secret: &str, stream_ttl: Duration) -> Self {
         let viewer_key = Sha256::new()
             .chain_update(b"nova viewer id v1\0")
             .chain_update(secret.as_bytes())
@@ -82,6 +88,7 @@ impl ViewerSessions {
             next: Arc::default(),
             unleft: Arc::default(),
             setups: Arc::new(Semaphore::new(crate::ws::setup::SETUP_CONCURRENCY)),
+            streams: AnswerCache::new(stream_ttl, STREAM_KEYS),
             viewer_key,
         }
     }
@@ -109,9 +116,23 @@ impl ViewerSessions {
         self.setups.clone().acquire_owned().await.ok()
     }
 
-    /// Joins `stream` as `viewer`; returns the socket's handle and the new count.
-    pub async fn join(&self, stream: &str, viewer: &str) -> Result<(u64, i64), Status> {
-        let (session_id, count) = self.join_upstream(stream, viewer).await?;
+    /// The streams sockets open on, shared by the sockets that register within one
+    /// lifecycle generation of the hub (key `<name>@<generation>`, see
+    /// `Hub::generation`) and `NOVA_STREAM_CACHE`: a crowd opening on one stream
+    /// costs one GetStream, and no socket's snapshot misses a lifecycle event.
+    pub fn streams(&self) -> &AnswerCache<Stream, Status> {
+        &self.streams
+    }
+
+    /// Joins `stream` as `viewer`; returns the socket's handle and the control
+    /// plane's answer (the new count and peak).
+    pub async fn join(
+        &self,
+        stream: &str,
+        viewer: &str,
+    ) -> Result<(u64, JoinSessionResponse), Status> {
+        let answer = self.join_upstream(stream, viewer).await?;
+        let session_id = answer.session_id.clone();
         let handle = self.next.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(
             handle,
@@ -121,7 +142,7 @@ impl ViewerSessions {
                 viewer: viewer.to_owned(),
             },
         );
-        Ok((handle, count))
+        Ok((handle, answer))
     }
 
     /// Leaves the session of socket `handle`.
@@ -285,7 +306,7 @@ impl ViewerSessions {
         tokio::pin!(joins);
         while let Some((handle, joined)) = joins.next().await {
             match joined {
-                Ok((session_id, _)) => self.replace_session(handle, session_id).await,
+                Ok(answer) => self.replace_session(handle, answer.session_id).await,
                 Err(status) => {
                     tracing::warn!(grpc.code = ?status.code(), "rejoining an expired session failed; retrying next interval")
                 }
@@ -309,15 +330,18 @@ impl ViewerSessions {
         }
     }
 
-    async fn join_upstream(&self, stream: &str, viewer: &str) -> Result<(String, i64), Status> {
-        let answer = self
+    async fn join_upstream(
+        &self,
+        stream: &str,
+        viewer: &str,
+    ) -> Result<JoinSessionResponse, Status> {
+        Ok(self
             .upstream
             .sessions
             .clone()
             .join_session(self.join_request(stream, viewer))
             .await?
-            .into_inner();
-        Ok((answer.session_id, answer.viewer_count))
+            .into_inner())
     }
 
     /// The JoinSession request of a socket of this edge on `stream` as `viewer`.

@@ -1,14 +1,18 @@
-//! Opening one socket: read the stream, join its viewer session, read the figures of
-//! its snapshot (three control-plane calls). A crowd that connects together (an
-//! edge restart, a popular stream going live, a reconnect storm) queues for one of
-//! [`SETUP_CONCURRENCY`] places instead of sending every call at once: unbounded,
-//! ten thousand sockets put thirty thousand calls in flight, the last ones ran past
-//! their 5 s deadline, and those sockets were closed with 1011 without ever getting
-//! a count. A call that fails transiently (the control plane unreachable, slow or
-//! overloaded) is retried with jittered backoff for up to [`SETUP_BUDGET`], so a
-//! socket is closed with 1011 only when the control plane stays away.
+//! Opening one socket: read the stream, join its viewer session (whose answer
+//! carries the snapshot's figures), so one control-plane call per socket: the
+//! stream read is shared by the sockets that open on one stream within one
+//! lifecycle generation and `NOVA_STREAM_CACHE` (see `ViewerSessions::streams`); a
+//! signed stream's socket, which joins nothing, reads the figures instead. A crowd
+//! that connects together (an edge restart, a popular stream going live, a
+//! reconnect storm) queues for one of [`SETUP_CONCURRENCY`] places instead of
+//! sending every call at once: unbounded, ten thousand sockets put thirty thousand
+//! calls in flight, the last ones ran past their 5 s deadline, and those sockets
+//! were closed with 1011 without ever getting a count. A call that fails
+//! transiently (the control plane unreachable, slow or overloaded) is retried with
+//! jittered backoff for up to [`SETUP_BUDGET`], so a socket is closed with 1011 only
+//! when the control plane stays away.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use nova_proto::v1::{
@@ -27,13 +31,15 @@ pub const SETUP_BUDGET: Duration = Duration::from_secs(10);
 
 /// What a socket needs for its snapshot, its session joined.
 pub struct Opened {
-    /// The stream now.
-    pub stream: Stream,
+    /// The stream, as read for this socket or for one that opened on it in the
+    /// same lifecycle generation.
+    pub stream: Arc<Stream>,
     /// The socket's session handle (to leave it); `None` on a signed stream, whose
     /// viewers are counted by their playback tokens at the media origin only, so
     /// an anonymous socket neither counts nor fills a viewer cap.
     pub handle: Option<u64>,
-    /// The stream's viewer count and peak, read after the join.
+    /// The stream's viewer count and peak, from the join's answer (or read after
+    /// it).
     pub figures: GetViewerCountResponse,
 }
 
@@ -48,37 +54,43 @@ pub enum Refused {
     Unavailable(Status),
 }
 
-/// Waits for a set-up place, then reads the stream, joins the session of `viewer`
-/// (not on a signed stream) and reads the figures, each call retried while it
-/// fails transiently.
+/// Waits for a set-up place, then reads the stream (shared, see the module
+/// comment), joins the session of `viewer` (not on a signed stream) and, when the
+/// join's answer has no figures (a signed stream, or a control plane from before
+/// `peak_viewers`), reads them; each call retried while it fails transiently. Call
+/// it after the socket registered with the hub.
 pub async fn open(state: &AppState, name: &str, viewer: &str) -> Result<Opened, Refused> {
     let _place = state.sessions().setup_place().await;
     let deadline = Instant::now() + SETUP_BUDGET;
+    let generation = state.hub().generation();
     let streams = &state.upstream().streams;
-    let stream = retried(deadline, is_transient, || {
+    let fetch = retried(deadline, is_transient, || {
         let mut streams = streams.clone();
         let request = GetStreamRequest {
             name: name.to_owned(),
         };
         async move { streams.get_stream(request).await }
-    })
-    .await
-    .map_err(|status| match status.code() {
-        Code::NotFound => Refused::NotFound,
-        _ => Refused::Unavailable(status),
-    })?
-    .into_inner()
-    .stream
-    .unwrap_or_default();
-    let handle = if stream.playback_policy == PlaybackPolicy::Signed as i32 {
+    });
+    let stream = state
+        .sessions()
+        .streams()
+        .get_or_fetch(format!("{name}@{generation}"), async move {
+            Ok(fetch.await?.into_inner().stream.unwrap_or_default())
+        })
+        .await
+        .map_err(|status| match status.code() {
+            Code::NotFound => Refused::NotFound,
+            _ => Refused::Unavailable(status),
+        })?;
+    let (handle, joined) = if stream.playback_policy == PlaybackPolicy::Signed as i32 {
         if stream.status == StreamStatus::Completed as i32 {
             return Err(Refused::Completed);
         }
-        None
+        (None, None)
     } else {
         // A join that ran past its deadline may have joined: only a join that
         // surely did not (unreachable, refused for load) is retried.
-        let (handle, _) = retried(deadline, surely_not_done, || {
+        let (handle, answer) = retried(deadline, surely_not_done, || {
             state.sessions().join(name, viewer)
         })
         .await
@@ -86,8 +98,21 @@ pub async fn open(state: &AppState, name: &str, viewer: &str) -> Result<Opened, 
             Code::FailedPrecondition => Refused::Completed,
             _ => Refused::Unavailable(status),
         })?;
-        Some(handle)
+        (Some(handle), Some(answer))
     };
+    // A join's peak includes the joiner: zero means a control plane that does not
+    // send it.
+    if let Some(joined) = joined.filter(|j| j.peak_viewers > 0) {
+        return Ok(Opened {
+            stream,
+            handle,
+            figures: GetViewerCountResponse {
+                viewer_count: joined.viewer_count,
+                peak_viewers: joined.peak_viewers,
+                ..Default::default()
+            },
+        });
+    }
     let sessions = &state.upstream().sessions;
     // Without figures the snapshot says 0 and the next count event corrects it.
     let figures = retried(deadline, is_transient, || {

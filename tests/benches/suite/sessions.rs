@@ -210,7 +210,7 @@ pub async fn run(rows: &Rows) {
         .figure(e_rate)
         .baseline("bare axum server, handshake + one frame", b_rate)
         .goal("≥ 5k connects/s")
-        .note(format!("{failed} handshakes failed; each connect is 3 control-plane calls")),
+        .note(format!("{failed} handshakes failed; each connect is one JoinSession (the stream read is shared per lifecycle generation and `NOVA_STREAM_CACHE`)")),
     );
     drop(edge_child);
 }

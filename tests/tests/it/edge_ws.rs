@@ -391,3 +391,63 @@ async fn a_crowd_connecting_through_a_control_plane_stall_gets_every_snapshot() 
     drop(lock);
     e.shutdown().await.unwrap();
 }
+
+/// The edge shares one GetStream among the sockets that open on a stream within
+/// `NOVA_STREAM_CACHE` (1 s); a socket opening right after a go-live must still get
+/// the live stream in its snapshot, not the PENDING one a socket read a moment
+/// before (the shared read is keyed by the hub's lifecycle generation).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_socket_opening_right_after_a_go_live_gets_the_live_snapshot() {
+    use nova_proto::v1::{AuthorizePublishRequest, CreateStreamRequest, Stream};
+    use nova_tests::clients;
+
+    let ctx = TestContext::start().await;
+    // Longer than the test: only the lifecycle generation can tell a read stale.
+    let config = nova_edge::Config {
+        stream_cache: Duration::from_secs(60),
+        ..edge::config(&ctx, "edge-gen")
+    };
+    let e = nova_edge::start(&config).await.expect("start an edge");
+    let base = format!("http://{}", e.addr);
+    let mut streams = clients::streams(&ctx.url(), Some(&ctx.token), Some("alice")).await;
+    let mut ingest = clients::ingest(&ctx.url(), &ctx.ingest_token).await;
+    for round in 0..3 {
+        let created = streams
+            .create_stream(CreateStreamRequest {
+                stream: Some(Stream {
+                    title: format!("generation {round}"),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("CreateStream")
+            .into_inner();
+        let id = created.stream.expect("stream").stream_id;
+        let mut first = Viewer::connect(&base, &id).await;
+        let snapshot = first.next(2 * SECOND).await.unwrap();
+        assert_eq!(snapshot["status"], "pending");
+        ingest
+            .authorize_publish(AuthorizePublishRequest {
+                stream_key: created.stream_key.clone(),
+                client_addr: "127.0.0.1".into(),
+                app: "live".into(),
+                ingest_node: "ingest-gen".into(),
+                origin_url: "http://127.0.0.1:8080".into(),
+                abr: false,
+                client_id: format!("c{round}"),
+                recording: false,
+            })
+            .await
+            .expect("AuthorizePublish");
+        // The edge has dispatched stream_started once the first socket shows it.
+        first.next_of("stream_started", 5 * SECOND).await;
+        let mut second = Viewer::connect(&base, &id).await;
+        let snapshot = second.next(2 * SECOND).await.unwrap();
+        assert_eq!(
+            snapshot["status"], "active",
+            "round {round}: a socket opened after stream_started reached the edge got a stale snapshot: {snapshot}"
+        );
+        first.close().await;
+        second.close().await;
+    }
+}

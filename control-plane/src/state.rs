@@ -11,14 +11,17 @@ use crate::{
     service::{
         analytics::Analytics,
         assets::Assets,
+        audit::Audit,
         ingest::Ingest,
         live::Hub,
+        playback::Playback,
         publish::{Drain, Publisher},
         reaper::ReaperSettings,
         recording::Recordings,
         sessions::Sessions,
         stream_cache::StreamCache,
         streams::Streams,
+        watch::Watches,
         webhooks::{AddressPolicy, Webhooks},
     },
     shutdown,
@@ -47,6 +50,12 @@ struct Inner {
     analytics: Analytics,
     /// Live events of this replica.
     hub: Hub,
+    /// Event watching (WatchEvents).
+    watches: Watches,
+    /// Playback tokens, signing keys and verifier rules.
+    playback: Playback,
+    /// The audit trail's listing.
+    audit: Audit,
     /// Background tasks (hub, cache follower, publisher, watches), joined on shutdown.
     tasks: shutdown::Tasks,
     /// RTMP ingest address handed to broadcasters.
@@ -114,6 +123,7 @@ impl AppState {
             config.webhooks.allow_private,
             config.webhooks.allowed_cidrs.clone(),
         ));
+        let sessions = Sessions::new(pool.clone(), store.clone(), cache.clone());
         Self(Arc::new(Inner {
             webhooks: Webhooks::new(
                 pool.clone(),
@@ -143,7 +153,10 @@ impl AppState {
                 reconnect_window: config.reconnect_window,
                 ingest_lost_window: config.ingest_lost_window.max(config.reconnect_window),
             },
-            sessions: Sessions::new(pool.clone(), store.clone(), cache),
+            sessions: sessions.clone(),
+            playback: Playback::new(pool.clone(), sessions),
+            audit: Audit::new(pool.clone()),
+            watches: Watches::new(pool.clone(), hub.clone()),
             analytics,
             publisher,
             hub,
@@ -189,6 +202,21 @@ impl AppState {
     /// join them).
     pub fn tasks(&self) -> &shutdown::Tasks {
         &self.0.tasks
+    }
+
+    /// Returns event watching.
+    pub fn watches(&self) -> &Watches {
+        &self.0.watches
+    }
+
+    /// Returns the playback rules.
+    pub fn playback(&self) -> &Playback {
+        &self.0.playback
+    }
+
+    /// Returns the audit trail's listing.
+    pub fn audit(&self) -> &Audit {
+        &self.0.audit
     }
 
     /// Returns the connection pool.

@@ -5,7 +5,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::schema::{stream_analytics, streams};
+use super::{
+    schema::{stream_analytics, streams},
+    status::StreamStatus,
+};
 
 /// One stream's persisted figures.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -33,9 +36,12 @@ pub async fn followed_streams(
     streams::table
         .filter(
             streams::status
-                .eq_any(["active", "interrupted"])
+                .eq_any([
+                    StreamStatus::Active.as_db(),
+                    StreamStatus::Interrupted.as_db(),
+                ])
                 .or(streams::status
-                    .eq("completed")
+                    .eq(StreamStatus::Completed.as_db())
                     .and(streams::ended_at.gt(completed_since))),
         )
         .select(streams::id)

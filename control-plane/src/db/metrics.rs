@@ -8,7 +8,10 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::schema::{stream_metrics, streams};
+use super::{
+    schema::{stream_metrics, streams},
+    status::StreamStatus,
+};
 
 /// One sample to store.
 #[derive(Debug, Clone, Insertable)]
@@ -43,7 +46,7 @@ pub async fn active_streams(
     conn: &mut AsyncPgConnection,
 ) -> QueryResult<Vec<(Uuid, Option<serde_json::Value>)>> {
     streams::table
-        .filter(streams::status.eq("active"))
+        .filter(streams::status.eq(StreamStatus::Active.as_db()))
         .select((streams::id, streams::ingest_health))
         .load(conn)
         .await

@@ -5,7 +5,11 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::schema::{assets, streams};
+use super::{
+    policy::PlaybackPolicy,
+    schema::{assets, streams},
+    status::StreamStatus,
+};
 
 /// A stream as a verifier sees it: id, owner, stored playback policy and viewer cap.
 pub type RuleRow = (Uuid, String, String, Option<i32>);
@@ -20,8 +24,13 @@ pub async fn streams(
     let recent = streams::ended_at
         .is_null()
         .or(streams::ended_at.gt(ended_since));
-    let signed = streams::playback_policy.eq("signed").and(recent);
-    let on_air = streams::status.eq_any(["active", "interrupted"]);
+    let signed = streams::playback_policy
+        .eq(PlaybackPolicy::Signed.as_db())
+        .and(recent);
+    let on_air = streams::status.eq_any([
+        StreamStatus::Active.as_db(),
+        StreamStatus::Interrupted.as_db(),
+    ]);
     let recorded = streams::id.eq_any(
         assets::table
             .filter(assets::status.eq("ready"))

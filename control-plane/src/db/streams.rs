@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::schema::streams;
+use super::{schema::streams, status::StreamStatus};
 
 /// One row of `streams`.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -161,7 +161,7 @@ pub async fn list(
 pub async fn complete(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<StreamRow> {
     diesel::update(streams::table.find(id))
         .set((
-            streams::status.eq("completed"),
+            streams::status.eq(StreamStatus::Completed.as_db()),
             streams::ended_at.eq(diesel::dsl::now),
             streams::updated_at.eq(diesel::dsl::now),
             streams::reconnect_deadline.eq(None::<DateTime<Utc>>),
@@ -254,7 +254,7 @@ pub async fn activate(
 ) -> QueryResult<StreamRow> {
     diesel::update(streams::table.find(id))
         .set((
-            streams::status.eq("active"),
+            streams::status.eq(StreamStatus::Active.as_db()),
             streams::started_at.eq(diesel::dsl::sql::<
                 diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
             >("coalesce(started_at, now())")),
@@ -282,7 +282,7 @@ pub async fn interrupt(
     keep_holder: bool,
 ) -> QueryResult<StreamRow> {
     let interrupted = (
-        streams::status.eq("interrupted"),
+        streams::status.eq(StreamStatus::Interrupted.as_db()),
         streams::updated_at.eq(diesel::dsl::now),
         streams::reconnect_deadline.eq(deadline),
     );
@@ -329,7 +329,7 @@ pub async fn touch_active_by_key(
     diesel::update(
         streams::table
             .filter(streams::key_hash.eq(key_hash))
-            .filter(streams::status.eq("active"))
+            .filter(streams::status.eq(StreamStatus::Active.as_db()))
             .filter(streams::ingest_node.eq(holder.node))
             .filter(streams::ingest_client.eq(holder.client)),
     )
@@ -364,7 +364,7 @@ pub async fn lock_ingest_lost(
     limit: i64,
 ) -> QueryResult<Vec<Uuid>> {
     streams::table
-        .filter(streams::status.eq("active"))
+        .filter(streams::status.eq(StreamStatus::Active.as_db()))
         .filter(streams::last_ingest_at.lt(before))
         .select(streams::id)
         .limit(limit)
@@ -382,7 +382,7 @@ pub async fn lock_window_closed(
     limit: i64,
 ) -> QueryResult<Vec<Uuid>> {
     streams::table
-        .filter(streams::status.eq("interrupted"))
+        .filter(streams::status.eq(StreamStatus::Interrupted.as_db()))
         .filter(streams::reconnect_deadline.le(now))
         .select(streams::id)
         .limit(limit)

@@ -22,7 +22,7 @@ impl AuditApi {
     /// Builds the service from the shared state.
     pub fn new(state: &AppState) -> Self {
         Self {
-            audit: Audit::new(state.pool().clone()),
+            audit: state.audit().clone(),
         }
     }
 }

@@ -1,13 +1,16 @@
-//! Conversions from stored rows to protos.
+//! Conversions between the service's domain types and protos.
 
 use chrono::{DateTime, Utc};
 use nova_proto::v1;
 
 use crate::{
-    db::streams::StreamRow,
     error::Error,
     grpc::name::stream_name,
-    service::{PlaybackPolicy, StreamStatus},
+    service::{
+        PlaybackPolicy, Stream, StreamStatus,
+        events::{Playback, Rendition},
+        health::Health,
+    },
 };
 
 /// Converts a timestamp to its proto form.
@@ -73,45 +76,54 @@ pub fn policy_from_proto(
     }
 }
 
-/// Converts a stored stream to its proto. Never carries the key or its hash.
-pub fn stream_to_proto(row: &StreamRow) -> v1::Stream {
-    let playback = row.hls_url.as_ref().map(|hls| v1::PlaybackUrls {
-        hls_url: hls.clone(),
-        dash_url: row.dash_url.clone().unwrap_or_default(),
-        hls_master_url: row.hls_master_url.clone().unwrap_or_default(),
-    });
+/// Converts a stream to its proto. Never carries the key or its hash.
+pub fn stream_to_proto(stream: &Stream) -> v1::Stream {
     v1::Stream {
-        name: stream_name(row.id),
-        stream_id: row.id.to_string(),
-        owner: row.owner.clone(),
-        title: row.title.clone(),
-        status: status_to_proto(StreamStatus::from_db(&row.status)).into(),
-        create_time: Some(timestamp(row.created_at)),
-        update_time: Some(timestamp(row.updated_at)),
-        start_time: row.started_at.map(timestamp),
-        end_time: row.ended_at.map(timestamp),
-        key_issue_time: Some(timestamp(row.key_issued_at)),
-        reconnect_deadline: row.reconnect_deadline.map(timestamp),
-        // An interrupted stream may remember its lost connection; nobody is publishing.
-        ingest_node: if StreamStatus::from_db(&row.status) == StreamStatus::Active {
-            row.ingest_node.clone().unwrap_or_default()
-        } else {
-            String::new()
-        },
-        playback,
-        ingest_health: row
-            .ingest_health
-            .as_ref()
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .map(|h| super::ingest_service::health_to_proto(&h)),
-        playback_policy: policy_to_proto(PlaybackPolicy::from_db(&row.playback_policy)).into(),
-        max_viewers: row.max_viewers.unwrap_or(0),
-        record: row.record,
+        name: stream_name(stream.id),
+        stream_id: stream.id.to_string(),
+        owner: stream.owner.clone(),
+        title: stream.title.clone(),
+        status: status_to_proto(stream.status).into(),
+        create_time: Some(timestamp(stream.created_at)),
+        update_time: Some(timestamp(stream.updated_at)),
+        start_time: stream.started_at.map(timestamp),
+        end_time: stream.ended_at.map(timestamp),
+        key_issue_time: Some(timestamp(stream.key_issued_at)),
+        reconnect_deadline: stream.reconnect_deadline.map(timestamp),
+        ingest_node: stream.ingest_node.clone().unwrap_or_default(),
+        playback: stream.playback.as_ref().map(playback_to_proto),
+        ingest_health: stream.ingest_health.as_ref().map(health_to_proto),
+        playback_policy: policy_to_proto(stream.playback_policy).into(),
+        max_viewers: stream.max_viewers.unwrap_or(0),
+        record: stream.record,
+    }
+}
+
+/// Converts playback addresses to their proto.
+pub fn playback_to_proto(p: &Playback) -> v1::PlaybackUrls {
+    v1::PlaybackUrls {
+        hls_url: p.hls_url.clone(),
+        dash_url: p.dash_url.clone(),
+        hls_master_url: p.hls_master_url.clone(),
+    }
+}
+
+/// Converts an ingest health reading to its proto.
+pub fn health_to_proto(h: &Health) -> v1::IngestHealth {
+    v1::IngestHealth {
+        bitrate_kbps: h.bitrate_kbps,
+        frame_rate: h.frame_rate,
+        width: h.width,
+        height: h.height,
+        video_codec: h.video_codec.clone(),
+        audio_codec: h.audio_codec.clone(),
+        report_time: Some(timestamp(h.report_time)),
+        renditions: h.renditions.iter().map(rendition_to_proto).collect(),
     }
 }
 
 /// Converts a rendition to its proto.
-pub fn rendition_to_proto(r: &crate::service::events::Rendition) -> v1::Rendition {
+pub fn rendition_to_proto(r: &Rendition) -> v1::Rendition {
     v1::Rendition {
         name: r.name.clone(),
         width: r.width,

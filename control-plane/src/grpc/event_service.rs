@@ -4,7 +4,7 @@ use std::pin::Pin;
 
 use futures::Stream;
 use nova_proto::v1::{
-    self, AssetErrored, AssetReady, QualityChanged, StreamEnded, StreamEvent, StreamStarted,
+    AssetErrored, AssetReady, QualityChanged, StreamEnded, StreamEvent, StreamStarted,
     ViewerCountChanged, WatchEventsRequest, WatchEventsResponse,
     event_service_server::EventService, stream_event::Kind,
 };
@@ -13,17 +13,16 @@ use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    db::DbPool,
     error::Error,
     grpc::{
-        convert::timestamp,
+        convert::{playback_to_proto, timestamp},
         name::{parse_stream_name, stream_name},
     },
     service::{
         StreamStatus,
         events::Event,
-        live::{Hub, LiveEvent},
-        watch::{self, WatchRequest},
+        live::LiveEvent,
+        watch::{WatchRequest, Watches},
     },
     shutdown,
     state::AppState,
@@ -34,10 +33,8 @@ const WATCHER_BUFFER: usize = 256;
 
 /// gRPC face of event watching.
 pub struct EventApi {
-    /// The durable log.
-    pool: DbPool,
-    /// Live events of this replica.
-    hub: Hub,
+    /// The durable log and the live events of this replica.
+    watches: Watches,
     /// Ends watches on shutdown.
     stop: shutdown::Signal,
     /// Tracks each watch's task, so shutdown joins it.
@@ -48,8 +45,7 @@ impl EventApi {
     /// Builds the service from the shared state.
     pub fn new(state: &AppState, stop: shutdown::Signal) -> Self {
         Self {
-            pool: state.pool().clone(),
-            hub: state.hub().clone(),
+            watches: state.watches().clone(),
             stop,
             tasks: state.tasks().clone(),
         }
@@ -84,12 +80,10 @@ impl EventService for EventApi {
         // even before its first lifecycle event.
         let after = match after {
             Some(cursor) => cursor,
-            None => watch::log_position(&self.pool).await?,
+            None => self.watches.log_position().await?,
         };
         let (tx, rx) = mpsc::channel(WATCHER_BUFFER);
-        self.tasks.spawn(watch::run(
-            self.pool.clone(),
-            self.hub.clone(),
+        self.tasks.spawn(self.watches.watch(
             WatchRequest {
                 stream,
                 after: Some(after),
@@ -140,11 +134,7 @@ pub fn event_to_proto(event: &LiveEvent) -> StreamEvent {
             kind: Some(match &stored.event {
                 Event::StreamStarted { resumed, playback } => Kind::StreamStarted(StreamStarted {
                     resumed: *resumed,
-                    playback: Some(v1::PlaybackUrls {
-                        hls_url: playback.hls_url.clone(),
-                        dash_url: playback.dash_url.clone(),
-                        hls_master_url: playback.hls_master_url.clone(),
-                    }),
+                    playback: Some(playback_to_proto(playback)),
                 }),
                 Event::StreamEnded { status, reason } => Kind::StreamEnded(StreamEnded {
                     status: super::convert::status_to_proto(StreamStatus::from_db(status)).into(),

@@ -14,7 +14,8 @@ use crate::{
     grpc::{convert::stream_to_proto, name::parse_stream_name},
     service::{
         events::Rendition,
-        ingest::{Health, Ingest, PublishAttempt, Verdict},
+        health::Health,
+        ingest::{Ingest, PublishAttempt, Verdict},
         recording::{Piece, Recordings},
     },
     state::AppState,
@@ -106,9 +107,9 @@ impl IngestService for IngestApi {
         let health = health_from_proto(
             req.health
                 .ok_or_else(|| Error::invalid("health", "is required"))?,
-        )?;
+        );
         self.ingest
-            .report_health(id, &req.ingest_node, &health)
+            .report_health(id, &req.ingest_node, health)
             .await?;
         Ok(Response::new(ReportIngestHealthResponse {}))
     }
@@ -139,64 +140,31 @@ impl IngestService for IngestApi {
     }
 }
 
-fn health_from_proto(h: v1::IngestHealth) -> Result<Health, Error> {
-    if h.bitrate_kbps < 0 || h.width < 0 || h.height < 0 || !(0.0..=1000.0).contains(&h.frame_rate)
-    {
-        return Err(Error::invalid(
-            "health",
-            "bitrate, size and frame rate must be non-negative (frame rate at most 1000)",
-        ));
-    }
+/// Reads a health report; the service checks its figures and caps its text.
+fn health_from_proto(h: v1::IngestHealth) -> Health {
     let report_time = h
         .report_time
         .and_then(|t| {
             DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
         })
         .unwrap_or_else(Utc::now);
-    Ok(Health {
+    Health {
         bitrate_kbps: h.bitrate_kbps,
         frame_rate: h.frame_rate,
         width: h.width,
         height: h.height,
-        video_codec: truncate(h.video_codec),
-        audio_codec: truncate(h.audio_codec),
+        video_codec: h.video_codec,
+        audio_codec: h.audio_codec,
         renditions: h
             .renditions
             .into_iter()
-            .take(16)
             .map(|r| Rendition {
-                name: truncate(r.name),
+                name: r.name,
                 width: r.width,
                 height: r.height,
                 bitrate_kbps: r.bitrate_kbps,
             })
             .collect(),
         report_time,
-    })
-}
-
-/// Caps free-text fields from the ingest node at 64 characters.
-fn truncate(mut s: String) -> String {
-    if let Some((i, _)) = s.char_indices().nth(64) {
-        s.truncate(i);
-    }
-    s
-}
-
-/// Converts stored health to its proto.
-pub fn health_to_proto(h: &Health) -> v1::IngestHealth {
-    v1::IngestHealth {
-        bitrate_kbps: h.bitrate_kbps,
-        frame_rate: h.frame_rate,
-        width: h.width,
-        height: h.height,
-        video_codec: h.video_codec.clone(),
-        audio_codec: h.audio_codec.clone(),
-        report_time: Some(super::convert::timestamp(h.report_time)),
-        renditions: h
-            .renditions
-            .iter()
-            .map(super::convert::rendition_to_proto)
-            .collect(),
     }
 }

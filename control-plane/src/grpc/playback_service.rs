@@ -11,13 +11,12 @@ use uuid::Uuid;
 
 use crate::{
     auth::caller,
-    db::signing_keys::SigningKeyRow,
     error::Error,
     grpc::{
         convert::{policy_to_proto, timestamp},
         name::parse_stream_name,
     },
-    service::playback::{Playback, TokenRequest, crypto},
+    service::playback::{Playback, SigningKey, TokenRequest, crypto},
     state::AppState,
 };
 
@@ -33,20 +32,20 @@ pub struct PlaybackApi {
 impl PlaybackApi {
     /// Builds the service from the shared state.
     pub fn new(state: &AppState) -> Self {
-        let playback = Playback::new(state.pool().clone(), state.sessions().clone());
+        let playback = state.playback().clone();
         let warming = playback.clone();
         tokio::spawn(async move { warming.warm_up().await });
         Self { playback }
     }
 }
 
-fn key_to_proto(row: &SigningKeyRow) -> v1::SigningKey {
+fn key_to_proto(key: &SigningKey) -> v1::SigningKey {
     v1::SigningKey {
-        name: format!("{KEY_PREFIX}{}", row.id),
-        key_id: row.id.to_string(),
-        owner: row.owner.clone().unwrap_or_default(),
-        public_key_pem: crypto::public_pem(&row.public_key),
-        create_time: Some(timestamp(row.created_at)),
+        name: format!("{KEY_PREFIX}{}", key.id),
+        key_id: key.id.to_string(),
+        owner: key.owner.clone().unwrap_or_default(),
+        public_key_pem: crypto::public_pem(&key.public_key),
+        create_time: Some(timestamp(key.created_at)),
     }
 }
 
@@ -102,9 +101,9 @@ impl PlaybackService for PlaybackApi {
         request: Request<CreateSigningKeyRequest>,
     ) -> Result<Response<CreateSigningKeyResponse>, Status> {
         let actor = caller(&request)?.actor()?;
-        let (row, private_key_pem) = self.playback.create_key(&actor).await?;
+        let (key, private_key_pem) = self.playback.create_key(&actor).await?;
         Ok(Response::new(CreateSigningKeyResponse {
-            signing_key: Some(key_to_proto(&row)),
+            signing_key: Some(key_to_proto(&key)),
             private_key_pem,
         }))
     }
@@ -114,9 +113,9 @@ impl PlaybackService for PlaybackApi {
         request: Request<ListSigningKeysRequest>,
     ) -> Result<Response<ListSigningKeysResponse>, Status> {
         let principal = caller(&request)?.principal()?;
-        let rows = self.playback.list_keys(&principal).await?;
+        let keys = self.playback.list_keys(&principal).await?;
         Ok(Response::new(ListSigningKeysResponse {
-            signing_keys: rows.iter().map(key_to_proto).collect(),
+            signing_keys: keys.iter().map(key_to_proto).collect(),
         }))
     }
 

@@ -11,14 +11,15 @@ use uuid::Uuid;
 use crate::{
     db::{
         DbPool,
-        streams::{self, Holder, StreamRow},
+        streams::{self, Holder},
     },
     error::{Error, Result},
     keys::{KeyHash, looks_like_key},
     service::publish::Publisher,
     service::{
-        StreamStatus,
-        events::{Event, Outbox, Playback, Rendition},
+        Stream, StreamStatus,
+        events::{Event, Outbox, Playback},
+        health::Health,
         lifecycle::{self, EndReason},
         recording,
     },
@@ -46,46 +47,6 @@ pub enum Verdict {
     Allowed,
     /// The broadcaster must be cut off, for this reason (safe to log).
     Denied(&'static str),
-}
-
-/// Latest health reading of an ingest.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Health {
-    /// Incoming bitrate, kb/s.
-    pub bitrate_kbps: i64,
-    /// Frames per second.
-    pub frame_rate: f64,
-    /// Width in pixels.
-    pub width: i32,
-    /// Height in pixels.
-    pub height: i32,
-    /// Video codec.
-    pub video_codec: String,
-    /// Audio codec.
-    pub audio_codec: String,
-    /// Renditions produced.
-    pub renditions: Vec<Rendition>,
-    /// When the reading was taken (RFC 3339).
-    pub report_time: chrono::DateTime<Utc>,
-}
-
-impl Health {
-    /// Tells whether `other` is a different quality from this one, as
-    /// `quality_changed` promises: the renditions (names and sizes), the source
-    /// resolution or a codec changed. Bitrates and frame rates wander with the
-    /// content and are not a change: the live figures stay in the stored health.
-    pub fn quality_differs(&self, other: &Health) -> bool {
-        let shape = |h: &Health| {
-            h.renditions
-                .iter()
-                .map(|r| (r.name.clone(), r.width, r.height))
-                .collect::<Vec<_>>()
-        };
-        shape(self) != shape(other)
-            || (self.width, self.height) != (other.width, other.height)
-            || self.video_codec != other.video_codec
-            || self.audio_codec != other.audio_codec
-    }
 }
 
 /// The refusal every bad key gets, whatever the reason, so keys cannot be probed.
@@ -126,7 +87,7 @@ impl Ingest {
         &self,
         key: &str,
         attempt: &PublishAttempt,
-    ) -> Result<(StreamRow, bool)> {
+    ) -> Result<(Stream, bool)> {
         let holder = holder(&attempt.node, &attempt.client)?;
         validate_origin(&attempt.origin_url)?;
         let stale_before = Utc::now() - to_chrono(self.ingest_timeout);
@@ -180,14 +141,15 @@ impl Ingest {
         .await?;
         self.publisher.publish(&out);
         // nginx's retry re-activates without an event, maybe with new playback URLs.
-        self.publisher.changed(result.0.id);
-        Ok(result)
+        let (row, resumed) = result;
+        self.publisher.changed(row.id);
+        Ok((Stream::from_row(row), resumed))
     }
 
     /// Records that the broadcaster left: ACTIVE → INTERRUPTED with the reconnect window
     /// open. Any other state, or a report from a connection that does not hold the
     /// stream, changes nothing. Returns the stream.
-    pub async fn publish_ended(&self, key: &str, node: &str, client: &str) -> Result<StreamRow> {
+    pub async fn publish_ended(&self, key: &str, node: &str, client: &str) -> Result<Stream> {
         let holder = holder(node, client)?;
         let hash = self.known_key(key)?;
         let deadline = Utc::now() + self.window();
@@ -220,7 +182,7 @@ impl Ingest {
             })
             .await?;
         self.publisher.publish(&out);
-        Ok(result)
+        Ok(Stream::from_row(result))
     }
 
     /// Records an ingest update and says whether the broadcaster may go on: only while
@@ -276,11 +238,13 @@ impl Ingest {
         Ok(verdict)
     }
 
-    /// Stores an ingest health reading of an ACTIVE stream held by `node`; logs
+    /// Stores an ingest health reading of an ACTIVE stream held by `node`, within the
+    /// limits of [`Health::checked`] (checked first); logs
     /// `quality_changed` when the renditions or the source resolution changed. A report
     /// from any other node is refused and changes nothing (its /stat may still list a
     /// stream that moved, and no node may speak for another's broadcast).
-    pub async fn report_health(&self, id: Uuid, node: &str, health: &Health) -> Result<()> {
+    pub async fn report_health(&self, id: Uuid, node: &str, health: Health) -> Result<()> {
+        let health = &health.checked()?;
         validate_node(node)?;
         let mut conn = self.pool.get().await?;
         let mut out = Outbox::new();

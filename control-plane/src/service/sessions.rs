@@ -99,7 +99,7 @@ impl Sessions {
             .get(&self.pool, stream_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("streams/{stream_id}")))?;
-        if StreamStatus::from_db(&row.status) == StreamStatus::Completed {
+        if row.status == StreamStatus::Completed {
             return Err(Error::FailedPrecondition("the stream has completed".into()));
         }
         let session_id = new_session_id(stream_id);

@@ -1,4 +1,4 @@
-//! A short-lived cache of stream rows for the hot reads (GetStream, JoinSession,
+//! A short-lived cache of streams for the hot reads (GetStream, JoinSession,
 //! viewer figures), so a crowd reading one live stream costs PostgreSQL one query per
 //! stream per interval instead of one per call.
 //!
@@ -23,16 +23,19 @@ use tokio::{sync::broadcast, time::Instant};
 use uuid::Uuid;
 
 use crate::{
-    db::{DbPool, streams, streams::StreamRow},
+    db::{DbPool, streams},
     error::Result,
-    service::live::{Hub, LiveEvent},
+    service::{
+        Stream,
+        live::{Hub, LiveEvent},
+    },
     shutdown,
 };
 
 /// Most rows held; past it, expired rows go, and if none had expired, all.
 const MAX_ROWS: usize = 10_000;
 
-/// Stream rows by id, each for at most `ttl`; cheap to clone.
+/// Streams by id, each for at most `ttl`; cheap to clone.
 #[derive(Clone)]
 pub struct StreamCache {
     /// How long a row is reused; zero disables the cache.
@@ -44,7 +47,7 @@ pub struct StreamCache {
 #[derive(Default)]
 struct Inner {
     /// Id → (when it was read, the row).
-    rows: Mutex<HashMap<Uuid, (Instant, Arc<StreamRow>)>>,
+    rows: Mutex<HashMap<Uuid, (Instant, Arc<Stream>)>>,
     /// Moves on every invalidation.
     epoch: AtomicU64,
 }
@@ -59,7 +62,7 @@ impl StreamCache {
     }
 
     /// Returns stream `id`, from the cache while fresh, else from the database.
-    pub async fn get(&self, pool: &DbPool, id: Uuid) -> Result<Option<Arc<StreamRow>>> {
+    pub async fn get(&self, pool: &DbPool, id: Uuid) -> Result<Option<Arc<Stream>>> {
         if let Some(row) = self.fresh(id) {
             return Ok(Some(row));
         }
@@ -68,7 +71,7 @@ impl StreamCache {
             let mut conn = pool.get().await?;
             streams::find(&mut conn, id).await?
         };
-        Ok(row.map(|row| self.store(id, row, epoch)))
+        Ok(row.map(|row| self.store(id, Stream::from_row(row), epoch)))
     }
 
     /// Forgets stream `id` (call after a change to it commits).
@@ -108,7 +111,7 @@ impl StreamCache {
         }
     }
 
-    fn fresh(&self, id: Uuid) -> Option<Arc<StreamRow>> {
+    fn fresh(&self, id: Uuid) -> Option<Arc<Stream>> {
         if self.ttl.is_zero() {
             return None;
         }
@@ -118,7 +121,7 @@ impl StreamCache {
     }
 
     /// Caches `row` unless an invalidation happened since `epoch`; returns it.
-    fn store(&self, id: Uuid, row: StreamRow, epoch: u64) -> Arc<StreamRow> {
+    fn store(&self, id: Uuid, row: Stream, epoch: u64) -> Arc<Stream> {
         let row = Arc::new(row);
         if self.ttl.is_zero() {
             return row;
@@ -139,7 +142,7 @@ impl StreamCache {
         row
     }
 
-    fn rows(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Instant, Arc<StreamRow>)>> {
+    fn rows(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Instant, Arc<Stream>)>> {
         self.inner.rows.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

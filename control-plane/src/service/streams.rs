@@ -20,7 +20,7 @@ use crate::{
     service::events::{Notice, Outbox},
     service::publish::Publisher,
     service::{
-        PlaybackPolicy, StreamStatus,
+        PlaybackPolicy, Stream, StreamStatus,
         audit::{self, AuditAction, Change},
         lifecycle::{self, EndReason},
         stream_cache::StreamCache,
@@ -74,7 +74,7 @@ pub struct StreamSettings {
 #[derive(Debug)]
 pub struct Page {
     /// The streams, newest first.
-    pub streams: Vec<StreamRow>,
+    pub streams: Vec<Stream>,
     /// Token of the next page; empty on the last page.
     pub next_page_token: String,
 }
@@ -126,7 +126,7 @@ impl Streams {
         actor: &Actor,
         title: &str,
         settings: StreamSettings,
-    ) -> Result<(StreamRow, StreamKey)> {
+    ) -> Result<(Stream, StreamKey)> {
         let StreamSettings {
             policy,
             max_viewers,
@@ -172,11 +172,11 @@ impl Streams {
             })
             .await?;
         tracing::info!(stream.id = %row.id, stream.owner = owner, stream.playback_policy = policy.as_db(), "stream created");
-        Ok((row, key))
+        Ok((Stream::from_row(row), key))
     }
 
     /// Returns one stream.
-    pub async fn get(&self, id: Uuid) -> Result<Arc<StreamRow>> {
+    pub async fn get(&self, id: Uuid) -> Result<Arc<Stream>> {
         self.cache
             .get(&self.pool, id)
             .await?
@@ -224,7 +224,7 @@ impl Streams {
             String::new()
         };
         Ok(Page {
-            streams: rows,
+            streams: rows.into_iter().map(Stream::from_row).collect(),
             next_page_token,
         })
     }
@@ -232,7 +232,7 @@ impl Streams {
     /// Completes a stream on behalf of its owner; completing a completed stream is a
     /// no-op that returns it. Writes `stream_ended` to the event log in the same
     /// transaction.
-    pub async fn end(&self, actor: &Actor, id: Uuid) -> Result<StreamRow> {
+    pub async fn end(&self, actor: &Actor, id: Uuid) -> Result<Stream> {
         let mut conn = self.pool.get().await?;
         let mut out = Outbox::new();
         let result = conn
@@ -250,12 +250,12 @@ impl Streams {
             })
             .await?;
         self.publisher.publish(&out);
-        Ok(result)
+        Ok(Stream::from_row(result))
     }
 
     /// Issues a new key for a stream on behalf of its owner; the old key stops working
     /// at once. Refused on completed streams.
-    pub async fn rotate_key(&self, actor: &Actor, id: Uuid) -> Result<(StreamRow, StreamKey)> {
+    pub async fn rotate_key(&self, actor: &Actor, id: Uuid) -> Result<(Stream, StreamKey)> {
         let key = StreamKey::generate();
         let hash = key.hash();
         let mut conn = self.pool.get().await?;
@@ -273,17 +273,12 @@ impl Streams {
             .await?;
         self.publisher.changed(id);
         tracing::info!(stream.id = %id, "stream key rotated");
-        Ok((row, key))
+        Ok((Stream::from_row(row), key))
     }
 
     /// Changes a stream's settings on behalf of its owner. Refused on completed
     /// streams and when nothing is to change.
-    pub async fn update(
-        &self,
-        actor: &Actor,
-        id: Uuid,
-        update: &StreamUpdate,
-    ) -> Result<StreamRow> {
+    pub async fn update(&self, actor: &Actor, id: Uuid, update: &StreamUpdate) -> Result<Stream> {
         let title = update.title.as_deref().map(validate_title).transpose()?;
         if let Some(cap) = update.max_viewers {
             validate_max_viewers(cap)?;
@@ -322,7 +317,7 @@ impl Streams {
             .await?;
         self.publisher.changed(id);
         tracing::info!(stream.id = %id, stream.playback_policy = %row.playback_policy, "stream updated");
-        Ok(row)
+        Ok(Stream::from_row(row))
     }
 }
 

@@ -27,11 +27,38 @@ pub struct WatchRequest {
     pub after: Option<i64>,
 }
 
-/// Returns the durable log's newest position (0 when it is empty): where a watcher
-/// that wants only what happens from now on starts.
-pub async fn log_position(pool: &DbPool) -> Result<i64> {
-    let mut conn = pool.get().await?;
-    Ok(events::newest(&mut conn).await?)
+/// Event watching over the durable log and this replica's hub; cheap to clone.
+#[derive(Clone)]
+pub struct Watches {
+    /// The durable log.
+    pool: DbPool,
+    /// Live events of this replica.
+    hub: Hub,
+}
+
+impl Watches {
+    /// Builds the service over the log's pool and the live hub.
+    pub fn new(pool: DbPool, hub: Hub) -> Self {
+        Self { pool, hub }
+    }
+
+    /// Returns the durable log's newest position (0 when it is empty): where a
+    /// watcher that wants only what happens from now on starts.
+    pub async fn log_position(&self) -> Result<i64> {
+        let mut conn = self.pool.get().await?;
+        Ok(events::newest(&mut conn).await?)
+    }
+
+    /// Returns the task that streams the events `request` asks for into `out` (see
+    /// [`run`]); the caller spawns it.
+    pub fn watch(
+        &self,
+        request: WatchRequest,
+        out: mpsc::Sender<Result<LiveEvent>>,
+        stop: shutdown::Signal,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        run(self.pool.clone(), self.hub.clone(), request, out, stop)
+    }
 }
 
 /// Streams events into `out` until the receiver is dropped or shutdown. Errors end

@@ -58,6 +58,31 @@ pub struct IssuedToken {
     pub dash_url: String,
 }
 
+/// The public half of a key that signs playback tokens, as owners and verifiers see
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    /// Key id.
+    pub id: Uuid,
+    /// Owning principal; `None` for the platform key.
+    pub owner: Option<String>,
+    /// Uncompressed SEC1 P-256 point.
+    pub public_key: Vec<u8>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<SigningKeyRow> for SigningKey {
+    fn from(row: SigningKeyRow) -> Self {
+        Self {
+            id: row.id,
+            owner: row.owner,
+            public_key: row.public_key,
+            created_at: row.created_at,
+        }
+    }
+}
+
 /// A stream as verifiers see it.
 #[derive(Debug, Clone)]
 pub struct RuleStream {
@@ -87,7 +112,7 @@ pub struct RuleAsset {
 #[derive(Debug)]
 pub struct Rules {
     /// Every key, platform key included (owner `None`).
-    pub keys: Vec<SigningKeyRow>,
+    pub keys: Vec<SigningKey>,
     /// The streams.
     pub streams: Vec<RuleStream>,
     /// The READY assets.
@@ -231,7 +256,7 @@ impl Playback {
 
     /// Creates a signing key for `caller`; returns it with its private key (PKCS#8
     /// PEM), which is not stored.
-    pub async fn create_key(&self, actor: &Actor) -> Result<(SigningKeyRow, String)> {
+    pub async fn create_key(&self, actor: &Actor) -> Result<(SigningKey, String)> {
         let owner = actor.principal.as_str();
         let generated = crypto::generate()?;
         let id = Uuid::now_v7();
@@ -260,19 +285,20 @@ impl Playback {
         })
         .await?;
         tracing::info!(key.id = %id, key.owner = owner, "signing key created");
-        let row = SigningKeyRow {
+        let key = SigningKey {
             id,
             owner: Some(owner.to_owned()),
             public_key: generated.public_key,
             created_at: Utc::now(),
         };
-        Ok((row, crypto::private_pem(&generated.pkcs8)))
+        Ok((key, crypto::private_pem(&generated.pkcs8)))
     }
 
     /// Returns the keys of `caller`, oldest first.
-    pub async fn list_keys(&self, caller: &Principal) -> Result<Vec<SigningKeyRow>> {
+    pub async fn list_keys(&self, caller: &Principal) -> Result<Vec<SigningKey>> {
         let mut conn = self.pool.get().await?;
-        Ok(signing_keys::list_by_owner(&mut conn, caller.as_str()).await?)
+        let rows = signing_keys::list_by_owner(&mut conn, caller.as_str()).await?;
+        Ok(rows.into_iter().map(SigningKey::from).collect())
     }
 
     /// Deletes key `id` of `caller`.
@@ -294,7 +320,11 @@ impl Playback {
     pub async fn rules(&self) -> Result<Rules> {
         let read_at = Utc::now();
         let mut conn = self.pool.get().await?;
-        let keys = signing_keys::all(&mut conn).await?;
+        let keys = signing_keys::all(&mut conn)
+            .await?
+            .into_iter()
+            .map(SigningKey::from)
+            .collect();
         let since = read_at - Duration::hours(ENDED_RETENTION_HOURS);
         let streams = playback_rules::streams(&mut conn, since)
             .await?

@@ -1,4 +1,5 @@
-//! The stream lifecycle states and how they are stored.
+//! The stream lifecycle states and how they are stored in `streams.status`: the one
+//! place that spells the stored values (the service re-exports the enum).
 
 /// Lifecycle state of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,4 +1,6 @@
-//! Playback policies: who may play a stream, and how they are stored.
+//! Playback policies: who may play a stream, and how they are stored in
+//! `streams.playback_policy`: the one place that spells the stored values (the
+//! service re-exports the enum).
 
 /// Who may play a stream's HLS, DASH and RTMP output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -52,9 +52,9 @@ pub enum Refused {
 /// (not on a signed stream) and reads the figures, each call retried while it
 /// fails transiently.
 pub async fn open(state: &AppState, name: &str, viewer: &str) -> Result<Opened, Refused> {
-    let _place = state.sessions().setup_place().await;
+    let _place = state.sessions.setup_place().await;
     let deadline = Instant::now() + SETUP_BUDGET;
-    let streams = &state.upstream().streams;
+    let streams = &state.upstream.streams;
     let stream = retried(deadline, is_transient, || {
         let mut streams = streams.clone();
         let request = GetStreamRequest {
@@ -79,7 +79,7 @@ pub async fn open(state: &AppState, name: &str, viewer: &str) -> Result<Opened, 
         // A join that ran past its deadline may have joined: only a join that
         // surely did not (unreachable, refused for load) is retried.
         let (handle, _) = retried(deadline, surely_not_done, || {
-            state.sessions().join(name, viewer)
+            state.sessions.join(name, viewer)
         })
         .await
         .map_err(|status| match status.code() {
@@ -88,7 +88,7 @@ pub async fn open(state: &AppState, name: &str, viewer: &str) -> Result<Opened, 
         })?;
         Some(handle)
     };
-    let sessions = &state.upstream().sessions;
+    let sessions = &state.upstream.sessions;
     // Without figures the snapshot says 0 and the next count event corrects it.
     let figures = retried(deadline, is_transient, || {
         let mut sessions = sessions.clone();

@@ -125,3 +125,7 @@ fn cors(origins: &str) -> CorsLayer {
         .collect();
     layer.allow_origin(AllowOrigin::list(list))
 }
+
+#[cfg(test)]
+#[path = "router_tests.rs"]
+mod tests;

@@ -105,3 +105,7 @@ impl Hub {
         self.streams.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+#[cfg(test)]
+#[path = "hub_tests.rs"]
+mod tests;

@@ -255,3 +255,7 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
         Box::pin(state.sessions.leave(handle)).await;
     }
 }
+
+#[cfg(test)]
+#[path = "socket_tests.rs"]
+mod tests;

@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{FromRequestParts, OptionalFromRequestParts},
+    extract::{FromRef, FromRequestParts, OptionalFromRequestParts},
     http::request::Parts,
 };
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
 use serde::Deserialize;
 
-use crate::{config::Config, error::ApiError, state::AppState};
+use crate::error::ApiError;
 
 /// Verifies bearer tokens: signature, `exp`, `nbf`, `iss` and `aud` when configured
 /// (then required), and a lifetime of at most `NOVA_JWT_MAX_LIFETIME`.
@@ -55,39 +55,53 @@ impl Claims {
     }
 }
 
+/// What a [`JwtVerifier`] accepts (the `NOVA_JWT_*` settings).
+#[derive(Debug, Clone, Copy)]
+pub struct JwtRules<'a> {
+    /// HS256 secrets, comma-separated (`NOVA_JWT_HS256_SECRET`).
+    pub hs256_secrets: Option<&'a str>,
+    /// A PEM RS256 public key, or a folder of them (`NOVA_JWT_RS256_PUBLIC_KEY`).
+    pub rs256_public_key: Option<&'a std::path::Path>,
+    /// The required `iss` (`NOVA_JWT_ISSUER`).
+    pub issuer: Option<&'a str>,
+    /// The required `aud` (`NOVA_JWT_AUDIENCE`).
+    pub audience: Option<&'a str>,
+    /// The longest accepted lifetime (`NOVA_JWT_MAX_LIFETIME`).
+    pub max_lifetime: std::time::Duration,
+}
+
 impl JwtVerifier {
-    /// Builds the verifier from the config; with no key configured, every token is
-    /// refused.
-    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+    /// Builds the verifier; with no key given, every token is refused.
+    pub fn new(rules: &JwtRules<'_>) -> anyhow::Result<Self> {
         let mut keys = Vec::new();
         let validation = |alg| {
             let mut v = Validation::new(alg);
             v.leeway = LEEWAY;
             v.validate_nbf = true;
             let mut required = vec!["exp", "sub"];
-            match &config.jwt_audience {
+            match rules.audience {
                 Some(aud) => {
                     v.set_audience(&[aud]);
                     required.push("aud");
                 }
                 None => v.validate_aud = false,
             }
-            if let Some(iss) = &config.jwt_issuer {
+            if let Some(iss) = rules.issuer {
                 v.set_issuer(&[iss]);
                 required.push("iss");
             }
             v.set_required_spec_claims(&required);
             v
         };
-        if let Some(secrets) = &config.jwt_hs256_secret {
-            for secret in hs256_secrets(secrets.expose()) {
+        if let Some(secrets) = rules.hs256_secrets {
+            for secret in hs256_secrets(secrets) {
                 keys.push((
                     DecodingKey::from_secret(secret.as_bytes()),
                     validation(Algorithm::HS256),
                 ));
             }
         }
-        if let Some(path) = &config.jwt_rs256_public_key {
+        if let Some(path) = rules.rs256_public_key {
             for key in rs256_keys(path)? {
                 keys.push((key, validation(Algorithm::RS256)));
             }
@@ -99,7 +113,7 @@ impl JwtVerifier {
         }
         Ok(Self {
             keys: Arc::new(keys),
-            max_lifetime: i64::try_from(config.jwt_max_lifetime.as_secs()).unwrap_or(i64::MAX),
+            max_lifetime: i64::try_from(rules.max_lifetime.as_secs()).unwrap_or(i64::MAX),
         })
     }
 
@@ -208,14 +222,15 @@ fn rs256_keys(path: &std::path::Path) -> anyhow::Result<Vec<DecodingKey>> {
 #[derive(Debug, Clone)]
 pub struct Owner(pub String);
 
-impl FromRequestParts<AppState> for Owner {
+impl<S> FromRequestParts<S> for Owner
+where
+    S: Send + Sync,
+    JwtVerifier: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        <Self as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        <Self as OptionalFromRequestParts<S>>::from_request_parts(parts, state)
             .await?
             .ok_or_else(|| {
                 ApiError::unauthenticated("this call needs `Authorization: Bearer <JWT>`")
@@ -225,12 +240,16 @@ impl FromRequestParts<AppState> for Owner {
 
 /// An optional owner: no `Authorization` header is `None` (anonymous); a header
 /// that is not a valid bearer token is refused, never taken as anonymous.
-impl OptionalFromRequestParts<AppState> for Owner {
+impl<S> OptionalFromRequestParts<S> for Owner
+where
+    S: Send + Sync,
+    JwtVerifier: FromRef<S>,
+{
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &AppState,
+        state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
             return Ok(None);
@@ -245,7 +264,9 @@ impl OptionalFromRequestParts<AppState> for Owner {
             .ok_or_else(|| {
                 ApiError::unauthenticated("the Authorization header must be `Bearer <JWT>`")
             })?;
-        state.jwt().verify(token.trim()).map(|sub| Some(Owner(sub)))
+        JwtVerifier::from_ref(state)
+            .verify(token.trim())
+            .map(|sub| Some(Owner(sub)))
     }
 }
 

@@ -32,10 +32,22 @@ XnwGVzGhYlAU4qwy0HYWJuWnj+oaX6lM1by+EdpoRvyHqamYtDaR68XSBD/EfnJP
 ",
 ];
 
-fn edge_config(args: &[&str]) -> Config {
+fn edge_config(args: &[&str]) -> crate::config::Config {
     let mut all = vec!["nova-edge", "--service-token", "unit-test-service-token"];
     all.extend_from_slice(args);
-    Config::try_parse_from(all).unwrap()
+    crate::config::Config::try_parse_from(all).unwrap()
+}
+
+/// Accepts the HS256 `secrets` (comma-separated) and nothing else.
+fn hs256(secrets: &str) -> JwtVerifier {
+    JwtVerifier::new(&JwtRules {
+        hs256_secrets: Some(secrets),
+        rs256_public_key: None,
+        issuer: None,
+        audience: None,
+        max_lifetime: std::time::Duration::from_secs(86_400),
+    })
+    .unwrap()
 }
 
 fn token(secret: &str, sub: &str) -> String {
@@ -52,9 +64,10 @@ fn token(secret: &str, sub: &str) -> String {
 #[test]
 fn every_listed_hs256_secret_verifies_and_no_other() {
     let both = format!("{OLD}, {NEW}");
-    let config = edge_config(&["--jwt-hs256-secret", &both]);
-    config.validate().unwrap();
-    let verifier = JwtVerifier::from_config(&config).unwrap();
+    edge_config(&["--jwt-hs256-secret", &both])
+        .validate()
+        .unwrap();
+    let verifier = hs256(&both);
     assert_eq!(verifier.verify(&token(OLD, "alice")).unwrap(), "alice");
     assert_eq!(verifier.verify(&token(NEW, "bob")).unwrap(), "bob");
     let other = verifier
@@ -63,7 +76,7 @@ fn every_listed_hs256_secret_verifies_and_no_other() {
     assert_eq!(other.message, "invalid bearer token");
 
     // Once the old secret is dropped, its tokens are refused.
-    let verifier = JwtVerifier::from_config(&edge_config(&["--jwt-hs256-secret", NEW])).unwrap();
+    let verifier = hs256(NEW);
     assert!(verifier.verify(&token(OLD, "alice")).is_err());
     assert_eq!(verifier.verify(&token(NEW, "bob")).unwrap(), "bob");
 }
@@ -100,4 +113,37 @@ fn a_folder_of_rs256_public_keys_loads_every_pem_file() {
     let empty = tempfile::tempdir().unwrap();
     let err = rs256_keys(empty.path()).unwrap_err().to_string();
     assert!(err.contains("no *.pem file"), "{err}");
+}
+
+#[tokio::test]
+async fn the_owner_extractor_needs_only_the_verifier() {
+    use axum::{body::Body, http::Request};
+    use tower::ServiceExt;
+
+    // The router's whole state is the verifier: `Owner` asks for nothing else.
+    let app = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(|Owner(sub): Owner| async move { sub }),
+        )
+        .with_state(hs256(NEW));
+    let request = |bearer: Option<String>| {
+        let mut request = Request::get("/");
+        if let Some(bearer) = bearer {
+            request = request.header("authorization", bearer);
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    let answer = app
+        .clone()
+        .oneshot(request(Some(format!("Bearer {}", token(NEW, "alice")))))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let body = axum::body::to_bytes(answer.into_body(), 1024)
+        .await
+        .unwrap();
+    assert_eq!(&body[..], b"alice");
+    let answer = app.oneshot(request(None)).await.unwrap();
+    assert_eq!(answer.status(), 401);
 }

@@ -10,6 +10,8 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
+#[cfg(test)]
+mod fake_control_plane;
 pub mod json;
 pub mod metrics;
 pub mod ratelimit;

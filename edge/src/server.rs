@@ -5,8 +5,13 @@ use std::{net::SocketAddr, time::Duration};
 use tokio::{net::TcpListener, task::JoinHandle};
 
 use crate::{
-    auth::JwtVerifier, config::Config, metrics::EdgeMetrics, routes, shutdown, state::AppState,
-    upstream::Upstream, ws,
+    auth::{JwtRules, JwtVerifier},
+    config::Config,
+    metrics::EdgeMetrics,
+    routes, shutdown,
+    state::AppState,
+    upstream::Upstream,
+    ws,
 };
 
 /// A running edge.
@@ -31,7 +36,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Edge> {
         config.control_plane_ca.as_deref(),
         config.service_token.expose(),
     )?;
-    let jwt = JwtVerifier::from_config(config)?;
+    let jwt = JwtVerifier::new(&jwt_rules(config))?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (NOVA_EDGE_ADDR): {e}", config.listen))?;
@@ -59,27 +64,23 @@ pub async fn start(config: &Config) -> anyhow::Result<Edge> {
         metrics,
         signal.clone(),
     );
-    let tasks = state.tasks().clone();
-    tasks.spawn(ws::watch::run(
-        upstream,
-        state.hub().clone(),
-        signal.clone(),
-    ));
+    let tasks = state.tasks.clone();
+    tasks.spawn(ws::watch::run(upstream, state.hub.clone(), signal.clone()));
     tasks.spawn(
         state
-            .limits()
+            .limits
             .clone()
             .run_pruning(Duration::from_secs(60), signal.clone()),
     );
     tasks.spawn(
         state
-            .sessions()
+            .sessions
             .clone()
             .run_heartbeats(config.session_heartbeat, signal.clone()),
     );
     let app = routes::router(state.clone());
     let limits = config.http;
-    let registry = state.metrics().registry().clone();
+    let registry = state.metrics.registry().clone();
     let drain = config.drain_timeout;
     let task = tokio::spawn(async move {
         let stopped = signal.clone().wait();
@@ -112,6 +113,17 @@ pub async fn start(config: &Config) -> anyhow::Result<Edge> {
         task,
         state,
     })
+}
+
+/// Returns the bearer-token rules `config` sets.
+fn jwt_rules(config: &Config) -> JwtRules<'_> {
+    JwtRules {
+        hs256_secrets: config.jwt_hs256_secret.as_ref().map(|s| s.expose()),
+        rs256_public_key: config.jwt_rs256_public_key.as_deref(),
+        issuer: config.jwt_issuer.as_deref(),
+        audience: config.jwt_audience.as_deref(),
+        max_lifetime: config.jwt_max_lifetime,
+    }
 }
 
 impl Edge {

@@ -1,7 +1,12 @@
-//! Shared state of the edge.
+//! Shared state of the edge: one `Arc` at the router ([`AppState`]), and each piece
+//! of it reachable on its own through axum's [`FromRef`], so a handler or an
+//! extractor names only what it uses (`State<Arc<Upstream>>`, `JwtVerifier` for
+//! [`crate::auth::Owner`], `Limits` for [`crate::ratelimit::Admitted`]) and can be
+//! tested with a state holding just that piece.
 
-use std::sync::Arc;
+use std::{ops::Deref, sync::Arc};
 
+use axum::extract::FromRef;
 use nova_runtime::shutdown;
 
 use crate::{
@@ -9,7 +14,7 @@ use crate::{
     cache::AnswerCache,
     config::Config,
     metrics::EdgeMetrics,
-    ratelimit::Limits,
+    ratelimit::{Limits, TrustedProxies},
     upstream::Upstream,
     ws::{hub::Hub, sessions::ViewerSessions, slots::Slots},
 };
@@ -19,35 +24,54 @@ const LIST_KEYS: usize = 256;
 /// Most streams whose public view is cached at once.
 const STREAM_KEYS: usize = 4096;
 
-/// Everything handlers share; cheap to clone.
+/// Everything handlers share, behind one `Arc` (axum clones the router's state for
+/// every request); its fields are the [`Shared`] pieces.
 #[derive(Clone)]
-pub struct AppState(Arc<Inner>);
+pub struct AppState(Arc<Shared>);
 
-struct Inner {
+/// The pieces of [`AppState`]; each is cheap to clone (an `Arc`, or a few).
+pub struct Shared {
     /// Configuration.
-    config: Config,
+    pub config: Arc<Config>,
     /// Control-plane clients.
-    upstream: Upstream,
+    pub upstream: Arc<Upstream>,
     /// Bearer-token verification.
-    jwt: JwtVerifier,
+    pub jwt: JwtVerifier,
     /// Per-client rate limits.
-    limits: Limits,
-    /// The short cache of anonymous stream lists.
-    lists: AnswerCache,
-    /// The short cache of anonymous single-stream reads.
-    streams: AnswerCache,
+    pub limits: Limits,
+    /// The short caches of anonymous answers.
+    pub caches: Caches,
     /// Sockets by stream.
-    hub: Hub,
+    pub hub: Hub,
     /// The cap on open sockets.
-    slots: Slots,
+    pub slots: Slots,
     /// Viewer sessions of this edge's sockets.
-    sessions: ViewerSessions,
+    pub sessions: ViewerSessions,
     /// Edge figures.
-    metrics: EdgeMetrics,
+    pub metrics: Arc<EdgeMetrics>,
     /// Tells sockets to close on shutdown.
-    stop: shutdown::Signal,
+    pub stop: shutdown::Signal,
     /// Background tasks and open sockets, joined on shutdown.
-    tasks: shutdown::Tasks,
+    pub tasks: shutdown::Tasks,
+}
+
+/// The short caches of anonymous answers (`NOVA_LIST_CACHE`, `NOVA_STREAM_CACHE`).
+#[derive(Clone)]
+pub struct Caches {
+    /// Anonymous stream lists, by query.
+    pub lists: AnswerCache,
+    /// The public view of one stream, by stream.
+    pub streams: AnswerCache,
+}
+
+impl Caches {
+    /// Builds both caches from their configured lifetimes.
+    pub fn new(config: &Config) -> Self {
+        Self {
+            lists: AnswerCache::new(config.list_cache, LIST_KEYS),
+            streams: AnswerCache::new(config.stream_cache, STREAM_KEYS),
+        }
+    }
 }
 
 impl AppState {
@@ -65,83 +89,72 @@ impl AppState {
             config.service_token.expose(),
             config.stream_cache,
         );
-        Self(Arc::new(Inner {
+        Self(Arc::new(Shared {
             limits: Limits::new(
                 config.mutations_per_minute,
                 config.reads_per_minute,
                 config.ws_opens_per_minute,
             ),
-            lists: AnswerCache::new(config.list_cache, LIST_KEYS),
-            streams: AnswerCache::new(config.stream_cache, STREAM_KEYS),
+            caches: Caches::new(&config),
             slots: Slots::new(config.ws_max_sockets, config.ws_max_sockets_per_ip),
-            config,
-            upstream,
+            config: Arc::new(config),
+            upstream: Arc::new(upstream),
             jwt,
             hub: Hub::default(),
             sessions,
-            metrics,
+            metrics: Arc::new(metrics),
             stop,
             tasks: shutdown::Tasks::new(),
         }))
     }
+}
 
-    /// Returns the configuration.
-    pub fn config(&self) -> &Config {
-        &self.0.config
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
+}
 
-    /// Returns the control-plane clients.
-    pub fn upstream(&self) -> &Upstream {
-        &self.0.upstream
+impl FromRef<AppState> for Arc<Config> {
+    fn from_ref(state: &AppState) -> Self {
+        state.config.clone()
     }
+}
 
-    /// Returns the JWT verifier.
-    pub fn jwt(&self) -> &JwtVerifier {
-        &self.0.jwt
+impl FromRef<AppState> for Arc<Upstream> {
+    fn from_ref(state: &AppState) -> Self {
+        state.upstream.clone()
     }
+}
 
-    /// Returns the cap on open sockets.
-    pub fn slots(&self) -> &Slots {
-        &self.0.slots
+impl FromRef<AppState> for JwtVerifier {
+    fn from_ref(state: &AppState) -> Self {
+        state.jwt.clone()
     }
+}
 
-    /// Returns the per-client rate limits.
-    pub fn limits(&self) -> &Limits {
-        &self.0.limits
+impl FromRef<AppState> for Limits {
+    fn from_ref(state: &AppState) -> Self {
+        state.limits.clone()
     }
+}
 
-    /// Returns the anonymous stream-list cache.
-    pub fn lists(&self) -> &AnswerCache {
-        &self.0.lists
+impl FromRef<AppState> for TrustedProxies {
+    fn from_ref(state: &AppState) -> Self {
+        state.config.trusted_proxies.clone()
     }
+}
 
-    /// Returns the anonymous single-stream cache.
-    pub fn streams(&self) -> &AnswerCache {
-        &self.0.streams
+impl FromRef<AppState> for Caches {
+    fn from_ref(state: &AppState) -> Self {
+        state.caches.clone()
     }
+}
 
-    /// Returns the socket hub.
-    pub fn hub(&self) -> &Hub {
-        &self.0.hub
-    }
-
-    /// Returns the viewer sessions.
-    pub fn sessions(&self) -> &ViewerSessions {
-        &self.0.sessions
-    }
-
-    /// Returns the edge figures.
-    pub fn metrics(&self) -> &EdgeMetrics {
-        &self.0.metrics
-    }
-
-    /// Returns the shutdown signal.
-    pub fn stop(&self) -> shutdown::Signal {
-        self.0.stop.clone()
-    }
-
-    /// Returns the background tasks and open sockets that shutdown joins.
-    pub fn tasks(&self) -> &shutdown::Tasks {
-        &self.0.tasks
+impl FromRef<AppState> for Arc<EdgeMetrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
     }
 }

@@ -13,14 +13,17 @@ use std::{
 };
 
 use axum::{
-    extract::{ConnectInfo, FromRequestParts},
+    extract::{ConnectInfo, FromRef, FromRequestParts},
     http::{StatusCode, request::Parts},
 };
 use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
 
 pub use proxies::{TrustedProxies, client_key};
 
-use crate::{error::ApiError, metrics::Refusal, state::AppState};
+use crate::{
+    error::ApiError,
+    metrics::{EdgeMetrics, Refusal},
+};
 
 /// A token bucket per client key (IPv4 address, IPv6 /64).
 #[derive(Clone)]
@@ -97,13 +100,14 @@ impl Limits {
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
-impl FromRequestParts<AppState> for ClientIp {
+impl<S> FromRequestParts<S> for ClientIp
+where
+    S: Send + Sync,
+    TrustedProxies: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
             .await
             .map_err(|_| {
@@ -114,23 +118,41 @@ impl FromRequestParts<AppState> for ClientIp {
                 )
             })?;
         Ok(Self(
-            state
-                .config()
-                .trusted_proxies
-                .client_ip(peer.ip(), &parts.headers),
+            TrustedProxies::from_ref(state).client_ip(peer.ip(), &parts.headers),
         ))
     }
 }
 
 /// Takes a token from `limiter` for `ip`, counting a refusal as `reason`.
 pub fn admit(
-    state: &AppState,
+    metrics: &EdgeMetrics,
     limiter: &RateLimiter,
     ip: IpAddr,
     reason: Refusal,
 ) -> Result<(), ApiError> {
     limiter.check(ip).map_err(|wait| {
-        state.metrics().refused(reason);
+        metrics.refused(reason);
+        ApiError::rate_limited(wait)
+    })
+}
+
+/// Takes a token for the client of `parts` from the limiter `pick` chooses.
+async fn admit_request<S>(
+    parts: &mut Parts,
+    state: &S,
+    pick: fn(&Limits) -> &RateLimiter,
+    reason: Refusal,
+) -> Result<(), ApiError>
+where
+    S: Send + Sync,
+    Limits: FromRef<S>,
+    TrustedProxies: FromRef<S>,
+    Arc<EdgeMetrics>: FromRef<S>,
+{
+    let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+    let limits = Limits::from_ref(state);
+    pick(&limits).check(ip).map_err(|wait| {
+        Arc::<EdgeMetrics>::from_ref(state).refused(reason);
         ApiError::rate_limited(wait)
     })
 }
@@ -139,15 +161,19 @@ pub fn admit(
 #[derive(Debug)]
 pub struct Admitted;
 
-impl FromRequestParts<AppState> for Admitted {
+impl<S> FromRequestParts<S> for Admitted
+where
+    S: Send + Sync,
+    Limits: FromRef<S>,
+    TrustedProxies: FromRef<S>,
+    Arc<EdgeMetrics>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
-        admit(state, &state.limits().mutations, ip, Refusal::MutationRate).map(|()| Admitted)
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        admit_request(parts, state, |l| &l.mutations, Refusal::MutationRate)
+            .await
+            .map(|()| Admitted)
     }
 }
 
@@ -155,15 +181,19 @@ impl FromRequestParts<AppState> for Admitted {
 #[derive(Debug)]
 pub struct ReadAdmitted;
 
-impl FromRequestParts<AppState> for ReadAdmitted {
+impl<S> FromRequestParts<S> for ReadAdmitted
+where
+    S: Send + Sync,
+    Limits: FromRef<S>,
+    TrustedProxies: FromRef<S>,
+    Arc<EdgeMetrics>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
-        admit(state, &state.limits().reads, ip, Refusal::ReadRate).map(|()| ReadAdmitted)
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        admit_request(parts, state, |l| &l.reads, Refusal::ReadRate)
+            .await
+            .map(|()| ReadAdmitted)
     }
 }
 

@@ -1,15 +1,19 @@
 //! Who the client is when a trusted proxy (an ingress, a load balancer) stands in
 //! front of the edge (`NOVA_TRUSTED_PROXIES`), and the key its limits are kept under.
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use axum::http::HeaderMap;
 use ipnet::{IpNet, Ipv6Net};
 use nova_runtime::ConfigError;
 
-/// Proxies whose `X-Forwarded-For` the edge believes (`NOVA_TRUSTED_PROXIES`).
+/// Proxies whose `X-Forwarded-For` the edge believes (`NOVA_TRUSTED_PROXIES`);
+/// cheap to clone (every rate-limited request takes a copy).
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct TrustedProxies(Arc<[IpNet]>);
 
 impl TrustedProxies {
     /// Parses a comma-separated list of addresses and CIDR networks; empty trusts none.

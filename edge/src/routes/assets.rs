@@ -2,6 +2,8 @@
 //! broadcasts, for the stream's owner only (bearer JWT), over AssetService; never
 //! stored by shared caches.
 
+use std::sync::Arc;
+
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -21,8 +23,7 @@ use crate::{
     json,
     ratelimit::{Admitted, ClientIp, ReadAdmitted},
     routes::streams::stream_name,
-    state::AppState,
-    upstream::as_principal,
+    upstream::{Upstream, as_principal},
 };
 
 /// Query of `GET /streams/{id}/assets`.
@@ -44,7 +45,7 @@ fn asset_name(id: &str) -> Result<String, ApiError> {
 
 /// `GET /api/v1/streams/{id}/assets`: the stream's assets, newest first (owner only).
 pub async fn list(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: ReadAdmitted,
     ClientIp(client): ClientIp,
@@ -56,8 +57,7 @@ pub async fn list(
         page_size: query.page_size.unwrap_or(0),
         page_token: query.page_token.unwrap_or_default(),
     };
-    let page = state
-        .upstream()
+    let page = upstream
         .assets
         .clone()
         .list_assets(as_principal(request, &owner, client)?)
@@ -72,7 +72,7 @@ pub async fn list(
 
 /// `GET /api/v1/assets/{id}`: one asset (owner only).
 pub async fn get(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: ReadAdmitted,
     ClientIp(client): ClientIp,
@@ -81,8 +81,7 @@ pub async fn get(
     let request = GetAssetRequest {
         name: asset_name(&id)?,
     };
-    let found = state
-        .upstream()
+    let found = upstream
         .assets
         .clone()
         .get_asset(as_principal(request, &owner, client)?)
@@ -96,7 +95,7 @@ pub async fn get(
 
 /// `DELETE /api/v1/assets/{id}`: deletes an asset and its files (owner only).
 pub async fn delete(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: Admitted,
     ClientIp(client): ClientIp,
@@ -105,8 +104,7 @@ pub async fn delete(
     let request = DeleteAssetRequest {
         name: asset_name(&id)?,
     };
-    state
-        .upstream()
+    upstream
         .assets
         .clone()
         .delete_asset(as_principal(request, &owner, client)?)

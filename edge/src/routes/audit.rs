@@ -2,6 +2,8 @@
 //! for its owner only (bearer JWT), over AuditService.ListAuditRecords; never
 //! stored by shared caches.
 
+use std::sync::Arc;
+
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -18,8 +20,7 @@ use crate::{
     json,
     ratelimit::{ClientIp, ReadAdmitted},
     routes::streams::stream_name,
-    state::AppState,
-    upstream::as_principal,
+    upstream::{Upstream, as_principal},
 };
 
 /// Query of `GET /streams/{id}/audit`.
@@ -34,7 +35,7 @@ pub struct AuditQuery {
 
 /// `GET /api/v1/streams/{id}/audit`: the stream's audit records (owner only).
 pub async fn list(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: ReadAdmitted,
     ClientIp(client): ClientIp,
@@ -47,8 +48,7 @@ pub async fn list(
         page_size: query.page_size.unwrap_or(0),
         page_token: query.page_token.unwrap_or_default(),
     };
-    let page = state
-        .upstream()
+    let page = upstream
         .audit
         .clone()
         .list_audit_records(as_principal(request, &owner, client)?)

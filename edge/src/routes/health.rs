@@ -1,12 +1,12 @@
 //! `/healthz` (the process lives) and `/readyz` (the control plane answers).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{Json, extract::State, http::StatusCode};
 use serde_json::{Value, json};
 use tonic_health_check::check;
 
-use crate::state::AppState;
+use crate::upstream::Upstream;
 
 /// Answers 200 while the process runs.
 pub async fn healthz() -> Json<Value> {
@@ -14,13 +14,8 @@ pub async fn healthz() -> Json<Value> {
 }
 
 /// Answers 200 when the control plane reports SERVING, 503 otherwise.
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match tokio::time::timeout(
-        Duration::from_secs(2),
-        check(state.upstream().channel.clone()),
-    )
-    .await
-    {
+pub async fn readyz(State(upstream): State<Arc<Upstream>>) -> (StatusCode, Json<Value>) {
+    match tokio::time::timeout(Duration::from_secs(2), check(upstream.channel.clone())).await {
         Ok(Ok(true)) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,

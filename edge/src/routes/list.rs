@@ -4,13 +4,16 @@
 //! ListStreams and one BatchGetViewerCounts per query per interval (`crate::cache`). A caller whose
 //! bearer token names `owner` sees that owner's streams in full.
 
+use std::sync::Arc;
+
 use axum::{Json, extract::State};
 use nova_proto::v1::{BatchGetViewerCountsRequest, ListStreamsRequest, StreamStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    auth::Owner, error::ApiError, extract::Params, json, ratelimit::ReadAdmitted, state::AppState,
+    auth::Owner, error::ApiError, extract::Params, json, ratelimit::ReadAdmitted, state::Caches,
+    upstream::Upstream,
 };
 
 /// Query of `GET /streams`.
@@ -55,7 +58,8 @@ fn statuses(raw: Option<&str>, public: bool) -> Result<Vec<i32>, ApiError> {
 
 /// `GET /api/v1/streams`.
 pub async fn list(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
+    State(caches): State<Caches>,
     _: ReadAdmitted,
     caller: Option<Owner>,
     Params(q): Params<ListQuery>,
@@ -90,24 +94,23 @@ pub async fn list(
         owner: owner.unwrap_or_default(),
     };
     if public {
-        let body = state
-            .lists()
-            .get_or_fetch(key, fetch(&state, query, public))
+        let body = caches
+            .lists
+            .get_or_fetch(key, fetch(&upstream, query, public))
             .await?;
         return Ok(Json(Value::clone(&body)));
     }
-    fetch(&state, query, public).await.map(Json)
+    fetch(&upstream, query, public).await.map(Json)
 }
 
 /// One page of streams from the control plane with their viewer counts, in the
 /// public view when `public`.
 async fn fetch(
-    state: &AppState,
+    upstream: &Upstream,
     query: ListStreamsRequest,
     public: bool,
 ) -> Result<Value, ApiError> {
-    let page = state
-        .upstream()
+    let page = upstream
         .streams
         .clone()
         .list_streams(query)
@@ -117,8 +120,7 @@ async fn fetch(
     let counts = if names.is_empty() {
         Vec::new()
     } else {
-        match state
-            .upstream()
+        match upstream
             .sessions
             .clone()
             .batch_get_viewer_counts(BatchGetViewerCountsRequest { names })

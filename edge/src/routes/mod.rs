@@ -9,7 +9,7 @@ pub mod playback;
 pub mod streams;
 pub mod webhooks;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -22,11 +22,11 @@ use tower_http::{
     services::ServeDir,
 };
 
-use crate::{state::AppState, ws};
+use crate::{metrics::EdgeMetrics, state::AppState, ws};
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
-    let config = state.config();
+    let config = state.config.clone();
     let api = Router::new()
         .route("/streams", get(list::list).post(streams::create))
         .route(
@@ -89,7 +89,7 @@ pub fn router(state: AppState) -> Router {
     router
         .fallback_service(web)
         .layer(axum::middleware::from_fn_with_state(
-            state.metrics().http(),
+            state.metrics.http(),
             nova_runtime::metrics::track_http,
         ))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
@@ -98,9 +98,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn metrics(
-    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::State(metrics): axum::extract::State<Arc<EdgeMetrics>>,
 ) -> axum::response::Response {
-    nova_runtime::metrics::exposition(state.metrics().registry())
+    nova_runtime::metrics::exposition(metrics.registry())
 }
 
 fn cors(origins: &str) -> CorsLayer {
@@ -125,3 +125,7 @@ fn cors(origins: &str) -> CorsLayer {
         .collect();
     layer.allow_origin(AllowOrigin::list(list))
 }
+
+#[cfg(test)]
+#[path = "router_tests.rs"]
+mod tests;

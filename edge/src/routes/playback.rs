@@ -2,6 +2,8 @@
 //! (`POST /streams/{id}/playback-tokens`) and the owner's ES256 signing keys
 //! (`/signing-keys`), over PlaybackService. Every call needs the owner's bearer JWT.
 
+use std::sync::Arc;
+
 use axum::{
     Json,
     extract::{Path, State},
@@ -22,8 +24,7 @@ use crate::{
     json,
     ratelimit::{Admitted, ClientIp, ReadAdmitted},
     routes::streams::{present, present_whole, stream_name},
-    state::AppState,
-    upstream::as_principal,
+    upstream::{Upstream, as_principal},
 };
 
 /// Body of `POST /streams/{id}/playback-tokens`; every field is optional.
@@ -53,7 +54,7 @@ fn key_json(key: &SigningKey) -> Value {
 
 /// `POST /api/v1/streams/{id}/playback-tokens`: issues a token (owner only).
 pub async fn create_token(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: Admitted,
     ClientIp(client): ClientIp,
@@ -82,8 +83,7 @@ pub async fn create_token(
         session_id: body.session_id.unwrap_or_default(),
         allowed_networks: body.allowed_networks.unwrap_or_default(),
     };
-    let issued = state
-        .upstream()
+    let issued = upstream
         .playback
         .clone()
         .create_playback_token(as_principal(request, &owner, client)?)
@@ -102,13 +102,12 @@ pub async fn create_token(
 
 /// `POST /api/v1/signing-keys`: creates a key; its private key is shown only now.
 pub async fn create_key(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: Admitted,
     ClientIp(client): ClientIp,
 ) -> Result<Response, ApiError> {
-    let created = state
-        .upstream()
+    let created = upstream
         .playback
         .clone()
         .create_signing_key(as_principal(CreateSigningKeyRequest {}, &owner, client)?)
@@ -135,13 +134,12 @@ pub async fn create_key(
 
 /// `GET /api/v1/signing-keys`: the caller's keys, oldest first.
 pub async fn list_keys(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: ReadAdmitted,
     ClientIp(client): ClientIp,
 ) -> Result<Json<Value>, ApiError> {
-    let keys = state
-        .upstream()
+    let keys = upstream
         .playback
         .clone()
         .list_signing_keys(as_principal(ListSigningKeysRequest {}, &owner, client)?)
@@ -155,7 +153,7 @@ pub async fn list_keys(
 
 /// `DELETE /api/v1/signing-keys/{id}`: deletes one of the caller's keys.
 pub async fn delete_key(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: Admitted,
     ClientIp(client): ClientIp,
@@ -166,8 +164,7 @@ pub async fn delete_key(
     let request = DeleteSigningKeyRequest {
         name: format!("signingKeys/{id}"),
     };
-    state
-        .upstream()
+    upstream
         .playback
         .clone()
         .delete_signing_key(as_principal(request, &owner, client)?)

@@ -2,6 +2,8 @@
 //! Reads are public (and rate-limited per client address, like mutations); mutations
 //! need a bearer JWT (its `sub` is the owner). The list is in [`super::list`].
 
+use std::sync::Arc;
+
 use axum::{
     Json,
     extract::{Path, State},
@@ -23,8 +25,8 @@ use crate::{
     extract::{Body, Params},
     json,
     ratelimit::{Admitted, ClientIp, ReadAdmitted},
-    state::AppState,
-    upstream::as_principal,
+    state::Caches,
+    upstream::{Upstream, as_principal},
 };
 
 /// Body of `POST /streams`.
@@ -114,10 +116,9 @@ pub(crate) fn stream_name(id: &str) -> Result<String, ApiError> {
 }
 
 /// Adds the live viewer count to a stream's JSON.
-async fn with_count(state: &AppState, stream: &Stream) -> Value {
+async fn with_count(upstream: &Upstream, stream: &Stream) -> Value {
     let mut value = json::stream(stream);
-    let count = state
-        .upstream()
+    let count = upstream
         .sessions
         .clone()
         .get_viewer_count(GetViewerCountRequest {
@@ -132,7 +133,7 @@ async fn with_count(state: &AppState, stream: &Stream) -> Value {
 
 /// `POST /api/v1/streams`: creates a stream owned by the token's `sub`.
 pub async fn create(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: Admitted,
     ClientIp(client): ClientIp,
@@ -147,8 +148,7 @@ pub async fn create(
             ..Default::default()
         }),
     };
-    let created = state
-        .upstream()
+    let created = upstream
         .streams
         .clone()
         .create_stream(as_principal(request, &owner, client)?)
@@ -175,7 +175,8 @@ pub async fn create(
 /// `GET /api/v1/streams/{id}`: the owner (by bearer token) sees everything, anyone
 /// else the public view (no owner, no ingest node).
 pub async fn get(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
+    State(caches): State<Caches>,
     _: ReadAdmitted,
     caller: Option<Owner>,
     Path(id): Path<String>,
@@ -183,23 +184,22 @@ pub async fn get(
     let name = stream_name(&id)?;
     let Some(Owner(sub)) = caller else {
         // Anonymous: the public view, shared by a crowd for `NOVA_STREAM_CACHE`.
-        let body = state
-            .streams()
-            .get_or_fetch(name.clone(), fetch_one(&state, name, None))
+        let body = caches
+            .streams
+            .get_or_fetch(name.clone(), fetch_one(&upstream, name, None))
             .await?;
         return Ok(Json(Value::clone(&body)));
     };
-    fetch_one(&state, name, Some(&sub)).await.map(Json)
+    fetch_one(&upstream, name, Some(&sub)).await.map(Json)
 }
 
 /// One stream with its viewer count, in full only for its owner `caller`.
 async fn fetch_one(
-    state: &AppState,
+    upstream: &Upstream,
     name: String,
     caller: Option<&str>,
 ) -> Result<Value, ApiError> {
-    let stream = state
-        .upstream()
+    let stream = upstream
         .streams
         .clone()
         .get_stream(GetStreamRequest { name })
@@ -207,7 +207,7 @@ async fn fetch_one(
         .into_inner()
         .stream
         .unwrap_or_default();
-    let mut value = with_count(state, &stream).await;
+    let mut value = with_count(upstream, &stream).await;
     if caller != Some(stream.owner.as_str()) {
         json::hide_private(&mut value);
     }
@@ -216,7 +216,7 @@ async fn fetch_one(
 
 /// `DELETE /api/v1/streams/{id}`: ends the stream (owner only).
 pub async fn end(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: Admitted,
     ClientIp(client): ClientIp,
@@ -225,8 +225,7 @@ pub async fn end(
     let request = EndStreamRequest {
         name: stream_name(&id)?,
     };
-    let stream = state
-        .upstream()
+    let stream = upstream
         .streams
         .clone()
         .end_stream(as_principal(request, &owner, client)?)
@@ -240,7 +239,7 @@ pub async fn end(
 /// `PATCH /api/v1/streams/{id}`: changes the title, playback policy, viewer cap or
 /// recording (owner only).
 pub async fn update(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: Admitted,
     ClientIp(client): ClientIp,
@@ -278,8 +277,7 @@ pub async fn update(
         stream: Some(stream),
         update_mask: Some(prost_types::FieldMask { paths }),
     };
-    let stream = state
-        .upstream()
+    let stream = upstream
         .streams
         .clone()
         .update_stream(as_principal(request, &owner, client)?)
@@ -292,7 +290,7 @@ pub async fn update(
 
 /// `POST /api/v1/streams/{id}/rotate-key`: issues a new key (owner only).
 pub async fn rotate_key(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: Admitted,
     ClientIp(client): ClientIp,
@@ -301,8 +299,7 @@ pub async fn rotate_key(
     let request = RotateStreamKeyRequest {
         name: stream_name(&id)?,
     };
-    let rotated = state
-        .upstream()
+    let rotated = upstream
         .streams
         .clone()
         .rotate_stream_key(as_principal(request, &owner, client)?)
@@ -334,7 +331,7 @@ fn parse_time(field: &str, raw: Option<&str>) -> Result<Option<prost_types::Time
 
 /// `GET /api/v1/streams/{id}/metrics`.
 pub async fn metrics(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     _: ReadAdmitted,
     Path(id): Path<String>,
     Params(q): Params<MetricsQuery>,
@@ -348,8 +345,7 @@ pub async fn metrics(
             nanos: 0,
         }),
     };
-    let report = state
-        .upstream()
+    let report = upstream
         .analytics
         .clone()
         .get_stream_metrics(request)

@@ -2,6 +2,8 @@
 //! call needs the owner's bearer JWT; answers are never stored by shared caches (a
 //! creation or rotation carries the signing secret, shown only then).
 
+use std::sync::Arc;
+
 use axum::{
     extract::{Path, State},
     http::{HeaderValue, StatusCode, header},
@@ -23,8 +25,7 @@ use crate::{
     json,
     ratelimit::{Admitted, ClientIp, ReadAdmitted},
     routes::streams::present,
-    state::AppState,
-    upstream::as_principal,
+    upstream::{Upstream, as_principal},
 };
 
 /// Body of `POST /webhooks`.
@@ -148,7 +149,7 @@ fn attempt_json(a: &WebhookAttempt) -> Value {
 
 /// `POST /api/v1/webhooks`: registers an endpoint; its secret is shown only now.
 pub async fn create(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: Admitted,
     ClientIp(client): ClientIp,
@@ -161,8 +162,7 @@ pub async fn create(
             ..Default::default()
         }),
     };
-    let created = state
-        .upstream()
+    let created = upstream
         .webhooks
         .clone()
         .create_webhook(as_principal(request, &owner, client)?)
@@ -180,7 +180,7 @@ pub async fn create(
 
 /// `GET /api/v1/webhooks`: the caller's endpoints, oldest first.
 pub async fn list(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: ReadAdmitted,
     ClientIp(client): ClientIp,
@@ -190,8 +190,7 @@ pub async fn list(
         page_size: query.page_size.unwrap_or(0),
         page_token: query.page_token.unwrap_or_default(),
     };
-    let page = state
-        .upstream()
+    let page = upstream
         .webhooks
         .clone()
         .list_webhooks(as_principal(request, &owner, client)?)
@@ -206,7 +205,7 @@ pub async fn list(
 
 /// `GET /api/v1/webhooks/{id}`: one of the caller's endpoints.
 pub async fn get(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: ReadAdmitted,
     ClientIp(client): ClientIp,
@@ -215,8 +214,7 @@ pub async fn get(
     let request = GetWebhookRequest {
         name: webhook_name(&id)?,
     };
-    let webhook = state
-        .upstream()
+    let webhook = upstream
         .webhooks
         .clone()
         .get_webhook(as_principal(request, &owner, client)?)
@@ -232,7 +230,7 @@ pub async fn get(
 
 /// `PATCH /api/v1/webhooks/{id}`: changes the URL, event types or state.
 pub async fn update(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: Admitted,
     ClientIp(client): ClientIp,
@@ -266,8 +264,7 @@ pub async fn update(
         webhook: Some(webhook),
         update_mask: Some(prost_types::FieldMask { paths }),
     };
-    let webhook = state
-        .upstream()
+    let webhook = upstream
         .webhooks
         .clone()
         .update_webhook(as_principal(request, &owner, client)?)
@@ -283,7 +280,7 @@ pub async fn update(
 
 /// `DELETE /api/v1/webhooks/{id}`: deletes an endpoint and its attempts.
 pub async fn delete(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: Admitted,
     ClientIp(client): ClientIp,
@@ -292,8 +289,7 @@ pub async fn delete(
     let request = DeleteWebhookRequest {
         name: webhook_name(&id)?,
     };
-    state
-        .upstream()
+    upstream
         .webhooks
         .clone()
         .delete_webhook(as_principal(request, &owner, client)?)
@@ -303,7 +299,7 @@ pub async fn delete(
 
 /// `POST /api/v1/webhooks/{id}/rotate-secret`: a new secret, shown only now.
 pub async fn rotate_secret(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: Admitted,
     ClientIp(client): ClientIp,
@@ -312,8 +308,7 @@ pub async fn rotate_secret(
     let request = RotateWebhookSecretRequest {
         name: webhook_name(&id)?,
     };
-    let rotated = state
-        .upstream()
+    let rotated = upstream
         .webhooks
         .clone()
         .rotate_webhook_secret(as_principal(request, &owner, client)?)
@@ -328,7 +323,7 @@ pub async fn rotate_secret(
 
 /// `GET /api/v1/webhooks/{id}/attempts`: delivery attempts, newest first.
 pub async fn attempts(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: ReadAdmitted,
     ClientIp(client): ClientIp,
@@ -348,8 +343,7 @@ pub async fn attempts(
         page_size: query.page_size.unwrap_or(0),
         page_token: query.page_token.unwrap_or_default(),
     };
-    let page = state
-        .upstream()
+    let page = upstream
         .webhooks
         .clone()
         .list_webhook_attempts(as_principal(request, &owner, client)?)
@@ -364,7 +358,7 @@ pub async fn attempts(
 
 /// `POST /api/v1/webhooks/{id}/redeliver`: sends an event once more, soon.
 pub async fn redeliver(
-    State(state): State<AppState>,
+    State(upstream): State<Arc<Upstream>>,
     Owner(owner): Owner,
     _: Admitted,
     ClientIp(client): ClientIp,
@@ -375,8 +369,7 @@ pub async fn redeliver(
         name: webhook_name(&id)?,
         event_id: body.event_id,
     };
-    state
-        .upstream()
+    upstream
         .webhooks
         .clone()
         .redeliver_webhook_event(as_principal(request, &owner, client)?)

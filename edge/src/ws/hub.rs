@@ -164,3 +164,7 @@ mod generation_tests {
         drop(registered);
     }
 }
+
+#[cfg(test)]
+#[path = "hub_tests.rs"]
+mod tests;

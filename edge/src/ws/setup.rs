@@ -60,10 +60,10 @@ pub enum Refused {
 /// `peak_viewers`), reads them; each call retried while it fails transiently. Call
 /// it after the socket registered with the hub.
 pub async fn open(state: &AppState, name: &str, viewer: &str) -> Result<Opened, Refused> {
-    let _place = state.sessions().setup_place().await;
+    let _place = state.sessions.setup_place().await;
     let deadline = Instant::now() + SETUP_BUDGET;
-    let generation = state.hub().generation();
-    let streams = &state.upstream().streams;
+    let generation = state.hub.generation();
+    let streams = &state.upstream.streams;
     let fetch = retried(deadline, is_transient, || {
         let mut streams = streams.clone();
         let request = GetStreamRequest {
@@ -72,7 +72,7 @@ pub async fn open(state: &AppState, name: &str, viewer: &str) -> Result<Opened, 
         async move { streams.get_stream(request).await }
     });
     let stream = state
-        .sessions()
+        .sessions
         .streams()
         .get_or_fetch(format!("{name}@{generation}"), async move {
             Ok(fetch.await?.into_inner().stream.unwrap_or_default())
@@ -91,7 +91,7 @@ pub async fn open(state: &AppState, name: &str, viewer: &str) -> Result<Opened, 
         // A join that ran past its deadline may have joined: only a join that
         // surely did not (unreachable, refused for load) is retried.
         let (handle, answer) = retried(deadline, surely_not_done, || {
-            state.sessions().join(name, viewer)
+            state.sessions.join(name, viewer)
         })
         .await
         .map_err(|status| match status.code() {
@@ -113,7 +113,7 @@ pub async fn open(state: &AppState, name: &str, viewer: &str) -> Result<Opened, 
             },
         });
     }
-    let sessions = &state.upstream().sessions;
+    let sessions = &state.upstream.sessions;
     // Without figures the snapshot says 0 and the next count event corrects it.
     let figures = retried(deadline, is_transient, || {
         let mut sessions = sessions.clone();

@@ -86,35 +86,35 @@ pub async fn upgrade(
             "must be 1 to 64 characters from A-Z a-z 0-9 - _",
         ));
     }
-    if let Some(allowed) = &state.config().ws_allowed_origins
+    if let Some(allowed) = &state.config.ws_allowed_origins
         && let Err(refused) = allowed.check(&headers)
     {
-        state.metrics().refused(Refusal::WsOrigin);
+        state.metrics.refused(Refusal::WsOrigin);
         return Err(refused);
     }
     let Upgrade(ws) = upgrade?;
     admit(
-        &state,
-        &state.limits().ws_opens,
+        &state.metrics,
+        &state.limits.ws_opens,
         client,
         Refusal::WsOpenRate,
     )?;
-    let slot = match state.slots().try_take(client) {
+    let slot = match state.slots.try_take(client) {
         Ok(slot) => slot,
         Err(NoSlot::EdgeFull) => {
-            state.metrics().socket_failed(SocketFailure::Full);
-            state.metrics().refused(Refusal::WsFull);
+            state.metrics.socket_failed(SocketFailure::Full);
+            state.metrics.refused(Refusal::WsFull);
             return Err(ApiError::edge_full());
         }
         Err(NoSlot::ClientFull) => {
-            state.metrics().refused(Refusal::WsClientSockets);
+            state.metrics.refused(Refusal::WsClientSockets);
             return Err(ApiError::too_many_sockets());
         }
     };
-    let viewer = state.sessions().viewer_id(client);
+    let viewer = state.sessions.viewer_id(client);
     // Counted as running until the socket has closed and left its session, so
     // shutdown waits for it.
-    let running = state.tasks().guard();
+    let running = state.tasks.guard();
     Ok(ws
         .read_buffer_size(512)
         .write_buffer_size(4 * 1024)
@@ -138,7 +138,7 @@ async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
 }
 
 async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
-    if state.stop().fired() {
+    if state.stop.fired() {
         return close(socket, CLOSE_GOING_AWAY, RECONNECT_REASON).await;
     }
     let Ok(stream_id) = Uuid::try_parse(&id) else {
@@ -146,9 +146,9 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
     };
     let name = format!("{}{stream_id}", nova_proto::STREAM_NAME_PREFIX);
     // Register before reading the snapshot, so no event falls in between.
-    let registration = state.hub().register(stream_id, state.config().ws_queue);
+    let registration = state.hub.register(stream_id, state.config.ws_queue);
     let opened = tokio::select! {
-        () = state.stop().wait() => return close(socket, CLOSE_GOING_AWAY, RECONNECT_REASON).await,
+        () = state.stop.clone().wait() => return close(socket, CLOSE_GOING_AWAY, RECONNECT_REASON).await,
         // Boxed: the set-up calls' futures are large, and inline they would size
         // every socket's task for its whole life (G1 in docs/benchmarks.md).
         opened = Box::pin(setup::open(&state, &name, &viewer)) => opened,
@@ -165,7 +165,7 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
         Err(Refused::Completed) => return close(socket, 4410, "stream has completed").await,
         Err(Refused::Unavailable(status)) => {
             tracing::debug!(grpc.code = ?status.code(), error = status.message(), stream.id = %stream_id, "the control plane stayed unavailable; closing the socket with 1011");
-            state.metrics().socket_failed(SocketFailure::Unavailable);
+            state.metrics.socket_failed(SocketFailure::Unavailable);
             return close(
                 socket,
                 CLOSE_UNAVAILABLE,
@@ -174,7 +174,7 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
             .await;
         }
     };
-    state.metrics().socket_opened();
+    state.metrics.socket_opened();
     registration
         .queue
         .snapshot_sent(figures.viewer_count, figures.peak_viewers);
@@ -195,7 +195,7 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
         .map(|_| None);
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_heard = Instant::now();
-    let stopped = state.stop().wait();
+    let stopped = state.stop.clone().wait();
     tokio::pin!(stopped);
     while let Ok(None) = outcome {
         outcome = tokio::select! {
@@ -237,9 +237,9 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
         };
     }
     match &outcome {
-        Ok(Some((CLOSE_TOO_SLOW, _))) => state.metrics().socket_failed(SocketFailure::TooSlow),
-        Ok(Some((1000, "idle"))) => state.metrics().socket_failed(SocketFailure::Idle),
-        Err(_) => state.metrics().socket_failed(SocketFailure::SendFailed),
+        Ok(Some((CLOSE_TOO_SLOW, _))) => state.metrics.socket_failed(SocketFailure::TooSlow),
+        Ok(Some((1000, "idle"))) => state.metrics.socket_failed(SocketFailure::Idle),
+        Err(_) => state.metrics.socket_failed(SocketFailure::SendFailed),
         _ => {}
     }
     if let Ok(Some((code, reason))) = outcome {
@@ -250,8 +250,12 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
     }
     drop(registration);
-    state.metrics().socket_closed();
+    state.metrics.socket_closed();
     if let Some(handle) = handle {
-        Box::pin(state.sessions().leave(handle)).await;
+        Box::pin(state.sessions.leave(handle)).await;
     }
 }
+
+#[cfg(test)]
+#[path = "socket_tests.rs"]
+mod tests;

@@ -279,7 +279,7 @@ async fn one_client_cannot_flood_an_edge_with_sockets_or_pick_its_viewer_id() {
     assert!(headers.contains_key("retry-after"));
     let (status, _, body) = open(&url, &[]).await.unwrap_err();
     assert_eq!(status, 429, "the open rate: {body}");
-    assert_eq!(e.state.slots().taken(), 2, "refusals take no place");
+    assert_eq!(e.state.slots.taken(), 2, "refusals take no place");
 
     let metrics = nova_tests::http::get(&format!("{base}/metrics"))
         .await
@@ -321,7 +321,7 @@ async fn websockets_from_unlisted_origins_are_refused_before_upgrading() {
         .await
         .unwrap();
     assert_eq!(good["type"], "snapshot");
-    assert_eq!(e.state.slots().taken(), 1);
+    assert_eq!(e.state.slots.taken(), 1);
     let metrics = nova_tests::http::get(&format!("{base}/metrics"))
         .await
         .unwrap();

@@ -52,7 +52,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 use ipnet::IpNet;
-pub use nova_runtime::{ConfigError, LogFormat, Secret, parse_duration};
+pub use nova_runtime::{ConfigError, LogArgs, LogFormat, Secret, parse_duration};
 pub use nova_store::StoreArgs;
 
 use crate::auth::{ServiceTokens, TokenError};
@@ -182,9 +182,9 @@ pub struct Config {
     /// The ffmpeg binary.
     #[arg(long, env = "NOVA_FFMPEG", default_value = "ffmpeg")]
     pub ffmpeg: PathBuf,
-    /// Log format.
-    #[arg(long, env = "NOVA_LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
+    /// Log settings (`NOVA_LOG_FORMAT`).
+    #[command(flatten)]
+    pub log: LogArgs,
     /// Apply pending migrations, then exit instead of serving (a Kubernetes Job).
     #[arg(long, env = "NOVA_MIGRATE_ONLY")]
     pub migrate_only: bool,

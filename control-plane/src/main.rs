@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format);
+    telemetry::init(config.log.format);
     if config.migrate_only {
         return match db::migrate(config.database_url.expose()).await {
             Ok(applied) => {

@@ -6,7 +6,7 @@
 //! | `NOVA_EDGE_METRICS_ADDR` | (unset: on `NOVA_EDGE_ADDR`) | a private listener for `/metrics` |
 //! | `NOVA_CONTROL_PLANE_URL` | `http://127.0.0.1:50051` | control-plane gRPC; `https://` for TLS |
 //! | `NOVA_CONTROL_PLANE_CA` | (system trust store) | PEM CA verifying an `https://` control plane |
-//! | `NOVA_SERVICE_TOKEN` | (required) | token for the control plane |
+//! | `NOVA_SERVICE_TOKEN` | (required) | token for the control plane (at least 16 characters) |
 //! | `NOVA_EDGE_NODE` | `edge-local` | this edge's id (viewer sessions carry it) |
 //! | `NOVA_JWT_HS256_SECRET` | (none) | HS256 secret verifying bearer JWTs; several, comma-separated, during a rotation (each ≥ 32 characters) |
 //! | `NOVA_JWT_RS256_PUBLIC_KEY` | (none) | path of a PEM RS256 public key verifying bearer JWTs, or of a folder whose `*.pem` files are each one key |
@@ -38,7 +38,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::Parser;
 
 use crate::{ratelimit::TrustedProxies, ws::origin::AllowedOrigins};
-pub use nova_runtime::{ConfigError, LogFormat, Secret, parse_duration};
+pub use nova_runtime::{ConfigError, LogArgs, LogFormat, Secret, UpstreamArgs, parse_duration};
 
 /// Edge configuration; see the module docs for every variable.
 #[derive(Debug, Clone, Parser)]
@@ -51,20 +51,10 @@ pub struct Config {
     /// HTTP listen address.
     #[arg(long, env = "NOVA_EDGE_ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Control-plane gRPC URL.
-    #[arg(
-        long,
-        env = "NOVA_CONTROL_PLANE_URL",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub control_plane_url: String,
-    /// CA (PEM file) that signed the control plane's certificate, for an `https://`
-    /// control-plane URL; without it the system's trust store is used.
-    #[arg(long, env = "NOVA_CONTROL_PLANE_CA")]
-    pub control_plane_ca: Option<PathBuf>,
-    /// Service token for the control plane.
-    #[arg(long, env = "NOVA_SERVICE_TOKEN", hide_env_values = true)]
-    pub service_token: Secret,
+    /// Control-plane URL, CA and service token (`NOVA_CONTROL_PLANE_URL`,
+    /// `NOVA_CONTROL_PLANE_CA`, `NOVA_SERVICE_TOKEN`).
+    #[command(flatten)]
+    pub control_plane: UpstreamArgs,
     /// This edge's id.
     #[arg(long, env = "NOVA_EDGE_NODE", default_value = "edge-local")]
     pub node: String,
@@ -136,9 +126,9 @@ pub struct Config {
     /// Header-read and idle timeouts of the public and metrics listeners.
     #[command(flatten)]
     pub http: nova_runtime::http::HttpLimits,
-    /// Log format.
-    #[arg(long, env = "NOVA_LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
+    /// Log settings (`NOVA_LOG_FORMAT`).
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 impl Config {
@@ -153,7 +143,7 @@ impl Config {
 
     /// Checks values clap cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.service_token.require_len("NOVA_SERVICE_TOKEN", 16)?;
+        self.control_plane.validate()?;
         self.http.validate()?;
         if let Some(secrets) = &self.jwt_hs256_secret {
             let mut any = false;

@@ -13,7 +13,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format);
+    telemetry::init(config.log.format);
     let edge = match start(&config).await {
         Ok(edge) => edge,
         Err(err) => {

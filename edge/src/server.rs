@@ -32,9 +32,9 @@ pub struct Edge {
 pub async fn start(config: &Config) -> anyhow::Result<Edge> {
     config.validate().map_err(|e| anyhow::anyhow!(e))?;
     let upstream = Upstream::new(
-        &config.control_plane_url,
-        config.control_plane_ca.as_deref(),
-        config.service_token.expose(),
+        &config.control_plane.url,
+        config.control_plane.ca.as_deref(),
+        config.control_plane.service_token.expose(),
     )?;
     let jwt = JwtVerifier::new(&jwt_rules(config))?;
     let listener = TcpListener::bind(config.listen)

@@ -86,7 +86,7 @@ impl AppState {
         let sessions = ViewerSessions::new(
             upstream.clone(),
             config.node.clone(),
-            config.service_token.expose(),
+            config.control_plane.service_token.expose(),
             config.stream_cache,
         );
         Self(Arc::new(Shared {

@@ -7,7 +7,7 @@
 //! | `NOVA_HOOKS_SECRET` | (none) | shared secret nginx passes as `?secret=` (URL-safe characters; also marks the ABR transcoder so it is not counted as a viewer); without one, only loopback callers are accepted |
 //! | `NOVA_CONTROL_PLANE_URL` | `http://127.0.0.1:50051` | control-plane gRPC; `https://` for TLS |
 //! | `NOVA_CONTROL_PLANE_CA` | (system trust store) | PEM CA verifying an `https://` control plane |
-//! | `NOVA_SERVICE_TOKEN` | (required) | token for the control plane |
+//! | `NOVA_SERVICE_TOKEN` | (required) | token for the control plane (at least 16 characters) |
 //! | `NOVA_INGEST_NODE` | `ingest-local` | this ingest node's identifier |
 //! | `NOVA_ORIGIN_URL` | `http://127.0.0.1:8080` | public base URL of this node's HLS/DASH origin |
 //! | `NOVA_RELAY_URL` | `rtmp://127.0.0.1:1935/stream` | internal RTMP application accepted publishes are relayed into |
@@ -30,7 +30,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
-pub use nova_runtime::{ConfigError, LogFormat, Secret, parse_duration};
+pub use nova_runtime::{ConfigError, LogArgs, LogFormat, Secret, UpstreamArgs, parse_duration};
 pub use nova_store::StoreArgs;
 
 /// Ingest-hooks configuration; see the module docs for every variable.
@@ -51,20 +51,10 @@ pub struct Config {
     /// Shared secret nginx passes as `?secret=`.
     #[arg(long, env = "NOVA_HOOKS_SECRET", hide_env_values = true)]
     pub secret: Option<Secret>,
-    /// Control-plane gRPC URL.
-    #[arg(
-        long,
-        env = "NOVA_CONTROL_PLANE_URL",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub control_plane_url: String,
-    /// CA (PEM file) that signed the control plane's certificate, for an `https://`
-    /// control-plane URL; without it the system's trust store is used.
-    #[arg(long, env = "NOVA_CONTROL_PLANE_CA")]
-    pub control_plane_ca: Option<PathBuf>,
-    /// Service token for the control plane.
-    #[arg(long, env = "NOVA_SERVICE_TOKEN", hide_env_values = true)]
-    pub service_token: Secret,
+    /// Control-plane URL, CA and service token (`NOVA_CONTROL_PLANE_URL`,
+    /// `NOVA_CONTROL_PLANE_CA`, `NOVA_SERVICE_TOKEN`).
+    #[command(flatten)]
+    pub control_plane: UpstreamArgs,
     /// This ingest node's identifier.
     #[arg(long, env = "NOVA_INGEST_NODE", default_value = "ingest-local")]
     pub ingest_node: String,
@@ -124,9 +114,9 @@ pub struct Config {
     /// The asset store recorded pieces go to and the VOD origin reads.
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Log format.
-    #[arg(long, env = "NOVA_LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
+    /// Log settings (`NOVA_LOG_FORMAT`).
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 impl Config {
@@ -149,7 +139,7 @@ impl Config {
 
     /// Checks values clap cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.service_token.require_len("NOVA_SERVICE_TOKEN", 16)?;
+        self.control_plane.validate()?;
         if let Some(secret) = &self.secret {
             secret.require_len("NOVA_HOOKS_SECRET", 16)?;
             let url_safe =

@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format);
+    telemetry::init(config.log.format);
     let hooks = match start(&config).await {
         Ok(hooks) => hooks,
         Err(err) => {

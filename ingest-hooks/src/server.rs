@@ -45,9 +45,9 @@ pub async fn start(config: &Config) -> anyhow::Result<IngestHooks> {
     let store = nova_store::AssetStore::open(&config.store).map_err(|e| anyhow::anyhow!(e))?;
     let records = store.is_some() && config.record_dir.is_some();
     let upstream = Upstream::new(
-        &config.control_plane_url,
-        config.control_plane_ca.as_deref(),
-        config.service_token.expose(),
+        &config.control_plane.url,
+        config.control_plane.ca.as_deref(),
+        config.control_plane.service_token.expose(),
         config.upstream_timeout,
         Node {
             id: config.ingest_node.clone(),

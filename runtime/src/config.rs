@@ -1,6 +1,12 @@
-//! Config value types shared by every binary.
+//! Config shared by every binary: value types (secrets that never print, durations
+//! like `250ms`) and the flattened clap groups several binaries read the same way,
+//! [`UpstreamArgs`] (how a service reaches the control plane) and [`LogArgs`].
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
+
+/// Fewest characters a service token may have, wherever one is read: the control
+/// plane's accepted tokens and the token the edge and ingest-hooks present.
+pub const MIN_TOKEN_LEN: usize = 16;
 
 /// Why a setting was refused. It names the variable, and never a secret's value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,6 +99,56 @@ pub enum LogFormat {
     Json,
 }
 
+/// How a service reaches the control plane: `NOVA_CONTROL_PLANE_URL`,
+/// `NOVA_CONTROL_PLANE_CA` and `NOVA_SERVICE_TOKEN` (flatten it into a binary's config).
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpstreamArgs {
+    /// Control-plane gRPC URL.
+    #[arg(
+        long = "control-plane-url",
+        env = "NOVA_CONTROL_PLANE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub url: String,
+    /// CA (PEM file) that signed the control plane's certificate, for an `https://`
+    /// control-plane URL; without it the system's trust store is used.
+    #[arg(long = "control-plane-ca", env = "NOVA_CONTROL_PLANE_CA")]
+    pub ca: Option<PathBuf>,
+    /// Service token for the control plane.
+    #[arg(
+        long = "service-token",
+        env = "NOVA_SERVICE_TOKEN",
+        hide_env_values = true
+    )]
+    pub service_token: Secret,
+}
+
+impl UpstreamArgs {
+    /// Checks the service token has at least [`MIN_TOKEN_LEN`] characters.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.service_token
+            .require_len("NOVA_SERVICE_TOKEN", MIN_TOKEN_LEN)
+    }
+}
+
+/// Log settings: `NOVA_LOG_FORMAT` (the filter is `RUST_LOG`, read by
+/// [`crate::telemetry::init`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
+pub struct LogArgs {
+    /// Log format.
+    #[arg(long = "log-format", env = "NOVA_LOG_FORMAT", default_value = "text")]
+    pub format: LogFormat,
+}
+
+impl Default for LogArgs {
+    /// Text lines, the documented default.
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+        }
+    }
+}
+
 /// Parses `250ms`, `10s`, `5m`, `24h`, `30d` or a bare number of seconds.
 pub fn parse_duration(raw: &str) -> Result<Duration, ConfigError> {
     let raw = raw.trim();
@@ -141,6 +197,43 @@ mod tests {
             .require_len("NOVA_X", 16)
             .unwrap_err();
         assert_eq!(err.to_string(), "NOVA_X: needs at least 16 characters");
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Flattened {
+        #[command(flatten)]
+        control_plane: UpstreamArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    }
+
+    #[test]
+    fn upstream_and_log_flags_keep_their_names_and_defaults() {
+        use clap::Parser;
+        let parsed =
+            Flattened::try_parse_from(["nova", "--service-token", "0123456789abcdef"]).unwrap();
+        assert_eq!(parsed.control_plane.url, "http://127.0.0.1:50051");
+        assert_eq!(parsed.control_plane.ca, None);
+        assert_eq!(parsed.log, LogArgs::default());
+        parsed.control_plane.validate().unwrap();
+        let parsed = Flattened::try_parse_from([
+            "nova",
+            "--control-plane-url",
+            "https://cp:50051",
+            "--control-plane-ca",
+            "/ca.pem",
+            "--service-token",
+            "short",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(parsed.control_plane.url, "https://cp:50051");
+        assert_eq!(parsed.log.format, LogFormat::Json);
+        assert_eq!(
+            parsed.control_plane.validate().unwrap_err().to_string(),
+            "NOVA_SERVICE_TOKEN: needs at least 16 characters"
+        );
     }
 
     #[test]

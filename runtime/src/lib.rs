@@ -2,8 +2,9 @@
 //! every task), `telemetry` (tracing set-up), `metrics` (Prometheus through
 //! OpenTelemetry, RED instruments), `grpc` (endpoints with TLS, the service-token
 //! interceptor), `http` (the one HTTP/1.1 server with header-read and idle
-//! timeouts every listener uses), and `config` value types (secrets that never print, durations like
-//! `250ms`).
+//! timeouts every listener uses), and `config` (value types such as secrets that never
+//! print and durations like `250ms`, and the control-plane and log settings several
+//! binaries flatten into their configs).
 
 pub mod config;
 pub mod grpc;
@@ -12,7 +13,9 @@ pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use config::{ConfigError, LogFormat, Secret, parse_duration};
+pub use config::{
+    ConfigError, LogArgs, LogFormat, MIN_TOKEN_LEN, Secret, UpstreamArgs, parse_duration,
+};
 
 /// An error and its causes on one line ("error performing TLS handshake: invalid peer
 /// certificate: …"); many libraries keep the reason in the source chain.

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use nova_control_plane::{Config, ControlPlane, config::LogFormat};
+use nova_control_plane::{Config, ControlPlane};
 use nova_stack::stack::TestEngines;
 use rand::RngCore;
 
@@ -265,7 +265,7 @@ fn config(database_url: &str, redis_url: &str, token: &str) -> Config {
         reaper_interval: Duration::from_millis(200),
         shutdown_grace: Duration::from_secs(2),
         webhooks: nova_control_plane::config::WebhookConfig::default(),
-        log_format: LogFormat::Text,
+        log: nova_runtime::LogArgs::default(),
         migrate_only: false,
         tls_cert: None,
         tls_key: None,

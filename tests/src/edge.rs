@@ -22,9 +22,11 @@ pub fn jwt(sub: &str) -> String {
 pub fn config(ctx: &TestContext, node: &str) -> nova_edge::Config {
     nova_edge::Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        control_plane_url: ctx.url(),
-        control_plane_ca: None,
-        service_token: ctx.edge_token.as_str().into(),
+        control_plane: nova_runtime::UpstreamArgs {
+            url: ctx.url(),
+            ca: None,
+            service_token: ctx.edge_token.as_str().into(),
+        },
         node: node.into(),
         jwt_hs256_secret: Some(JWT_SECRET.into()),
         jwt_rs256_public_key: None,
@@ -48,7 +50,7 @@ pub fn config(ctx: &TestContext, node: &str) -> nova_edge::Config {
         session_heartbeat: Duration::from_secs(1),
         drain_timeout: Duration::from_secs(5),
         http: nova_runtime::http::HttpLimits::default(),
-        log_format: nova_edge::config::LogFormat::Text,
+        log: nova_runtime::LogArgs::default(),
     }
 }
 

@@ -342,15 +342,17 @@ async fn launch(
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         metrics_addr: None,
         secret: Some(secret.as_str().into()),
-        control_plane_url: match &options.control_plane_proxy {
-            Some(proxy) => {
-                proxy.set_upstream(ctx.addr());
-                format!("http://{}", proxy.addr)
-            }
-            None => ctx.url(),
+        control_plane: nova_runtime::UpstreamArgs {
+            url: match &options.control_plane_proxy {
+                Some(proxy) => {
+                    proxy.set_upstream(ctx.addr());
+                    format!("http://{}", proxy.addr)
+                }
+                None => ctx.url(),
+            },
+            ca: None,
+            service_token: ctx.ingest_token.as_str().into(),
         },
-        control_plane_ca: None,
-        service_token: ctx.ingest_token.as_str().into(),
         ingest_node: node.into(),
         origin_url: format!("http://127.0.0.1:{http_port}"),
         relay_url: format!("{rtmp_url}/stream"),
@@ -366,7 +368,7 @@ async fn launch(
         record_url: format!("{rtmp_url}/record"),
         record_dir: Some(dir.path().join("media/recordings")),
         store: ctx.config.store.clone(),
-        log_format: nova_ingest_hooks::config::LogFormat::Text,
+        log: nova_runtime::LogArgs::default(),
     };
     let hooks = nova_ingest_hooks::start(&hooks_config)
         .await

@@ -7,8 +7,7 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 use super::Role;
 use crate::config::Secret;
 
-/// Shortest accepted service token, whatever its role.
-pub const MIN_TOKEN_LEN: usize = 16;
+pub use nova_runtime::MIN_TOKEN_LEN;
 
 /// Why the configured service tokens are unusable. Messages name the variable, never
 /// a token.

@@ -346,9 +346,11 @@ async fn start_hooks(ctx: &TestContext) -> SocketAddr {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         metrics_addr: None,
         secret: Some("bench-secret-0123456789".into()),
-        control_plane_url: ctx.url(),
-        control_plane_ca: None,
-        service_token: ctx.ingest_token.as_str().into(),
+        control_plane: nova_runtime::UpstreamArgs {
+            url: ctx.url(),
+            ca: None,
+            service_token: ctx.ingest_token.as_str().into(),
+        },
         ingest_node: "bench".into(),
         origin_url: "http://127.0.0.1:9".into(),
         relay_url: "rtmp://127.0.0.1:9/stream".into(),
@@ -364,7 +366,7 @@ async fn start_hooks(ctx: &TestContext) -> SocketAddr {
         record_url: "rtmp://127.0.0.1:9/record".into(),
         record_dir: None,
         store: Default::default(),
-        log_format: nova_ingest_hooks::config::LogFormat::Text,
+        log: nova_runtime::LogArgs::default(),
     };
     let hooks = nova_ingest_hooks::start(&config).await.unwrap();
     let addr = hooks.addr;

@@ -225,7 +225,7 @@ async fn a_viewer_on_edge_a_sees_a_count_change_caused_on_edge_b() {
     let replica = ctx.replica().await;
     let a = edge::start(&ctx, "edge-a").await;
     let mut config_b = edge::config(&ctx, "edge-b");
-    config_b.control_plane_url = format!("http://{}", replica.addr);
+    config_b.control_plane.url = format!("http://{}", replica.addr);
     let b = nova_edge::start(&config_b).await.unwrap();
     let (base_a, base_b) = (format!("http://{}", a.addr), format!("http://{}", b.addr));
     let id = create(&base_a).await;

@@ -231,7 +231,7 @@ async fn broadcaster_goes_live_prints_every_event_and_ends_the_stream_on_ctrl_c_
     stack.ctx.config.rtmp_url = stack.nginx.rtmp_url();
     let replica = stack.ctx.replica().await;
     let mut config = edge::config(&stack.ctx, "edge-broadcaster");
-    config.control_plane_url = format!("http://{}", replica.addr);
+    config.control_plane.url = format!("http://{}", replica.addr);
     let e = nova_edge::start(&config).await.expect("start an edge");
     let url = format!("http://{}", e.addr);
     let token = jwt("demo");

@@ -131,7 +131,7 @@ async fn counts_and_events_flow_on_a_redis_cluster_through_a_master_failover() {
     wait_redis_serving(replica.addr, "control plane B", 10 * SECOND).await;
     let edge_a = edge::start(&live.ctx, "edge-a").await;
     let mut config_b = edge::config(&live.ctx, "edge-b");
-    config_b.control_plane_url = format!("http://{}", replica.addr);
+    config_b.control_plane.url = format!("http://{}", replica.addr);
     let edge_b = nova_edge::start(&config_b).await.expect("start edge B");
     let (base_a, base_b) = (
         format!("http://{}", edge_a.addr),

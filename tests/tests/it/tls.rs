@@ -303,8 +303,8 @@ async fn grpc_over_tls_serves_verified_clients_the_edge_and_grpcurl() {
 
     // The edge reaches it by https:// with the CA.
     let mut config = nova_tests::edge::config(&ctx, "edge-tls");
-    config.control_plane_url = https.clone();
-    config.control_plane_ca = Some(certs.ca.clone());
+    config.control_plane.url = https.clone();
+    config.control_plane.ca = Some(certs.ca.clone());
     let edge = nova_edge::start(&config).await.unwrap();
     let ready =
         nova_tests::edge::call("GET", &format!("http://{}/readyz", edge.addr), None, None).await;

@@ -2,12 +2,11 @@
 //! viewers, stream durations, webhook deliveries, and gRPC rate/errors/duration per
 //! method.
 
-use std::{
-    net::SocketAddr,
-    pin::Pin,
-    task::{Context, Poll},
-    time::{Duration, Instant},
-};
+mod grpc;
+
+use std::{net::SocketAddr, time::Duration};
+
+pub use grpc::{GrpcRed, GrpcRedLayer, RecordedBody, code_name};
 
 use nova_runtime::{
     metrics::{Metrics, MetricsError, Red},
@@ -384,101 +383,5 @@ impl CpMetrics {
         stop: shutdown::Signal,
     ) -> Result<SocketAddr, MetricsError> {
         nova_runtime::metrics::serve(self.metrics.clone(), addr, "NOVA_METRICS_ADDR", stop).await
-    }
-}
-
-/// Tower layer recording gRPC RED per method.
-#[derive(Clone)]
-pub struct GrpcRedLayer(Red);
-
-impl<S> tower::Layer<S> for GrpcRedLayer {
-    type Service = GrpcRed<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        GrpcRed {
-            inner,
-            red: self.0.clone(),
-        }
-    }
-}
-
-/// Service of [`GrpcRedLayer`].
-#[derive(Clone)]
-pub struct GrpcRed<S> {
-    /// The wrapped service.
-    inner: S,
-    /// Instruments.
-    red: Red,
-}
-
-/// Returns `path` when it names one of our methods, else `unknown` (bounded labels).
-fn method_label(path: &str) -> String {
-    let known = path.starts_with("/nova.streaming.v1.")
-        || path.starts_with("/grpc.health.v1.")
-        || path.starts_with("/grpc.reflection.");
-    if known && path.len() <= 128 {
-        path.to_owned()
-    } else {
-        "unknown".to_owned()
-    }
-}
-
-/// Returns the canonical name of a gRPC code (`NOT_FOUND`, …).
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code::*;
-    match code {
-        Ok => "OK",
-        Cancelled => "CANCELLED",
-        Unknown => "UNKNOWN",
-        InvalidArgument => "INVALID_ARGUMENT",
-        DeadlineExceeded => "DEADLINE_EXCEEDED",
-        NotFound => "NOT_FOUND",
-        AlreadyExists => "ALREADY_EXISTS",
-        PermissionDenied => "PERMISSION_DENIED",
-        ResourceExhausted => "RESOURCE_EXHAUSTED",
-        FailedPrecondition => "FAILED_PRECONDITION",
-        Aborted => "ABORTED",
-        OutOfRange => "OUT_OF_RANGE",
-        Unimplemented => "UNIMPLEMENTED",
-        Internal => "INTERNAL",
-        Unavailable => "UNAVAILABLE",
-        DataLoss => "DATA_LOSS",
-        Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
-impl<S, B, R> tower::Service<http::Request<B>> for GrpcRed<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Send,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future =
-        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = method_label(request.uri().path());
-        let red = self.red.clone();
-        let started = Instant::now();
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let response = future.await;
-            let code = match &response {
-                Ok(r) => r
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .map(|c| code_name(tonic::Code::from_i32(c)))
-                    .unwrap_or("OK"),
-                Err(_) => "TRANSPORT_ERROR",
-            };
-            red.record_grpc(&method, code, started.elapsed());
-            response
-        })
     }
 }

@@ -132,34 +132,25 @@ pub async fn call_with(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> Reply {
-    use http_body_util::{BodyExt, Full};
-    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-    let client: Client<_, Full<hyper::body::Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let mut request = hyper::Request::builder().method(method).uri(url);
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let mut request = crate::http::client().request(method, url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
     if let Some(token) = bearer {
-        request = request.header("authorization", format!("Bearer {token}"));
+        request = request.bearer_auth(token);
     }
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_owned());
     }
-    let request = request
-        .body(Full::new(hyper::body::Bytes::from(
-            body.unwrap_or_default().to_owned(),
-        )))
-        .expect("a request");
-    let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
-        .await
-        .expect("HTTP answer within 10 s")
-        .expect("HTTP call");
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.expect("HTTP body").to_bytes();
+    let response = request.send().await.expect("HTTP answer within 10 s");
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    let bytes = response.bytes().await.expect("HTTP body");
     Reply {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
+        status,
+        headers,
         json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     }
 }

@@ -1,10 +1,21 @@
-//! A tiny HTTP GET for tests (playlists, manifests, segments).
+//! A tiny HTTP GET for tests (playlists, manifests, segments), and the `reqwest`
+//! client every test HTTP call goes through.
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use axum::body::Bytes;
+use reqwest::header::HeaderMap;
+
+/// Returns a client for loopback services: no proxy from the environment, redirects
+/// returned rather than followed, every call given up after 10 s.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a reqwest client")
+}
 
 /// An HTTP answer.
 #[derive(Debug, Clone)]
@@ -28,12 +39,9 @@ impl Answer {
 
 /// GETs `url` (plain http), giving up after 10 s.
 pub async fn get(url: &str) -> anyhow::Result<Answer> {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let response =
-        tokio::time::timeout(Duration::from_secs(10), client.get(url.parse()?)).await??;
-    let header = |name: &str| {
-        response
-            .headers()
+    let response = client().get(url).send().await?;
+    let header = |headers: &HeaderMap, name: &str| {
+        headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
@@ -41,10 +49,10 @@ pub async fn get(url: &str) -> anyhow::Result<Answer> {
     };
     let (status, content_type, cors) = (
         response.status().as_u16(),
-        header("content-type"),
-        header("access-control-allow-origin"),
+        header(response.headers(), "content-type"),
+        header(response.headers(), "access-control-allow-origin"),
     );
-    let body = response.into_body().collect().await?.to_bytes();
+    let body = response.bytes().await?;
     Ok(Answer {
         status,
         content_type,

@@ -302,25 +302,19 @@ async fn mutations_are_rate_limited_per_address_and_cors_preflights_pass() {
         401
     );
 
-    use http_body_util::{BodyExt, Empty};
-    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-    let client: Client<_, Empty<hyper::body::Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let preflight = hyper::Request::builder()
-        .method("OPTIONS")
-        .uri(&url)
+    let answer = nova_tests::http::client()
+        .request(reqwest::Method::OPTIONS, &url)
         .header("origin", "https://viewer.example")
         .header("access-control-request-method", "POST")
         .header(
             "access-control-request-headers",
             "authorization,content-type",
         )
-        .body(Empty::new())
+        .send()
+        .await
         .unwrap();
-    let answer = client.request(preflight).await.unwrap();
     assert!(answer.status().is_success());
     assert_eq!(answer.headers()["access-control-allow-origin"], "*");
-    let _ = answer.into_body().collect().await;
 
     // Without trusted proxies a forged X-Forwarded-For does not buy a fresh bucket.
     let forged = call_with(

@@ -106,13 +106,18 @@ pub struct UpstreamArgs {
     /// Control-plane gRPC URL.
     #[arg(
         long = "control-plane-url",
+        value_name = "CONTROL_PLANE_URL",
         env = "NOVA_CONTROL_PLANE_URL",
         default_value = "http://127.0.0.1:50051"
     )]
     pub url: String,
     /// CA (PEM file) that signed the control plane's certificate, for an `https://`
     /// control-plane URL; without it the system's trust store is used.
-    #[arg(long = "control-plane-ca", env = "NOVA_CONTROL_PLANE_CA")]
+    #[arg(
+        long = "control-plane-ca",
+        value_name = "CONTROL_PLANE_CA",
+        env = "NOVA_CONTROL_PLANE_CA"
+    )]
     pub ca: Option<PathBuf>,
     /// Service token for the control plane.
     #[arg(
@@ -136,7 +141,12 @@ impl UpstreamArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
 pub struct LogArgs {
     /// Log format.
-    #[arg(long = "log-format", env = "NOVA_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long = "log-format",
+        value_name = "LOG_FORMAT",
+        env = "NOVA_LOG_FORMAT",
+        default_value = "text"
+    )]
     pub format: LogFormat,
 }
 

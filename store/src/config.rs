@@ -40,9 +40,4 @@ impl StoreArgs {
             ..Self::default()
         }
     }
-
-    /// Tells whether a store is configured.
-    pub fn is_set(&self) -> bool {
-        self.asset_store.as_deref().is_some_and(|s| !s.is_empty())
-    }
 }

@@ -14,7 +14,7 @@ use tonic::Request;
 
 pub use guard::{Authenticator, Guarded};
 pub use role::Role;
-pub use tokens::{MIN_TOKEN_LEN, ServiceTokens, TokenError};
+pub use tokens::{ServiceTokens, TokenError};
 
 use crate::error::Error;
 

@@ -7,7 +7,7 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 use super::Role;
 use crate::config::Secret;
 
-pub use nova_runtime::MIN_TOKEN_LEN;
+use nova_runtime::MIN_TOKEN_LEN;
 
 /// Why the configured service tokens are unusable. Messages name the variable, never
 /// a token.

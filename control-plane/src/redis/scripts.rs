@@ -27,7 +27,7 @@ end
 /// refused at a cap leaves no trace. `index` is the sweeper's index key on a single
 /// primary (updated here, in the same round trip), empty on a cluster (the caller
 /// updates it: it lives in another slot).
-pub const JOIN: &str = r#"
+pub(crate) const JOIN: &str = r#"
 local ttl, idx = tonumber(ARGV[3]), ARGV[4]
 local sid, stream, viewer, kind, node = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local max = tonumber(ARGV[10] or '0')
@@ -52,7 +52,7 @@ return {count, peak}
 
 /// Keeps sessions alive. ARGV: ttl, index (as for JOIN), then per stream: stream,
 /// n, n session ids. Returns the sessions that had already expired or ended.
-pub const HEARTBEAT: &str = r#"
+pub(crate) const HEARTBEAT: &str = r#"
 local ttl, idx = tonumber(ARGV[3]), ARGV[4]
 local expired = {}
 local i = 5
@@ -86,7 +86,7 @@ return expired
 
 /// Ends a session. ARGV: session, stream. Returns `{stream, count}`, or `{'', 0}`
 /// for a session that is unknown or already gone.
-pub const LEAVE: &str = r#"
+pub(crate) const LEAVE: &str = r#"
 local sid, stream = ARGV[3], ARGV[4]
 local sk = k(stream, 'sess:' .. sid)
 if redis.call('EXISTS', sk) == 0 then return {'', 0} end
@@ -105,7 +105,7 @@ return {stream, count}
 "#;
 
 /// A stream's figures, dropping expired sessions first. ARGV: stream.
-pub const FIGURES: &str = r#"
+pub(crate) const FIGURES: &str = r#"
 local stream = ARGV[3]
 local live = k(stream, 'live')
 local removed = redis.call('ZREMRANGEBYSCORE', live, '-inf', now)
@@ -123,7 +123,7 @@ return {
 /// marker goes with a flush or an empty restart, so the next sample seeds again),
 /// then returns the figures and the HyperLogLog for persisting. ARGV: stream, peak,
 /// watch time, HyperLogLog.
-pub const SNAPSHOT: &str = r#"
+pub(crate) const SNAPSHOT: &str = r#"
 local stream, peak0, watch0, hll0 = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local uniq = k(stream, 'uniq')
 if redis.call('SET', k(stream, 'seeded'), '1', 'NX') then
@@ -149,7 +149,7 @@ return {
 
 /// Drops expired sessions of the given streams, publishing their new counts.
 /// ARGV: stream ids. Returns how many sessions were dropped.
-pub const SWEEP: &str = r#"
+pub(crate) const SWEEP: &str = r#"
 local swept = 0
 for i = 3, #ARGV do
   local stream = ARGV[i]
@@ -164,6 +164,6 @@ return swept
 "#;
 
 /// Returns the script `body` after the shared prelude.
-pub fn script(body: &str) -> redis::Script {
+pub(crate) fn script(body: &str) -> redis::Script {
     redis::Script::new(&format!("{COMMON}{body}"))
 }

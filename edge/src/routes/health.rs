@@ -29,7 +29,7 @@ mod tonic_health_check {
     use tonic::transport::Channel;
 
     /// Returns whether the control plane answers SERVING.
-    pub async fn check(channel: Channel) -> Result<bool, tonic::Status> {
+    pub(crate) async fn check(channel: Channel) -> Result<bool, tonic::Status> {
         let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
         let answer = client
             .check(tonic_health::pb::HealthCheckRequest {

@@ -20,7 +20,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::print_stdout,
-    missing_docs
+    missing_docs,
+    unreachable_pub
 )]
 
 mod fanout;

@@ -15,11 +15,11 @@ use super::{failure::RemuxError, ffmpeg};
 use crate::db::assets::PieceRow;
 
 /// Pieces smaller than this hold no media (an FLV header at most): skipped.
-pub const MIN_PIECE_BYTES: i64 = 1024;
+pub(crate) const MIN_PIECE_BYTES: i64 = 1024;
 
 /// What an attempt made.
 #[derive(Debug, Clone)]
-pub struct Rendition {
+pub(crate) struct Rendition {
     /// Playing time.
     pub duration: Duration,
     /// Bytes stored.
@@ -40,7 +40,7 @@ impl Drop for WorkDir {
 }
 
 /// What an attempt works with.
-pub struct Inputs<'a> {
+pub(crate) struct Inputs<'a> {
     /// The store.
     pub store: &'a AssetStore,
     /// Parent of work folders.
@@ -59,7 +59,10 @@ pub struct Inputs<'a> {
 
 /// Makes the rendition and stores it under `inputs.prefix`. Stops early when `stop`
 /// fires.
-pub async fn make(inputs: Inputs<'_>, stop: CancellationToken) -> Result<Rendition, RemuxError> {
+pub(crate) async fn make(
+    inputs: Inputs<'_>,
+    stop: CancellationToken,
+) -> Result<Rendition, RemuxError> {
     let work = WorkDir(inputs.dir.join(&inputs.name));
     let (pieces_dir, out) = (work.0.join("in"), work.0.join("out"));
     for dir in [&pieces_dir, &out] {

@@ -54,6 +54,16 @@ reads = {
 # Every binary serves HTTP through nova-runtime's server, which reads its own limits.
 for name in reads:
     reads[name] |= set(re.findall(r'env = "(NOVA_[A-Z0-9_]+)"', Path("runtime/src/http.rs").read_text()))
+# nova-runtime's shared config: the log settings are flattened into every binary's
+# config, the control-plane connection (URL, CA, token) into the edge's and ingest-hooks'.
+shared = Path("runtime/src/config.rs").read_text()
+def flattened(struct):
+    block = re.search(r"pub struct " + struct + r" \{(.*?)\n\}", shared, re.S).group(1)
+    return set(re.findall(r'env = "(NOVA_[A-Z0-9_]+)"', block))
+for name in reads:
+    reads[name] |= flattened("LogArgs")
+for name in ("edge", "ingest-hooks"):
+    reads[name] |= flattened("UpstreamArgs")
 # The control plane and ingest-hooks flatten the asset store's variables into theirs.
 for name in ("control-plane", "ingest-hooks"):
     reads[name] |= set(re.findall(r'env = "(NOVA_[A-Z0-9_]+)"', Path("store/src/config.rs").read_text()))

@@ -32,13 +32,13 @@ use crate::{
 };
 
 /// The HS256 secret the edge state of [`FakeControlPlane::edge`] accepts.
-pub const SECRET: &str = "unit-test-secret-0123456789abcdefghijkl";
+pub(crate) const SECRET: &str = "unit-test-secret-0123456789abcdefghijkl";
 /// The service token of that edge.
 const SERVICE_TOKEN: &str = "unit-test-service-token";
 /// Every stream's live viewer count.
-pub const VIEWERS: i64 = 7;
+pub(crate) const VIEWERS: i64 = 7;
 /// Every stream's peak.
-pub const PEAK: i64 = 9;
+pub(crate) const PEAK: i64 = 9;
 
 /// What the fake knows and what it was asked.
 #[derive(Clone, Default)]
@@ -52,7 +52,7 @@ struct Books {
 }
 
 /// A running fake control plane; stops when dropped.
-pub struct FakeControlPlane {
+pub(crate) struct FakeControlPlane {
     /// Its gRPC URL.
     pub url: String,
     /// Its books.
@@ -63,7 +63,7 @@ pub struct FakeControlPlane {
 
 impl FakeControlPlane {
     /// Starts one on a free loopback port.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .unwrap();
@@ -81,7 +81,7 @@ impl FakeControlPlane {
 
     /// Adds an ACTIVE, public stream owned by `owner` on node `edge-node-1`; returns
     /// its id.
-    pub fn add_stream(&self, owner: &str) -> uuid::Uuid {
+    pub(crate) fn add_stream(&self, owner: &str) -> uuid::Uuid {
         let id = uuid::Uuid::new_v4();
         let name = format!("{}{id}", nova_proto::STREAM_NAME_PREFIX);
         let stream = Stream {
@@ -98,12 +98,12 @@ impl FakeControlPlane {
     }
 
     /// Returns the session ids handed out so far.
-    pub fn joined(&self) -> Vec<String> {
+    pub(crate) fn joined(&self) -> Vec<String> {
         lock(&self.books.joined).clone()
     }
 
     /// Waits (at most five seconds) until `session` was left; panics otherwise.
-    pub async fn wait_left(&self, session: &str) {
+    pub(crate) async fn wait_left(&self, session: &str) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !lock(&self.books.left).iter().any(|s| s == session) {
             assert!(
@@ -116,7 +116,7 @@ impl FakeControlPlane {
 
     /// Builds an edge's state over this control plane, with `args` as extra flags;
     /// the trigger shuts it down.
-    pub fn edge(&self, args: &[&str]) -> (AppState, shutdown::Trigger) {
+    pub(crate) fn edge(&self, args: &[&str]) -> (AppState, shutdown::Trigger) {
         let mut all = vec![
             "nova-edge",
             "--service-token",

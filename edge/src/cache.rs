@@ -55,18 +55,20 @@ impl<T, E: Clone> AnswerCache<T, E> {
     }
 
     /// Returns the answer for `key`: the fresh or in-flight one if there is one,
-    /// else the one `fetch` builds. A failed fetch is shared by the callers that
-    /// waited for it, then forgotten, so the next caller tries again.
-    pub async fn get_or_fetch<F>(&self, key: String, fetch: F) -> Result<Arc<T>, E>
+    /// else the one `fetch` builds (called only then, so a caller served from the
+    /// cache never builds its fetch's future). A failed fetch is shared by the
+    /// callers that waited for it, then forgotten, so the next caller tries again.
+    pub async fn get_or_fetch<F, Fut>(&self, key: String, fetch: F) -> Result<Arc<T>, E>
     where
-        F: Future<Output = Result<T, E>>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
     {
         if self.ttl.is_zero() {
-            return fetch.await.map(Arc::new);
+            return fetch().await.map(Arc::new);
         }
         let slot = self.slot(&key);
         let answer = slot
-            .get_or_init(|| async { fetch.await.map(Arc::new) })
+            .get_or_init(|| async { fetch().await.map(Arc::new) })
             .await
             .clone();
         if answer.is_err() {
@@ -128,8 +130,9 @@ mod tests {
         let cache = AnswerCache::new(Duration::from_secs(60), 16);
         let calls = AtomicUsize::new(0);
         let gate = tokio::sync::Notify::new();
-        let crowd = (0..50)
-            .map(|_| cache.get_or_fetch("q".into(), counted(&calls, &gate, Ok(json!({"n": 1})))));
+        let crowd = (0..50).map(|_| {
+            cache.get_or_fetch("q".into(), || counted(&calls, &gate, Ok(json!({"n": 1}))))
+        });
         let all = futures::future::join_all(crowd);
         tokio::pin!(all);
         // Let every caller reach the cache before the one fetch answers.
@@ -161,7 +164,7 @@ mod tests {
         gate.notify_one();
         let down = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "down");
         let first = cache
-            .get_or_fetch("q".into(), counted(&calls, &gate, Err(down)))
+            .get_or_fetch("q".into(), || counted(&calls, &gate, Err(down)))
             .await;
         assert_eq!(
             first.map_err(|e| e.status),
@@ -169,7 +172,7 @@ mod tests {
         );
         gate.notify_one();
         let second = cache
-            .get_or_fetch("q".into(), counted(&calls, &gate, Ok(json!({"n": 2}))))
+            .get_or_fetch("q".into(), || counted(&calls, &gate, Ok(json!({"n": 2}))))
             .await;
         assert_eq!(
             calls.load(Ordering::SeqCst),
@@ -187,7 +190,7 @@ mod tests {
         for n in 0..2 {
             gate.notify_one();
             let answer = cache
-                .get_or_fetch("q".into(), counted(&calls, &gate, Ok(json!({ "n": n }))))
+                .get_or_fetch("q".into(), || counted(&calls, &gate, Ok(json!({ "n": n }))))
                 .await;
             assert_eq!(answer.map(|v| v["n"].clone()).ok(), Some(json!(n)));
             tokio::time::advance(Duration::from_secs(2)).await;

@@ -96,7 +96,7 @@ pub async fn list(
     if public {
         let body = caches
             .lists
-            .get_or_fetch(key, fetch(&upstream, query, public))
+            .get_or_fetch(key, || fetch(&upstream, query, public))
             .await?;
         return Ok(Json(Value::clone(&body)));
     }

@@ -186,7 +186,7 @@ pub async fn get(
         // Anonymous: the public view, shared by a crowd for `NOVA_STREAM_CACHE`.
         let body = caches
             .streams
-            .get_or_fetch(name.clone(), fetch_one(&upstream, name, None))
+            .get_or_fetch(name.clone(), || fetch_one(&upstream, name, None))
             .await?;
         return Ok(Json(Value::clone(&body)));
     };

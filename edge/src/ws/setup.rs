@@ -64,24 +64,32 @@ pub async fn open(state: &AppState, name: &str, viewer: &str) -> Result<Opened, 
     let deadline = Instant::now() + SETUP_BUDGET;
     let generation = state.hub.generation();
     let streams = &state.upstream.streams;
-    let fetch = retried(deadline, is_transient, || {
-        let mut streams = streams.clone();
-        let request = GetStreamRequest {
-            name: name.to_owned(),
-        };
-        async move { streams.get_stream(request).await }
-    });
-    let stream = state
-        .sessions
-        .streams()
-        .get_or_fetch(format!("{name}@{generation}"), async move {
-            Ok(fetch.await?.into_inner().stream.unwrap_or_default())
+    let fetch = || {
+        retried(deadline, is_transient, || {
+            let mut streams = streams.clone();
+            let request = GetStreamRequest {
+                name: name.to_owned(),
+            };
+            async move { streams.get_stream(request).await }
         })
-        .await
-        .map_err(|status| match status.code() {
-            Code::NotFound => Refused::NotFound,
-            _ => Refused::Unavailable(status),
-        })?;
+    };
+    // Each call's future is boxed, and freed when it answers: held inline, they
+    // made this future 24 KB, and a 24 KB block freed after every socket's set-up
+    // was carved up by the long-lived allocations of the next sockets, so each
+    // socket cost a fresh one (G1 in docs/benchmarks.md).
+    let stream = Box::pin(
+        state
+            .sessions
+            .streams()
+            .get_or_fetch(format!("{name}@{generation}"), || {
+                Box::pin(async move { Ok(fetch().await?.into_inner().stream.unwrap_or_default()) })
+            }),
+    )
+    .await
+    .map_err(|status| match status.code() {
+        Code::NotFound => Refused::NotFound,
+        _ => Refused::Unavailable(status),
+    })?;
     let (handle, joined) = if stream.playback_policy == PlaybackPolicy::Signed as i32 {
         if stream.status == StreamStatus::Completed as i32 {
             return Err(Refused::Completed);
@@ -90,9 +98,9 @@ pub async fn open(state: &AppState, name: &str, viewer: &str) -> Result<Opened, 
     } else {
         // A join that ran past its deadline may have joined: only a join that
         // surely did not (unreachable, refused for load) is retried.
-        let (handle, answer) = retried(deadline, surely_not_done, || {
+        let (handle, answer) = Box::pin(retried(deadline, surely_not_done, || {
             state.sessions.join(name, viewer)
-        })
+        }))
         .await
         .map_err(|status| match status.code() {
             Code::FailedPrecondition => Refused::Completed,
@@ -115,13 +123,13 @@ pub async fn open(state: &AppState, name: &str, viewer: &str) -> Result<Opened, 
     }
     let sessions = &state.upstream.sessions;
     // Without figures the snapshot says 0 and the next count event corrects it.
-    let figures = retried(deadline, is_transient, || {
+    let figures = Box::pin(retried(deadline, is_transient, || {
         let mut sessions = sessions.clone();
         let request = GetViewerCountRequest {
             name: name.to_owned(),
         };
         async move { sessions.get_viewer_count(request).await }
-    })
+    }))
     .await
     .map(tonic::Response::into_inner)
     .unwrap_or_default();

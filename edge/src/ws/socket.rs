@@ -2,7 +2,7 @@
 //! is a snapshot; then live events; pings keep the connection honest; close frames
 //! say why it ends.
 
-use std::time::Duration;
+use std::{future::Future, pin::Pin, time::Duration};
 
 use axum::{
     extract::{
@@ -13,6 +13,7 @@ use axum::{
     response::Response,
 };
 use futures::{SinkExt, StreamExt};
+use nova_proto::v1::{GetViewerCountResponse, Stream};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::time::Instant;
@@ -128,13 +129,37 @@ pub async fn upgrade(
         }))
 }
 
-async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        })))
-        .await;
+/// Closes a socket that never got its snapshot. Boxed: inline, this future would
+/// size every socket's task for its whole life (G1 in docs/benchmarks.md).
+fn close(
+    mut socket: WebSocket,
+    code: u16,
+    reason: &'static str,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let _ = socket
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            })))
+            .await;
+    })
+}
+
+/// The first frame of a socket: the stream and its figures now.
+fn snapshot_frame(stream: &Stream, figures: &GetViewerCountResponse) -> Utf8Bytes {
+    json!({
+        "type": "snapshot",
+        "stream_id": stream.stream_id,
+        "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "status": json::status(stream.status),
+        "title": stream.title,
+        "viewer_count": figures.viewer_count,
+        "peak_viewers": figures.peak_viewers,
+        "playback": json::playback(stream.playback.as_ref()),
+    })
+    .to_string()
+    .into()
 }
 
 async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
@@ -178,19 +203,13 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
     registration
         .queue
         .snapshot_sent(figures.viewer_count, figures.peak_viewers);
-    let snapshot = json!({
-        "type": "snapshot",
-        "stream_id": stream.stream_id,
-        "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "status": json::status(stream.status),
-        "title": stream.title,
-        "viewer_count": figures.viewer_count,
-        "peak_viewers": figures.peak_viewers,
-        "playback": json::playback(stream.playback.as_ref()),
-    });
+    let snapshot = snapshot_frame(&stream, &figures);
+    // What the socket holds for its whole life is what it costs (G1 in
+    // docs/benchmarks.md): the set-up's strings and stream are not kept, and the
+    // sends below are boxed, so their futures exist only while a send runs.
+    drop((stream, id, name, viewer));
     let (mut tx, mut rx) = socket.split();
-    let mut outcome = tx
-        .send(Message::Text(snapshot.to_string().into()))
+    let mut outcome = Box::pin(tx.send(Message::Text(snapshot)))
         .await
         .map(|_| None);
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
@@ -211,7 +230,7 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
                     };
                     // A client that stops reading would hold this write (and so the
                     // idle check, the queue and shutdown) forever.
-                    match tokio::time::timeout(SEND_TIMEOUT, write).await {
+                    match Box::pin(tokio::time::timeout(SEND_TIMEOUT, write)).await {
                         Ok(sent) => sent.map(|()| None),
                         Err(_) => Ok(Some((CLOSE_TOO_SLOW, "too far behind"))),
                     }
@@ -228,7 +247,7 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
                 if last_heard.elapsed() > IDLE_LIMIT {
                     Ok(Some((1000, "idle")))
                 } else {
-                    match tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::Ping(Default::default()))).await {
+                    match Box::pin(tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::Ping(Default::default())))).await {
                         Ok(sent) => sent.map(|()| None),
                         Err(_) => Ok(Some((CLOSE_TOO_SLOW, "too far behind"))),
                     }
@@ -247,7 +266,7 @@ async fn serve(socket: WebSocket, state: AppState, id: String, viewer: String) {
             code,
             reason: Utf8Bytes::from_static(reason),
         })));
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+        let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, close)).await;
     }
     drop(registration);
     state.metrics.socket_closed();

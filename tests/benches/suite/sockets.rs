@@ -13,7 +13,6 @@ use std::{
 };
 
 use futures::{StreamExt, stream};
-use serde_json::Value;
 use tokio::{net::TcpSocket, sync::mpsc, task::JoinHandle};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -140,6 +139,18 @@ const HANDSHAKE_FAILED: &str = "handshake failed: ";
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
+/// The fields of a frame the crowd looks at (the rest is skipped unparsed).
+#[derive(serde::Deserialize)]
+struct CountFrame<'a> {
+    /// `snapshot`, `viewer_count_changed`, …
+    #[serde(rename = "type", borrow)]
+    kind: Option<&'a str>,
+    /// Present on frames carrying a count.
+    viewer_count: Option<i64>,
+    /// Present with it.
+    peak_viewers: Option<i64>,
+}
+
 async fn read(
     index: usize,
     mut ws: Ws,
@@ -148,18 +159,20 @@ async fn read(
     log: Arc<Mutex<Log>>,
 ) {
     let ended = loop {
-        match ws.next().await {
+        let next = ws.next().await;
+        // Delivered when read: the client's own parsing is not the edge's delay.
+        let at = Instant::now();
+        match next {
             Some(Ok(Message::Text(text))) => {
                 frames.fetch_add(1, Ordering::Relaxed);
-                let Ok(value) = serde_json::from_str::<Value>(&text) else {
+                let Ok(frame) = serde_json::from_str::<CountFrame<'_>>(&text) else {
                     continue;
                 };
-                if let Some(count) = value["viewer_count"].as_i64() {
-                    let at = Instant::now();
+                if let Some(count) = frame.viewer_count {
                     log.lock().unwrap_or_else(|p| p.into_inner()).counts.push((
-                        value["type"].as_str().unwrap_or("?").to_owned(),
+                        frame.kind.unwrap_or("?").to_owned(),
                         count,
-                        value["peak_viewers"].as_i64().unwrap_or(-1),
+                        frame.peak_viewers.unwrap_or(-1),
                     ));
                     let _ = tx.send(Seen { index, count, at });
                 }

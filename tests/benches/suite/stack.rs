@@ -79,6 +79,12 @@ fn spawn(binary: &str, log: &str, env: &[(&str, String)], addr: SocketAddr) -> C
 impl BenchStack {
     /// Starts everything with `edges` edge processes, each allowing `sockets`.
     pub async fn start(edges: usize, sockets: usize) -> Self {
+        Self::start_with(edges, sockets, false).await
+    }
+
+    /// Like [`BenchStack::start`]; with `abr`, nginx transcodes every broadcast into
+    /// the template's renditions and playback URLs name the master playlist.
+    pub async fn start_with(edges: usize, sockets: usize, abr: bool) -> Self {
         let engines = Engines::get();
         let database_url = engines.fresh_database().await;
         let engine_ports = (
@@ -108,7 +114,7 @@ impl BenchStack {
                 hooks_secret: secret.clone(),
                 rtmp_playback: false,
                 update_interval: "2s".into(),
-                abr: false,
+                abr,
                 vod: Default::default(),
             },
         );
@@ -145,7 +151,7 @@ impl BenchStack {
                 ("NOVA_ORIGIN_URL", nginx.origin_url()),
                 ("NOVA_RELAY_URL", nginx.relay_url()),
                 ("NOVA_STAT_URL", nginx.stat_url()),
-                ("NOVA_ABR", "false".into()),
+                ("NOVA_ABR", abr.to_string()),
                 ("NOVA_HLS_DIR", path(&nginx.media().join("hls"))),
             ],
             hooks_addr,

@@ -120,6 +120,78 @@ pub async fn run(rows: &Rows) {
             None => format!("max {max:.0} ms; page + hls.js + playlist + first 1 s segment"),
         }),
     );
+    drop(_task);
+    drop(stack);
+    quality_switch(rows).await;
+}
+
+/// With the ABR profile on: a forced level change in hls.js on the viewer page,
+/// until a frame of the new height is on screen (`abr_switch.mjs`), 5 switches.
+async fn quality_switch(rows: &Rows) {
+    let stack = BenchStack::start_with(1, 100, true).await;
+    let mut streams = clients::streams(&stack.grpc_url, Some(&stack.token), Some("bench")).await;
+    let created = streams
+        .create_stream(CreateStreamRequest {
+            stream: Some(Stream {
+                title: "quality switch".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let id = created.stream.unwrap().stream_id;
+    let _task = publish(&format!(
+        "{}/{}",
+        stack.nginx.rtmp_url(),
+        created.stream_key
+    ))
+    .await
+    .expect("publish accepted")
+    .spawn(Flv::fixture(), Duration::from_secs(3600));
+    println!("G7: quality switches in hls.js on an ABR stream");
+    let (_, base) = &stack.edges[0];
+    let page = format!("{base}/#/streams/{id}");
+    let root = workspace_root();
+    let run = tokio::process::Command::new("node")
+        .arg(root.join("tests/benches/suite/abr_switch.mjs"))
+        .arg(&page)
+        .arg("5")
+        .env(
+            "PLAYWRIGHT_CORE",
+            root.join(".nova/tools/node_modules/playwright-core/index.mjs"),
+        )
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("the browser runs within 240 s")
+        .expect("node runs (scripts/install-deps.sh installs playwright-core)");
+    let line = String::from_utf8_lossy(&out.stdout);
+    let result: Value =
+        serde_json::from_str(line.lines().last().unwrap_or("{}")).unwrap_or_default();
+    let mut ms: Vec<f64> = result["ms"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let (p50, _, _, max) = summary(&mut ms);
+    let levels = result["levels"].to_string();
+    rows.push(
+        Row::new(
+            "G7.quality_switch.max",
+            format!(
+                "ABR on: forced hls.js level change → a frame of the new height on screen, worst of {}",
+                ms.len()
+            ),
+            "ms",
+        )
+        .figure(max)
+        .goal("< 2 s")
+        .note(match result["error"].as_str() {
+            Some(err) => format!("p50 {p50:.0} ms; levels {levels}; browser error: {err}"),
+            None => format!("p50 {p50:.0} ms; levels (heights) {levels}; hls.currentLevel drops the buffer and loads the new level's segment"),
+        }),
+    );
 }
 
 /// A plain HTTP/1.1 client for polling the origin.

@@ -8,7 +8,10 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::schema::{asset_pieces, assets, streams};
+use super::{
+    schema::{asset_pieces, assets, streams},
+    status::AssetStatus,
+};
 
 /// One row of `assets`.
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
@@ -64,6 +67,8 @@ pub async fn count_publish(
     stream_id: Uuid,
     new_id: Uuid,
 ) -> QueryResult<AssetRow> {
+    // `status = 'preparing'` (AssetStatus::Preparing) is spelled as in the partial
+    // unique index of the migration, which ON CONFLICT must name.
     diesel::sql_query(
         "INSERT INTO assets (id, stream_id, publishes) VALUES ($1, $2, $3) \
          ON CONFLICT (stream_id) WHERE status = 'preparing' \
@@ -84,7 +89,7 @@ pub async fn preparing_for_update(
 ) -> QueryResult<Option<AssetRow>> {
     assets::table
         .filter(assets::stream_id.eq(stream_id))
-        .filter(assets::status.eq("preparing"))
+        .filter(assets::status.eq(AssetStatus::Preparing.as_db()))
         .select(AssetRow::as_select())
         .for_update()
         .first(conn)
@@ -170,7 +175,7 @@ pub async fn mark_ready(
 ) -> QueryResult<AssetRow> {
     diesel::update(assets::table.find(id))
         .set((
-            assets::status.eq("ready"),
+            assets::status.eq(AssetStatus::Ready.as_db()),
             assets::prefix.eq(made.prefix),
             assets::duration_ms.eq(made.duration_ms),
             assets::size_bytes.eq(made.size_bytes),
@@ -190,7 +195,7 @@ pub async fn mark_errored(
 ) -> QueryResult<AssetRow> {
     diesel::update(assets::table.find(id))
         .set((
-            assets::status.eq("errored"),
+            assets::status.eq(AssetStatus::Errored.as_db()),
             assets::error_reason.eq(reason),
             assets::updated_at.eq(diesel::dsl::now),
         ))
@@ -236,7 +241,7 @@ pub async fn has_ready(conn: &mut AsyncPgConnection, stream_id: Uuid) -> QueryRe
     diesel::select(diesel::dsl::exists(
         assets::table
             .filter(assets::stream_id.eq(stream_id))
-            .filter(assets::status.eq("ready")),
+            .filter(assets::status.eq(AssetStatus::Ready.as_db())),
     ))
     .get_result(conn)
     .await
@@ -247,7 +252,7 @@ pub async fn ready_rules(
     conn: &mut AsyncPgConnection,
 ) -> QueryResult<Vec<(Uuid, Uuid, Option<String>)>> {
     assets::table
-        .filter(assets::status.eq("ready"))
+        .filter(assets::status.eq(AssetStatus::Ready.as_db()))
         .select((assets::id, assets::stream_id, assets::prefix))
         .load(conn)
         .await
@@ -261,7 +266,7 @@ pub async fn lock_expired(
     limit: i64,
 ) -> QueryResult<Vec<AssetRow>> {
     assets::table
-        .filter(assets::status.ne("preparing"))
+        .filter(assets::status.ne(AssetStatus::Preparing.as_db()))
         .filter(assets::created_at.lt(before))
         .select(AssetRow::as_select())
         .order(assets::created_at.asc())

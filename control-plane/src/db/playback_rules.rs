@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{
     policy::PlaybackPolicy,
     schema::{assets, streams},
-    status::StreamStatus,
+    status::{AssetStatus, StreamStatus},
 };
 
 /// A stream as a verifier sees it: id, owner, stored playback policy and viewer cap.
@@ -33,7 +33,7 @@ pub async fn streams(
     ]);
     let recorded = streams::id.eq_any(
         assets::table
-            .filter(assets::status.eq("ready"))
+            .filter(assets::status.eq(AssetStatus::Ready.as_db()))
             .select(assets::stream_id),
     );
     streams::table

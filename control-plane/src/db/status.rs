@@ -1,5 +1,6 @@
-//! The stream lifecycle states and how they are stored in `streams.status`: the one
-//! place that spells the stored values (the service re-exports the enum).
+//! The stream lifecycle states and the asset states, and how they are stored in
+//! `streams.status` and `assets.status`: the one place that spells the stored values
+//! (the service re-exports the enums).
 
 /// Lifecycle state of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,6 +44,40 @@ impl StreamStatus {
     }
 }
 
+/// Where an asset (a recording made playable) is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AssetStatus {
+    /// The recording is being remuxed and uploaded.
+    Preparing,
+    /// Playable.
+    Ready,
+    /// Gave up; the row says why.
+    Errored,
+}
+
+impl AssetStatus {
+    /// Every state.
+    pub const ALL: [Self; 3] = [Self::Preparing, Self::Ready, Self::Errored];
+
+    /// Returns the value stored in `assets.status`.
+    pub fn as_db(self) -> &'static str {
+        match self {
+            Self::Preparing => "preparing",
+            Self::Ready => "ready",
+            Self::Errored => "errored",
+        }
+    }
+
+    /// Parses a stored value; the table's CHECK constraint admits only these three,
+    /// so anything else is treated as `Preparing` (not playable).
+    pub fn from_db(raw: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_db() == raw)
+            .unwrap_or(Self::Preparing)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +86,9 @@ mod tests {
     fn stored_values_round_trip() {
         for status in StreamStatus::ALL {
             assert_eq!(StreamStatus::from_db(status.as_db()), status);
+        }
+        for status in AssetStatus::ALL {
+            assert_eq!(AssetStatus::from_db(status.as_db()), status);
         }
     }
 }

@@ -7,7 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{db::assets::AssetRow, service::PlaybackPolicy};
+use crate::{
+    db::assets::AssetRow,
+    service::{AssetStatus, PlaybackPolicy},
+};
 
 /// Where an asset is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,17 +67,17 @@ impl Asset {
     /// Builds an asset from its row, its stream's owner and stored policy, with
     /// playback URLs under `vod_url` (the VOD origin's `/vod` base) when READY.
     pub fn from_row(row: AssetRow, owner: String, policy: &str, vod_url: &str) -> Self {
-        let state = match row.status.as_str() {
-            "ready" => AssetState::Ready {
+        let state = match AssetStatus::from_db(&row.status) {
+            AssetStatus::Ready => AssetState::Ready {
                 prefix: row.prefix.unwrap_or_default(),
                 duration: Duration::from_millis(row.duration_ms.unwrap_or(0).max(0) as u64),
                 size_bytes: row.size_bytes.unwrap_or(0).max(0) as u64,
                 ready_at: row.ready_at.unwrap_or(row.updated_at),
             },
-            "errored" => AssetState::Errored {
+            AssetStatus::Errored => AssetState::Errored {
                 reason: row.error_reason.unwrap_or_default(),
             },
-            _ => AssetState::Preparing,
+            AssetStatus::Preparing => AssetState::Preparing,
         };
         let playback = matches!(state, AssetState::Ready { .. }).then(|| {
             let base = format!("{}/{}", vod_url.trim_end_matches('/'), row.id);

@@ -37,5 +37,8 @@ pub mod webhooks;
 // stored in (`db::status`, `db::policy`), each with its one mapping to the stored
 // value, so that queries name states without string literals; here they are the
 // service's domain types.
-pub use crate::db::{policy::PlaybackPolicy, status::StreamStatus};
+pub use crate::db::{
+    policy::PlaybackPolicy,
+    status::{AssetStatus, StreamStatus},
+};
 pub use stream::Stream;

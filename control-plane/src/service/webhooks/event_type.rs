@@ -1,7 +1,10 @@
 //! The webhook event types: the documented names owners subscribe to and receive in
 //! `type`, and which logged event each one is.
 
-use crate::service::events::{Event, Notice};
+use crate::service::{
+    StreamStatus,
+    events::{Event, Notice},
+};
 
 /// A webhook event type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,7 +72,9 @@ impl EventType {
         match event {
             Event::StreamStarted { resumed: false, .. } => EventType::StreamActive,
             Event::StreamStarted { resumed: true, .. } => EventType::StreamResumed,
-            Event::StreamEnded { status, .. } if status == "interrupted" => {
+            Event::StreamEnded { status, .. }
+                if StreamStatus::from_db(status) == StreamStatus::Interrupted =>
+            {
                 EventType::StreamInterrupted
             }
             Event::StreamEnded { .. } => EventType::StreamCompleted,

@@ -6,20 +6,10 @@
 // {"ms": [...], "levels": [...]} or {"error": "...", ...}.
 //
 //   node tests/benches/suite/abr_switch.mjs <page url> <runs>
-import { pathToFileURL } from 'node:url';
-
-const { chromium } = await import(
-  process.env.PLAYWRIGHT_CORE ? pathToFileURL(process.env.PLAYWRIGHT_CORE).href : 'playwright-core');
+import { launch } from '../../browser/launch.mjs';
 
 const [url, runs] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launch();
 const ms = [];
 let levels = [];
 try {

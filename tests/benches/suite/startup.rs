@@ -81,28 +81,7 @@ pub async fn run(rows: &Rows) {
     let Some((_task, id)) = last else { return };
     let (_, base) = &stack.edges[0];
     let page = format!("{base}/#/streams/{id}");
-    let root = workspace_root();
-    let run = tokio::process::Command::new("node")
-        .arg(root.join("tests/benches/suite/startup.mjs"))
-        .arg(&page)
-        .arg("5")
-        .env(
-            "PLAYWRIGHT_CORE",
-            root.join(".nova/tools/node_modules/playwright-core/index.mjs"),
-        )
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(240), run)
-        .await
-        .expect("the browser runs within 240 s")
-        .expect("node runs (scripts/install-deps.sh installs playwright-core)");
-    let line = String::from_utf8_lossy(&out.stdout);
-    let result: Value =
-        serde_json::from_str(line.lines().last().unwrap_or("{}")).unwrap_or_default();
-    let mut ms: Vec<f64> = result["ms"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default();
+    let (mut ms, result) = browser("startup.mjs", &page).await;
     let (p50, _, _, max) = summary(&mut ms);
     rows.push(
         Row::new(
@@ -152,28 +131,7 @@ async fn quality_switch(rows: &Rows) {
     println!("G7: quality switches in hls.js on an ABR stream");
     let (_, base) = &stack.edges[0];
     let page = format!("{base}/#/streams/{id}");
-    let root = workspace_root();
-    let run = tokio::process::Command::new("node")
-        .arg(root.join("tests/benches/suite/abr_switch.mjs"))
-        .arg(&page)
-        .arg("5")
-        .env(
-            "PLAYWRIGHT_CORE",
-            root.join(".nova/tools/node_modules/playwright-core/index.mjs"),
-        )
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(240), run)
-        .await
-        .expect("the browser runs within 240 s")
-        .expect("node runs (scripts/install-deps.sh installs playwright-core)");
-    let line = String::from_utf8_lossy(&out.stdout);
-    let result: Value =
-        serde_json::from_str(line.lines().last().unwrap_or("{}")).unwrap_or_default();
-    let mut ms: Vec<f64> = result["ms"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default();
+    let (mut ms, result) = browser("abr_switch.mjs", &page).await;
     let (p50, _, _, max) = summary(&mut ms);
     let levels = result["levels"].to_string();
     rows.push(
@@ -192,6 +150,34 @@ async fn quality_switch(rows: &Rows) {
             None => format!("p50 {p50:.0} ms; levels (heights) {levels}; hls.currentLevel drops the buffer and loads the new level's segment"),
         }),
     );
+}
+
+/// Runs `script` (a file of this folder) in node against `page`, 5 runs; returns the
+/// milliseconds it printed and its whole JSON line (`error` says what went wrong).
+async fn browser(script: &str, page: &str) -> (Vec<f64>, Value) {
+    let root = workspace_root();
+    let run = tokio::process::Command::new("node")
+        .arg(root.join("tests/benches/suite").join(script))
+        .arg(page)
+        .arg("5")
+        .env(
+            "PLAYWRIGHT_CORE",
+            root.join(".nova/tools/node_modules/playwright-core/index.mjs"),
+        )
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("the browser runs within 240 s")
+        .expect("node runs (scripts/install-deps.sh installs playwright-core)");
+    let line = String::from_utf8_lossy(&out.stdout);
+    let result: Value =
+        serde_json::from_str(line.lines().last().unwrap_or("{}")).unwrap_or_default();
+    let ms = result["ms"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    (ms, result)
 }
 
 /// A plain HTTP/1.1 client for polling the origin.

@@ -1,9 +1,9 @@
 //! Authenticated gRPC clients for tests.
 
 use nova_proto::v1::{
-    analytics_service_client::AnalyticsServiceClient, event_service_client::EventServiceClient,
-    ingest_service_client::IngestServiceClient, session_service_client::SessionServiceClient,
-    stream_service_client::StreamServiceClient,
+    CreateStreamRequest, Stream, analytics_service_client::AnalyticsServiceClient,
+    event_service_client::EventServiceClient, ingest_service_client::IngestServiceClient,
+    session_service_client::SessionServiceClient, stream_service_client::StreamServiceClient,
 };
 use tonic::{
     Request, Status,
@@ -62,6 +62,24 @@ pub async fn channel(url: &str) -> Channel {
 /// A StreamService client for `url` acting as `principal` with `token`.
 pub async fn streams(url: &str, token: Option<&str>, principal: Option<&str>) -> Streams {
     StreamServiceClient::with_interceptor(channel(url).await, Credentials::new(token, principal))
+}
+
+/// Creates a stream titled `title` with `streams`' principal; returns it and its key.
+pub async fn create_titled(streams: &mut Streams, title: &str) -> (Stream, String) {
+    let created = streams
+        .create_stream(CreateStreamRequest {
+            stream: Some(Stream {
+                title: title.into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("CreateStream")
+        .into_inner();
+    (
+        created.stream.expect("the created stream"),
+        created.stream_key,
+    )
 }
 
 /// An IngestService client.

@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use nova_ingest_hooks::IngestHooks;
-use nova_proto::v1::{CreateStreamRequest, GetStreamRequest, Stream, StreamStatus};
+use nova_proto::v1::{GetStreamRequest, Stream, StreamStatus};
 use nova_stack::{
     nginx::{Nginx, NginxSettings, Vod},
     wait::free_port,
@@ -189,18 +189,7 @@ impl LiveStack {
 
     /// Creates a stream owned by `alice`; returns it and its key.
     pub async fn create_stream(&mut self, title: &str) -> (Stream, String) {
-        let created = self
-            .streams
-            .create_stream(CreateStreamRequest {
-                stream: Some(Stream {
-                    title: title.into(),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .expect("create a stream")
-            .into_inner();
-        (created.stream.expect("stream"), created.stream_key)
+        clients::create_titled(&mut self.streams, title).await
     }
 
     /// Returns the RTMP URL to publish `key` to.

@@ -8,8 +8,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
 use nova_control_plane::Config;
 use nova_proto::v1::{
-    AuthorizePublishRequest, CreateStreamRequest, EndStreamRequest, PublishEndedRequest,
-    RotateStreamKeyRequest, Stream,
+    AuthorizePublishRequest, EndStreamRequest, PublishEndedRequest, RotateStreamKeyRequest, Stream,
 };
 use serde_json::{Value, json};
 
@@ -147,18 +146,7 @@ impl World {
 
     /// Creates a stream of `alice`; returns it and its key.
     pub async fn create_stream(&mut self, title: &str) -> (Stream, String) {
-        let created = self
-            .streams
-            .create_stream(CreateStreamRequest {
-                stream: Some(Stream {
-                    title: title.into(),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        (created.stream.unwrap(), created.stream_key)
+        crate::clients::create_titled(&mut self.streams, title).await
     }
 
     /// A publish with `key` is accepted (`stream.active`, or `stream.resumed`).

@@ -10,9 +10,7 @@ use std::{
 };
 
 use bytes_body::{Body, get, post};
-use nova_proto::v1::{
-    AuthorizePublishRequest, CreateStreamRequest, GetStreamRequest, IngestHeartbeatRequest, Stream,
-};
+use nova_proto::v1::{AuthorizePublishRequest, GetStreamRequest, IngestHeartbeatRequest};
 use nova_tests::{TestContext, clients, edge};
 
 use crate::{
@@ -102,19 +100,7 @@ pub async fn run(rows: &Rows) {
     let n = env_or("CALLS", 2000);
     let ctx = TestContext::start().await;
     let mut streams = clients::streams(&ctx.url(), Some(&ctx.token), Some("bench")).await;
-    let mut create = async |title: &str| {
-        let created = streams
-            .create_stream(CreateStreamRequest {
-                stream: Some(Stream {
-                    title: title.into(),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        (created.stream.unwrap(), created.stream_key)
-    };
+    let mut create = async |title: &str| clients::create_titled(&mut streams, title).await;
     let (pending, _) = create("pending").await;
     let (live, live_key) = create("live").await;
     let mut ingest = clients::ingest(&ctx.url(), &ctx.token).await;

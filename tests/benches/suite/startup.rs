@@ -8,7 +8,6 @@
 
 use std::time::{Duration, Instant};
 
-use nova_proto::v1::{CreateStreamRequest, Stream};
 use nova_stack::nginx::RELAY_HOST;
 use nova_tests::{
     clients, ffmpeg,
@@ -55,18 +54,9 @@ impl OnAir {
 /// and the milliseconds from the start of the publish.
 async fn go_live(stack: &BenchStack, who: Broadcaster, title: &str) -> (OnAir, String, f64) {
     let mut streams = clients::streams(&stack.grpc_url, Some(&stack.token), Some("bench")).await;
-    let created = streams
-        .create_stream(CreateStreamRequest {
-            stream: Some(Stream {
-                title: title.into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let id = created.stream.unwrap().stream_id;
-    let url = format!("{}/{}", stack.nginx.rtmp_url(), created.stream_key);
+    let (stream, key) = clients::create_titled(&mut streams, title).await;
+    let id = stream.stream_id;
+    let url = format!("{}/{key}", stack.nginx.rtmp_url());
     let playlist = format!("{}/hls/{id}.m3u8", stack.nginx.origin_url());
     let http = reqwest_free_client();
     let started = Instant::now();

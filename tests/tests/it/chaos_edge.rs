@@ -16,8 +16,7 @@
 use std::time::Duration;
 
 use nova_proto::v1::{
-    AuthorizePublishRequest, CreateStreamRequest, EndStreamRequest, GetViewerCountRequest,
-    PublishEndedRequest, Stream,
+    AuthorizePublishRequest, EndStreamRequest, GetViewerCountRequest, PublishEndedRequest,
 };
 use nova_tests::{
     TestContext, clients,
@@ -118,21 +117,8 @@ impl Callers {
     }
 
     async fn create(&mut self, title: &str) -> (String, String) {
-        let created = self
-            .streams
-            .create_stream(CreateStreamRequest {
-                stream: Some(Stream {
-                    title: title.into(),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .expect("CreateStream")
-            .into_inner();
-        (
-            created.stream.expect("stream").stream_id,
-            created.stream_key,
-        )
+        let (stream, key) = nova_tests::clients::create_titled(&mut self.streams, title).await;
+        (stream.stream_id, key)
     }
 
     async fn go_live(&mut self, key: &str) {

@@ -16,8 +16,7 @@
 use std::{sync::Arc, time::Duration};
 
 use nova_proto::v1::{
-    AuthorizePublishRequest, CreateStreamRequest, EndStreamRequest, GetViewerCountRequest, Stream,
-    StreamStatus,
+    AuthorizePublishRequest, EndStreamRequest, GetViewerCountRequest, StreamStatus,
 };
 use nova_tests::{
     TestContext,
@@ -77,18 +76,8 @@ impl World {
 
     /// Creates a stream and admits a broadcaster on it; returns its name and key.
     async fn go_live(&mut self, title: &str) -> (String, String) {
-        let created = self
-            .streams
-            .create_stream(CreateStreamRequest {
-                stream: Some(Stream {
-                    title: title.into(),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .expect("CreateStream")
-            .into_inner();
-        let (name, key) = (created.stream.unwrap().name, created.stream_key);
+        let (stream, key) = nova_tests::clients::create_titled(&mut self.streams, title).await;
+        let name = stream.name;
         self.ingest
             .authorize_publish(AuthorizePublishRequest {
                 stream_key: key.clone(),

@@ -107,7 +107,8 @@ pub async fn run(rows: &Rows) {
         let mut children = Vec::new();
         let mut held = Vec::new();
         for e in 0..edges {
-            let share = total / edges;
+            // The remainder goes to the first edges: `total` sockets in all.
+            let share = total / edges + usize::from(e < total % edges);
             let (child, base) = spawn_edge(&ctx, &format!("bench-many-{e}"), share + 100);
             let url = format!("{}{path}", base.replacen("http://", "ws://", 1));
             held.push(hold(&url, share, 30 + 10 * e as u8).await);

@@ -6,7 +6,7 @@
 use std::{net::SocketAddr, path::Path, process::Stdio, time::Duration};
 
 use nova_stack::{
-    nginx::{Nginx, NginxSettings, RELAY_HOST},
+    nginx::{Nginx, NginxSettings},
     wait::{accepts, free_port, until},
 };
 use nova_tests::{
@@ -17,27 +17,6 @@ use nova_tests::{
 use tokio::process::{Child, Command};
 
 use crate::procstat::{Tier, listening_on, with_children};
-
-/// How the bench's ingest node is set up.
-#[derive(Clone, Copy)]
-pub struct Ingest {
-    /// nginx transcodes every broadcast into the template's renditions, and playback
-    /// URLs name the master playlist.
-    pub abr: bool,
-    /// Loopback address nginx's key-hiding relay connects to: [`RELAY_HOST`] (immediate
-    /// ACKs where nova-stack could add its route), or 127.0.0.1 for the baseline of
-    /// delayed ACKs.
-    pub relay_host: &'static str,
-}
-
-impl Default for Ingest {
-    fn default() -> Self {
-        Self {
-            abr: false,
-            relay_host: RELAY_HOST,
-        }
-    }
-}
 
 /// The running stack.
 pub struct BenchStack {
@@ -100,12 +79,12 @@ fn spawn(binary: &str, log: &str, env: &[(&str, String)], addr: SocketAddr) -> C
 impl BenchStack {
     /// Starts everything with `edges` edge processes, each allowing `sockets`.
     pub async fn start(edges: usize, sockets: usize) -> Self {
-        Self::start_with(edges, sockets, Ingest::default()).await
+        Self::start_with(edges, sockets, false).await
     }
 
-    /// Like [`BenchStack::start`], with the ingest node set up as `ingest` says.
-    pub async fn start_with(edges: usize, sockets: usize, ingest: Ingest) -> Self {
-        let Ingest { abr, relay_host } = ingest;
+    /// Like [`BenchStack::start`]; with `abr`, nginx transcodes every broadcast into
+    /// the template's renditions and playback URLs name the master playlist.
+    pub async fn start_with(edges: usize, sockets: usize, abr: bool) -> Self {
         let engines = Engines::get();
         let database_url = engines.fresh_database().await;
         let engine_ports = (
@@ -170,10 +149,7 @@ impl BenchStack {
                 ("NOVA_CONTROL_PLANE_URL", grpc_url.clone()),
                 ("NOVA_SERVICE_TOKEN", ingest_token),
                 ("NOVA_ORIGIN_URL", nginx.origin_url()),
-                (
-                    "NOVA_RELAY_URL",
-                    format!("rtmp://{relay_host}:{rtmp_port}/stream"),
-                ),
+                ("NOVA_RELAY_URL", nginx.relay_url()),
                 ("NOVA_STAT_URL", nginx.stat_url()),
                 ("NOVA_ABR", abr.to_string()),
                 ("NOVA_HLS_DIR", path(&nginx.media().join("hls"))),

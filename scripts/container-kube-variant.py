@@ -114,8 +114,8 @@ ENV = {
         "NOVA_HOOKS_ADDR": HOOKS,
         "NOVA_HOOKS_METRICS_ADDR": HOOKS_METRICS,
         "NOVA_CONTROL_PLANE_URL": f"https://{GRPC}",
-        "NOVA_RELAY_URL": f"rtmp://127.0.0.1:{RTMP_PORT}/stream",
-        "NOVA_RECORD_URL": f"rtmp://127.0.0.1:{RTMP_PORT}/record",
+        "NOVA_RELAY_URL": f"rtmp://127.0.0.2:{RTMP_PORT}/stream",
+        "NOVA_RECORD_URL": f"rtmp://127.0.0.2:{RTMP_PORT}/record",
         "NOVA_STAT_URL": f"http://{STAT}/stat",
     },
 }

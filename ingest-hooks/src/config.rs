@@ -10,7 +10,7 @@
 //! | `NOVA_SERVICE_TOKEN` | (required) | token for the control plane (at least 16 characters) |
 //! | `NOVA_INGEST_NODE` | `ingest-local` | this ingest node's identifier |
 //! | `NOVA_ORIGIN_URL` | `http://127.0.0.1:8080` | public base URL of this node's HLS/DASH origin |
-//! | `NOVA_RELAY_URL` | `rtmp://127.0.0.1:1935/stream` | internal RTMP application accepted publishes are relayed into |
+//! | `NOVA_RELAY_URL` | `rtmp://127.0.0.2:1935/stream` | internal RTMP application accepted publishes are relayed into |
 //! | `NOVA_INGEST_APP` | `live` | RTMP application broadcasters publish to |
 //! | `NOVA_ABR` | `false` | whether nginx transcodes into renditions |
 //! | `NOVA_STAT_URL` | `http://127.0.0.1:8081/stat` | nginx `rtmp_stat` page; empty turns the poller off |
@@ -20,7 +20,7 @@
 //! | `NOVA_PUBLISH_FAILURES` | `10` | refused publishes one address may make before it is refused at once, without asking the control plane |
 //! | `NOVA_PUBLISH_FAILURE_REFILL` | `6s` | one more refused publish is allowed per address after this long |
 //! | `NOVA_HLS_DIR` | (none) | nginx's HLS output folder, watched for segment generation time; unset turns it off |
-//! | `NOVA_RECORD_URL` | `rtmp://127.0.0.1:1935/record` | nginx's recording application: accepted publishes of streams that record are relayed into it (it records, then pushes into `NOVA_RELAY_URL`'s application) |
+//! | `NOVA_RECORD_URL` | `rtmp://127.0.0.2:1935/record` | nginx's recording application: accepted publishes of streams that record are relayed into it (it records, then pushes into `NOVA_RELAY_URL`'s application) |
 //! | `NOVA_RECORD_DIR` | (none: recording off) | nginx's `record_path`, where the recording application writes pieces; handed pieces wait in its `done/` folder until the control plane has them |
 //! | `NOVA_ASSET_STORE`, `NOVA_ASSET_S3_*` | (none: recording off) | the asset store recorded pieces are put in, and which the VOD origin reads (see `nova_store::config`) |
 //! | `NOVA_HTTP_HEADER_TIMEOUT` | `10s` | time a connection has to send a request head; also bounds idle keep-alive connections (read by `nova_runtime::http`) |
@@ -65,7 +65,7 @@ pub struct Config {
     #[arg(
         long,
         env = "NOVA_RELAY_URL",
-        default_value = "rtmp://127.0.0.1:1935/stream"
+        default_value = "rtmp://127.0.0.2:1935/stream"
     )]
     pub relay_url: String,
     /// RTMP application broadcasters publish to.
@@ -105,7 +105,7 @@ pub struct Config {
     #[arg(
         long,
         env = "NOVA_RECORD_URL",
-        default_value = "rtmp://127.0.0.1:1935/record"
+        default_value = "rtmp://127.0.0.2:1935/record"
     )]
     pub record_url: String,
     /// nginx's `record_path`; unset turns recording off on this node.

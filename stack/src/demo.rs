@@ -151,7 +151,7 @@ pub fn instructions(demo: &Demo, rtmp_url: &str, hls_url: &str) -> String {
          Server:     {rtmp_url}\n  \
          Stream Key: {key}\n  \
          (Settings → Output → Output Mode: Advanced → Keyframe Interval: 1 s for the quickest start)\n\n\
-         Watch (HLS, starts about 2 s after you go live):\n  \
+         Watch (HLS, starts about 1.5 s after you go live):\n  \
          ffplay {hls_url}/{id}.m3u8\n",
         name = demo.name,
         key = demo.key,

@@ -27,6 +27,9 @@ pub const VOD_S3: &str = include_str!("../../deploy/nginx/vod-s3.conf.template")
 pub const VOD_OFF: &str = include_str!("../../deploy/nginx/vod-off.conf");
 /// Where Debian's libnginx-mod-rtmp puts the module.
 pub const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+/// Loopback address nginx's own relays connect to (the template listens on it): the
+/// one address [`relay_quick_acks`] gives immediate ACKs.
+pub const RELAY_HOST: &str = "127.0.0.2";
 
 /// Addresses and settings of one ingest node.
 #[derive(Debug, Clone)]
@@ -160,7 +163,7 @@ impl Nginx {
 
     /// Returns the recording application's URL ingest-hooks relays recorded streams to.
     pub fn record_url(&self) -> String {
-        format!("rtmp://127.0.0.1:{}/record", self.settings.rtmp_port)
+        format!("rtmp://{RELAY_HOST}:{}/record", self.settings.rtmp_port)
     }
 
     /// Returns the VOD origin's base URL (`…/vod`).
@@ -180,7 +183,7 @@ impl Nginx {
 
     /// Returns the internal relay URL ingest-hooks redirects accepted publishes to.
     pub fn relay_url(&self) -> String {
-        format!("rtmp://127.0.0.1:{}/stream", self.settings.rtmp_port)
+        format!("rtmp://{RELAY_HOST}:{}/stream", self.settings.rtmp_port)
     }
 
     /// Returns the private /stat URL.
@@ -236,6 +239,12 @@ impl Nginx {
     pub fn start(&self) -> anyhow::Result<()> {
         if !Path::new(RTMP_MODULE).exists() {
             bail!("{RTMP_MODULE} is missing: install libnginx-mod-rtmp (scripts/install-deps.sh)");
+        }
+        if let Err(why) = relay_quick_acks() {
+            eprintln!(
+                "nova-stack: {RELAY_HOST} keeps delayed ACKs ({why}): a broadcast's first \
+                 playlist may come one keyframe interval later (docs/deploy.md)"
+            );
         }
         for dir in ["logs", "tmp"] {
             fs::create_dir_all(self.prefix.join(dir))?;
@@ -308,6 +317,70 @@ impl Nginx {
     }
 }
 
+/// Makes sure [`RELAY_HOST`] has a local route with `quickack 1`, so TCP on the
+/// relay's loopback connections ACKs at once and nginx-rtmp's relay is up within a
+/// few ms of an accepted publish instead of stalling on delayed ACKs (see the
+/// template's header). Adds the route once per boot (as root; it then stays, and
+/// only concerns connections to that address); leaves an existing route of that
+/// address alone. Errs with why the ACKs stay delayed.
+pub fn relay_quick_acks() -> anyhow::Result<()> {
+    let target = format!("{RELAY_HOST}/32");
+    let ip = |args: &[&str]| -> anyhow::Result<std::process::Output> {
+        Command::new("ip")
+            .args(args)
+            .output()
+            .context("`ip` (iproute2) cannot run")
+    };
+    let route = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    let shown = ip(&["route", "show", "table", "local", &target])?;
+    let existing = route(&shown);
+    if existing.contains("quickack 1") {
+        return Ok(());
+    }
+    if !existing.trim().is_empty() {
+        bail!("its route is someone else's: {}", existing.trim());
+    }
+    let added = ip(&[
+        "route", "add", "local", &target, "dev", "lo", "table", "local", "quickack", "1",
+    ])?;
+    if added.status.success() {
+        return Ok(());
+    }
+    // Another stack may have added it meanwhile.
+    if route(&ip(&["route", "show", "table", "local", &target])?).contains("quickack 1") {
+        return Ok(());
+    }
+    bail!(
+        "ip route add: {}",
+        String::from_utf8_lossy(&added.stderr).trim()
+    )
+}
+
+/// Folder for nginx's live output (HLS, DASH, ABR renditions, recorded pieces):
+/// `/dev/shm` when it is a tmpfs, else the system's temp folder.
+///
+/// nginx-rtmp writes segments and playlists from its one worker, synchronously: a
+/// file system that is slow to create files (seen here: ext4 scanning recently
+/// deleted inodes after a build, ~0.9 s of a core in the kernel) stalls every
+/// broadcast, its heartbeats time out, and nginx drops the broadcasters. Live output
+/// is a few seconds per stream and cleaned by nginx, so RAM is the right place
+/// (docs/deploy.md, "Live output on tmpfs").
+pub fn live_scratch() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let on_tmpfs = fs::read_to_string("/proc/mounts").is_ok_and(|mounts| {
+        mounts.lines().any(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            fields.next() == Some("/dev/shm") && fields.next() == Some("tmpfs")
+        })
+    });
+    let writable = fs::metadata(shm).is_ok_and(|m| m.is_dir() && !m.permissions().readonly());
+    if on_tmpfs && writable {
+        shm.to_owned()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 /// Replaces every `{{NAME}}` in `template`; fails on a placeholder left unfilled.
 pub fn render(template: &str, vars: &[(&str, String)]) -> anyhow::Result<String> {
     let mut out = template.to_owned();
@@ -366,7 +439,8 @@ mod tests {
         assert!(conf.contains("allow play 127.0.0.1; deny play all;"));
         assert!(conf.contains("include /tmp/p/abr-on.conf;"));
         assert!(conf.contains("record_path /tmp/m/recordings;"));
-        assert!(conf.contains("push rtmp://127.0.0.1:1935/stream;"));
+        assert!(conf.contains("push rtmp://127.0.0.2:1935/stream;"));
+        assert!(conf.contains("listen 127.0.0.2:1935;"));
         assert!(conf.contains("include /tmp/p/vod-s3.conf;"));
         let (_, location) = nginx.settings().vod.include().unwrap();
         assert!(location.contains("set $nova_vod_s3 http://127.0.0.1:9000;"));

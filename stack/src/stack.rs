@@ -15,7 +15,7 @@ use rand::RngCore;
 
 use crate::{
     env_file, jwt,
-    nginx::{Nginx, NginxSettings, Vod},
+    nginx::{self, Nginx, NginxSettings, Vod},
     postgres::{self, Postgres},
     process::{self, Attach, Service},
     redis::Redis,
@@ -75,6 +75,45 @@ impl Layout {
         let outside = PathBuf::from(format!("/var/tmp/nova-pg-{}", URL_SAFE_NO_PAD.encode(tag)));
         std::os::unix::fs::symlink(&outside, &local)?;
         Ok(outside)
+    }
+
+    /// nginx's live output: `.nova/media`, a link to a folder on tmpfs
+    /// ([`nginx::live_scratch`]) so a slow disk cannot stall the broadcasts; a plain
+    /// folder where the machine has no tmpfs. A plain `.nova/media` left by an older
+    /// stack is moved aside to `.nova/media.on-disk` (it may hold recorded pieces
+    /// not handed over yet).
+    fn media_dir(&self) -> anyhow::Result<PathBuf> {
+        let local = self.nova.join("media");
+        let scratch = nginx::live_scratch();
+        if scratch == env::temp_dir() {
+            fs::create_dir_all(&local)?;
+            return Ok(local);
+        }
+        let name = self.nova.to_string_lossy().replace(['/', '.'], "-");
+        let outside = scratch.join(format!("nova{name}-media"));
+        fs::create_dir_all(&outside)?;
+        match fs::symlink_metadata(&local) {
+            Ok(meta) if meta.is_symlink() => {
+                if fs::read_link(&local)? == outside {
+                    return Ok(local);
+                }
+                fs::remove_file(&local)?;
+            }
+            Ok(_) => {
+                let aside = self.nova.join("media.on-disk");
+                fs::rename(&local, &aside)
+                    .with_context(|| format!("move {} aside", local.display()))?;
+                eprintln!(
+                    "nova-stack: live output moves to {} (tmpfs); the old {} is kept as {}",
+                    outside.display(),
+                    local.display(),
+                    aside.display()
+                );
+            }
+            Err(_) => {}
+        }
+        std::os::unix::fs::symlink(&outside, &local)?;
+        Ok(local)
     }
 }
 
@@ -184,7 +223,7 @@ pub fn up(layout: &Layout, ports: Ports, attach: Attach, abr: bool) -> anyhow::R
     let asset_store = format!("file://{}", assets.display());
     let nginx = Nginx::new(
         &layout.nova.join("nginx"),
-        &layout.nova.join("media"),
+        &layout.media_dir()?,
         NginxSettings {
             rtmp_port: ports.rtmp,
             http_port: ports.http,

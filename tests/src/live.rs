@@ -7,7 +7,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use nova_ingest_hooks::IngestHooks;
 use nova_proto::v1::{GetStreamRequest, Stream, StreamStatus};
 use nova_stack::{
-    nginx::{Nginx, NginxSettings, Vod},
+    nginx::{Nginx, NginxSettings, Vod, live_scratch},
     wait::free_port,
 };
 
@@ -322,11 +322,12 @@ async fn launch(
 ) {
     let dir = tempfile::Builder::new()
         .prefix("nova-live-")
-        .tempdir()
+        .tempdir_in(live_scratch())
         .expect("temp dir");
     let (rtmp_port, stat_port) = (free_port().unwrap(), free_port().unwrap());
     let secret = random_token();
-    let rtmp_url = format!("rtmp://127.0.0.1:{rtmp_port}");
+    // Where nginx's own relays connect (the template listens there too).
+    let relay_base = format!("rtmp://{}:{rtmp_port}", nova_stack::nginx::RELAY_HOST);
     let hooks_config = nova_ingest_hooks::Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         metrics_addr: None,
@@ -344,7 +345,7 @@ async fn launch(
         },
         ingest_node: node.into(),
         origin_url: format!("http://127.0.0.1:{http_port}"),
-        relay_url: format!("{rtmp_url}/stream"),
+        relay_url: format!("{relay_base}/stream"),
         ingest_app: "live".into(),
         abr: options.abr,
         stat_url: format!("http://127.0.0.1:{stat_port}/stat"),
@@ -354,7 +355,7 @@ async fn launch(
         publish_failures: options.publish_failures,
         publish_failure_refill: Duration::from_secs(6),
         hls_dir: Some(dir.path().join("media/hls")),
-        record_url: format!("{rtmp_url}/record"),
+        record_url: format!("{relay_base}/record"),
         record_dir: Some(dir.path().join("media/recordings")),
         store: ctx.config.store.clone(),
         log: nova_runtime::LogArgs::default(),

@@ -15,7 +15,7 @@ use nix::{
     unistd::Pid,
 };
 use nova_stack::{
-    nginx::{Nginx, NginxSettings, Vod},
+    nginx::{Nginx, NginxSettings, Vod, live_scratch},
     postgres::Postgres,
     redis::Redis,
     wait::free_port,
@@ -152,6 +152,8 @@ pub struct ProcessStack {
     pub edge_token: String,
     /// Holds every file (under /tmp, reachable by the `postgres` user).
     dir: tempfile::TempDir,
+    /// nginx's live output, on tmpfs where there is one ([`live_scratch`]).
+    _media: tempfile::TempDir,
 }
 
 impl ProcessStack {
@@ -166,6 +168,10 @@ impl ProcessStack {
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .expect("chmod the temp dir");
+        let media = tempfile::Builder::new()
+            .prefix("nova-procs-media-")
+            .tempdir_in(live_scratch())
+            .expect("temp dir for live output");
         let port = || free_port().expect("a free port");
         let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
         let postgres = Postgres::new(&dir.path().join("pg"), port()).expect("find PostgreSQL");
@@ -179,7 +185,7 @@ impl ProcessStack {
         let (grpc, hooks_addr, edge_addr) = (loopback(port()), loopback(port()), loopback(port()));
         let nginx = Nginx::new(
             &dir.path().join("nginx"),
-            &dir.path().join("media"),
+            media.path(),
             NginxSettings {
                 rtmp_port: port(),
                 http_port: port(),
@@ -231,7 +237,7 @@ impl ProcessStack {
                 ("NOVA_PUBLISH_FAILURES", "1000".into()),
                 (
                     "NOVA_HLS_DIR",
-                    dir.path().join("media/hls").display().to_string(),
+                    nginx.media().join("hls").display().to_string(),
                 ),
             ],
         );
@@ -270,6 +276,7 @@ impl ProcessStack {
             token,
             edge_token,
             dir,
+            _media: media,
         }
     }
 

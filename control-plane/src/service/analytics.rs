@@ -265,9 +265,13 @@ impl Analytics {
     }
 }
 
-/// Samples every `interval` and sweeps expired sessions every second until shutdown.
+/// Samples every `interval` (the first one `interval` after start) and sweeps expired
+/// sessions every second until shutdown.
 pub async fn run(analytics: Analytics, interval: Duration, stop: shutdown::Signal) {
     let mut sample = shutdown::steady(interval);
+    // The first sample one period after start, not at once: a replica that starts
+    // has nothing newer to persist than what completion and its peers stored.
+    sample.reset();
     let mut sweep = shutdown::steady(Duration::from_secs(1));
     let stopped = stop.wait();
     tokio::pin!(stopped);

@@ -221,8 +221,28 @@ pub async fn run(rows: &Rows) {
             .note(format!("RSS {rss:.0} MiB ({} processes)", tier.pids.len())),
         );
     }
-    for publisher in publishers.into_iter().flatten() {
-        publisher.stop().await;
+    // A broadcast that went off air is named with the publisher's own reason.
+    let mut ended = Vec::new();
+    for mut publisher in publishers.into_iter().flatten() {
+        if publisher.is_finished() {
+            ended.push(match publisher.ended_within(Duration::ZERO).await {
+                Ok(()) => "ended without an error".to_owned(),
+                Err(err) => err.to_string(),
+            });
+        } else {
+            publisher.stop().await;
+        }
+    }
+    if !ended.is_empty() {
+        let mut reasons = std::collections::BTreeMap::<String, usize>::new();
+        for reason in ended {
+            *reasons.entry(reason).or_default() += 1;
+        }
+        let reasons: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} × {r}")).collect();
+        println!(
+            "  publishers off air before the end: {}",
+            reasons.join("; ")
+        );
     }
     drop(crowds);
 }

@@ -94,7 +94,7 @@ impl BenchStack {
         let (token, edge_token, ingest_token) = (random_token(), random_token(), random_token());
         let dir = tempfile::Builder::new()
             .prefix("nova-bench-")
-            .tempdir()
+            .tempdir_in(nova_stack::nginx::live_scratch())
             .unwrap();
         let (rtmp_port, http_port, stat_port) = (
             free_port().unwrap(),

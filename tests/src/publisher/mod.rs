@@ -66,7 +66,7 @@ pub struct Publisher {
     /// The message stream id createStream gave us.
     stream: u32,
     /// Reads the socket.
-    reader: JoinHandle<()>,
+    reader: JoinHandle<RtmpError>,
 }
 
 async fn send(writer: &Mutex<OwnedWriteHalf>, message: &Message) -> Result<(), RtmpError> {
@@ -87,17 +87,19 @@ fn command(csid: u32, stream: u32, values: &[Value]) -> Message {
 }
 
 /// Reads the socket: answers acknowledgement windows and pings, forwards commands.
+/// Returns why it stopped.
 async fn read_loop(
     mut read: OwnedReadHalf,
     writer: Arc<Mutex<OwnedWriteHalf>>,
     replies: mpsc::Sender<Message>,
-) {
+) -> RtmpError {
     let mut reader = chunk::Reader::new();
     let mut buf = vec![0u8; 16 * 1024];
     let (mut received, mut acked, mut window) = (0u64, 0u64, u64::MAX);
     loop {
         let n = match read.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            // A reset is the server hanging up too.
+            Ok(0) | Err(_) => return RtmpError::Closed,
             Ok(n) => n,
         };
         received += n as u64;
@@ -106,12 +108,12 @@ async fn read_loop(
             let message = match reader.next_message() {
                 Ok(Some(m)) => m,
                 Ok(None) => break,
-                Err(_) => return,
+                Err(err) => return err,
             };
             if matches!(message.kind, 18 | 20) {
                 // Commands and status messages go to the publisher.
                 if replies.send(message).await.is_err() {
-                    return;
+                    return RtmpError::Closed;
                 }
                 continue;
             }
@@ -134,8 +136,8 @@ async fn read_loop(
                         stream: 0,
                         payload: pong,
                     };
-                    if send(&writer, &reply).await.is_err() {
-                        return;
+                    if let Err(err) = send(&writer, &reply).await {
+                        return err;
                     }
                 }
                 _ => {}
@@ -150,8 +152,8 @@ async fn read_loop(
                 stream: 0,
                 payload: (received as u32).to_be_bytes().to_vec(),
             };
-            if send(&writer, &ack).await.is_err() {
-                return;
+            if let Err(err) = send(&writer, &ack).await {
+                return err;
             }
         }
     }
@@ -190,6 +192,15 @@ impl Publisher {
         }
     }
 
+    /// Why the reader stopped, once it has: the server closed the connection, or sent
+    /// what the reader cannot parse.
+    async fn hang_up(&mut self) -> RtmpError {
+        match tokio::time::timeout(STEP, &mut self.reader).await {
+            Ok(Ok(why)) => why,
+            _ => RtmpError::Closed,
+        }
+    }
+
     /// Sends metadata, then the FLV's tags paced in real time, looping the file, for
     /// `duration` of media; fails as soon as the server hangs up.
     pub async fn stream_for(&mut self, flv: &Flv, duration: Duration) -> Result<(), RtmpError> {
@@ -212,7 +223,7 @@ impl Publisher {
                     tokio::select! {
                         () = tokio::time::sleep_until(due) => break,
                         reply = self.replies.recv() => match reply {
-                            None => return Err(RtmpError::Closed),
+                            None => return Err(self.hang_up().await),
                             Some(m) => {
                                 let values = amf0::decode_all(&m.payload).unwrap_or_default();
                                 let info = values.get(3).cloned().unwrap_or(Value::Null);

@@ -367,18 +367,21 @@ pub fn relay_quick_acks() -> anyhow::Result<()> {
 /// (docs/deploy.md, "Live output on tmpfs").
 pub fn live_scratch() -> PathBuf {
     let shm = Path::new("/dev/shm");
-    let on_tmpfs = fs::read_to_string("/proc/mounts").is_ok_and(|mounts| {
-        mounts.lines().any(|line| {
-            let mut fields = line.split_whitespace().skip(1);
-            fields.next() == Some("/dev/shm") && fields.next() == Some("tmpfs")
-        })
-    });
+    let on_tmpfs = fs::read_to_string("/proc/mounts").is_ok_and(|m| is_tmpfs(&m, shm));
     let writable = fs::metadata(shm).is_ok_and(|m| m.is_dir() && !m.permissions().readonly());
     if on_tmpfs && writable {
         shm.to_owned()
     } else {
         std::env::temp_dir()
     }
+}
+
+/// Tells whether `mounts` (the text of `/proc/mounts`) mounts a tmpfs at `point`.
+fn is_tmpfs(mounts: &str, point: &Path) -> bool {
+    mounts.lines().any(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        fields.next().map(Path::new) == Some(point) && fields.next() == Some("tmpfs")
+    })
 }
 
 /// Replaces every `{{NAME}}` in `template`; fails on a placeholder left unfilled.
@@ -453,5 +456,18 @@ mod tests {
         )
         .unwrap();
         assert!(abr.contains("/stream/$name?nova_internal=s"));
+    }
+
+    #[test]
+    fn live_output_goes_to_dev_shm_only_when_it_is_a_tmpfs() {
+        let shm = Path::new("/dev/shm");
+        let tmpfs = "sysfs /sys sysfs rw 0 0\ntmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0\n";
+        assert!(is_tmpfs(tmpfs, shm));
+        // A disk mounted there, a tmpfs elsewhere, a longer path, a torn line: no.
+        assert!(!is_tmpfs("/dev/vda /dev/shm ext4 rw 0 0\n", shm));
+        assert!(!is_tmpfs("tmpfs /run tmpfs rw 0 0\n", shm));
+        assert!(!is_tmpfs("tmpfs /dev/shm/x tmpfs rw 0 0\n", shm));
+        assert!(!is_tmpfs("tmpfs /dev/shm\n", shm));
+        assert!(!is_tmpfs("", shm));
     }
 }

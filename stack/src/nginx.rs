@@ -123,16 +123,18 @@ impl Vod {
 /// A private nginx.
 #[derive(Debug)]
 pub struct Nginx {
-    /// Folder with nginx.conf, pid, logs, temp.
+    /// Folder with nginx.conf, pid, logs, temp, and recordings/ (the recording
+    /// application's pieces, which must outlive a reboot until handed over).
     prefix: PathBuf,
-    /// Folder with hls/, dash/, abr/, and recordings/ (the recording application's).
+    /// Folder with hls/, dash/, abr/: live output, best on tmpfs ([`live_scratch`]).
     media: PathBuf,
     /// What it serves.
     settings: NginxSettings,
 }
 
 impl Nginx {
-    /// Describes an nginx with its files under `prefix` and output under `media`.
+    /// Describes an nginx with its files (recorded pieces included) under `prefix` and
+    /// live output under `media`.
     pub fn new(prefix: &Path, media: &Path, settings: NginxSettings) -> Self {
         Self {
             prefix: prefix.to_owned(),
@@ -158,7 +160,7 @@ impl Nginx {
 
     /// Returns the folder the recording application writes pieces to.
     pub fn record_dir(&self) -> PathBuf {
-        self.media.join("recordings")
+        self.prefix.join("recordings")
     }
 
     /// Returns the recording application's URL ingest-hooks relays recorded streams to.
@@ -249,9 +251,10 @@ impl Nginx {
         for dir in ["logs", "tmp"] {
             fs::create_dir_all(self.prefix.join(dir))?;
         }
-        for dir in ["hls", "dash", "abr", "recordings"] {
+        for dir in ["hls", "dash", "abr"] {
             fs::create_dir_all(self.media.join(dir))?;
         }
+        fs::create_dir_all(self.record_dir())?;
         let (vod_include, content) = self.settings.vod.include()?;
         fs::write(self.prefix.join(vod_include), content)?;
         let port = self.settings.rtmp_port.to_string();
@@ -356,7 +359,7 @@ pub fn relay_quick_acks() -> anyhow::Result<()> {
     )
 }
 
-/// Folder for nginx's live output (HLS, DASH, ABR renditions, recorded pieces):
+/// Folder for nginx's live output (HLS, DASH, ABR renditions):
 /// `/dev/shm` when it is a tmpfs, else the system's temp folder.
 ///
 /// nginx-rtmp writes segments and playlists from its one worker, synchronously: a
@@ -441,7 +444,7 @@ mod tests {
         assert!(conf.contains("on_play_done http://127.0.0.1:8090/rtmp/play_done?secret=s;"));
         assert!(conf.contains("allow play 127.0.0.1; deny play all;"));
         assert!(conf.contains("include /tmp/p/abr-on.conf;"));
-        assert!(conf.contains("record_path /tmp/m/recordings;"));
+        assert!(conf.contains("record_path /tmp/p/recordings;"));
         assert!(conf.contains("push rtmp://127.0.0.2:1935/stream;"));
         assert!(conf.contains("listen 127.0.0.2:1935;"));
         assert!(conf.contains("include /tmp/p/vod-s3.conf;"));

@@ -79,9 +79,9 @@ impl Layout {
 
     /// nginx's live output: `.nova/media`, a link to a folder on tmpfs
     /// ([`nginx::live_scratch`]) so a slow disk cannot stall the broadcasts; a plain
-    /// folder where the machine has no tmpfs. A plain `.nova/media` left by an older
-    /// stack is moved aside to `.nova/media.on-disk` (it may hold recorded pieces
-    /// not handed over yet).
+    /// folder where the machine has no tmpfs. From a plain `.nova/media` left by an
+    /// older stack, recorded pieces not handed over yet move to `.nova/nginx/recordings`
+    /// (where recordings now live, on disk) and the old live output is removed.
     fn media_dir(&self) -> anyhow::Result<PathBuf> {
         let local = self.nova.join("media");
         let scratch = nginx::live_scratch();
@@ -100,14 +100,32 @@ impl Layout {
                 fs::remove_file(&local)?;
             }
             Ok(_) => {
-                let aside = self.nova.join("media.on-disk");
-                fs::rename(&local, &aside)
-                    .with_context(|| format!("move {} aside", local.display()))?;
+                let pieces = local.join("recordings");
+                let kept = self.nova.join("nginx/recordings");
+                if pieces.is_dir() && !kept.exists() {
+                    fs::create_dir_all(self.nova.join("nginx"))?;
+                    fs::rename(&pieces, &kept).with_context(|| {
+                        format!("move {} to {}", pieces.display(), kept.display())
+                    })?;
+                }
+                if pieces.exists() {
+                    // Both places hold pieces: lose none, leave the old folder aside.
+                    let aside = self.nova.join("media.on-disk");
+                    fs::rename(&local, &aside)
+                        .with_context(|| format!("move {} aside", local.display()))?;
+                    eprintln!(
+                        "nova-stack: {} holds recorded pieces not handed over; kept as {}",
+                        pieces.display(),
+                        aside.display()
+                    );
+                } else {
+                    fs::remove_dir_all(&local)
+                        .with_context(|| format!("remove the old {}", local.display()))?;
+                }
                 eprintln!(
-                    "nova-stack: live output moves to {} (tmpfs); the old {} is kept as {}",
+                    "nova-stack: live output moves to {} (tmpfs); recorded pieces stay on disk in {}",
                     outside.display(),
-                    local.display(),
-                    aside.display()
+                    kept.display()
                 );
             }
             Err(_) => {}

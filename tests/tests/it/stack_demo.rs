@@ -1,6 +1,7 @@
 //! The real `nova-stack up` / `down` on private ports, run again and again: every run
 //! leaves exactly one open demo stream, and the key it printed publishes, also after
 //! a `down` that cut a live broadcast (that stream is ended, not handed out again).
+//! The live output goes to tmpfs; recorded pieces stay on disk.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -168,6 +169,10 @@ impl Drop for LocalStack {
                 .stderr(Stdio::null())
                 .status();
         }
+        // The live output on tmpfs outlives the project folder: free that RAM.
+        if let Ok(target) = std::fs::read_link(self.root.path().join(".nova/media")) {
+            let _ = std::fs::remove_dir_all(target);
+        }
     }
 }
 
@@ -264,4 +269,61 @@ async fn every_up_leaves_one_usable_demo_stream_even_after_a_down_cut_a_broadcas
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     stack.run("down");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_output_goes_to_tmpfs_and_an_older_stacks_pieces_stay_on_disk() {
+    let stack = LocalStack::new();
+    // What an older stack left: live output and a recorded piece not handed over,
+    // both in a plain .nova/media.
+    let nova = stack.root.path().join(".nova");
+    std::fs::create_dir_all(nova.join("media/hls")).unwrap();
+    std::fs::create_dir_all(nova.join("media/recordings/done")).unwrap();
+    std::fs::write(nova.join("media/hls/old.m3u8"), "#EXTM3U\n").unwrap();
+    std::fs::write(
+        nova.join("media/recordings/done/piece.txt"),
+        "not handed over",
+    )
+    .unwrap();
+
+    let printed = stack.up();
+    let scratch = nova_stack::nginx::live_scratch();
+    let media = nova.join("media");
+    if scratch == std::env::temp_dir() {
+        assert!(media.is_dir(), "no tmpfs here: .nova/media stays a folder");
+    } else {
+        let target = std::fs::read_link(&media).expect(".nova/media is a link");
+        assert!(
+            target.starts_with(&scratch),
+            "{} is not on tmpfs ({})",
+            target.display(),
+            scratch.display()
+        );
+        assert!(
+            !media.join("hls/old.m3u8").exists(),
+            "old live output is gone"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(nova.join("nginx/recordings/done/piece.txt")).unwrap(),
+        "not handed over",
+        "the piece moved to the recordings folder, on disk"
+    );
+
+    // A broadcast's playlist is written through the link.
+    let stream = printed.name.trim_start_matches("streams/").to_owned();
+    let _ffmpeg = stack.go_live(&printed).await;
+    let playlist = media.join(format!("hls/{stream}.m3u8"));
+    wait::until(
+        "the demo stream's playlist under .nova/media/hls",
+        Duration::from_secs(30),
+        || async {
+            if playlist.exists() {
+                Ok(())
+            } else {
+                Err("no playlist yet")
+            }
+        },
+    )
+    .await;
 }

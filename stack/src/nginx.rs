@@ -160,7 +160,13 @@ impl Nginx {
 
     /// Returns the folder the recording application writes pieces to.
     pub fn record_dir(&self) -> PathBuf {
-        self.prefix.join("recordings")
+        Self::record_dir_in(&self.prefix)
+    }
+
+    /// Returns the folder the recording application of an nginx with its files under
+    /// `prefix` writes pieces to (for configs made before the [`Nginx`] is).
+    pub fn record_dir_in(prefix: &Path) -> PathBuf {
+        prefix.join("recordings")
     }
 
     /// Returns the recording application's URL ingest-hooks relays recorded streams to.

@@ -356,7 +356,7 @@ async fn launch(
         publish_failure_refill: Duration::from_secs(6),
         hls_dir: Some(dir.path().join("media/hls")),
         record_url: format!("{relay_base}/record"),
-        record_dir: Some(dir.path().join("nginx/recordings")),
+        record_dir: Some(Nginx::record_dir_in(&dir.path().join("nginx"))),
         store: ctx.config.store.clone(),
         log: nova_runtime::LogArgs::default(),
     };

@@ -1,5 +1,6 @@
 //! Which Redis the control plane talks to, chosen by `NOVA_REDIS_URL`: one primary
-//! (`redis://`, `rediss://`) through a bb8 pool of multiplexed connections, or a
+//! (`redis://`, `rediss://`) through a bb8 pool of multiplexed connections shared
+//! by the calls in flight (see [`super::pool`]), or a
 //! Redis Cluster (`redis+cluster://`, `rediss+cluster://`) through one multiplexed
 //! cluster connection that routes each command to the node owning its key's slot.
 //! [`Redis::get`] hands out a [`Conn`] that is a [`ConnectionLike`] either way, so
@@ -74,9 +75,12 @@ impl Redis {
     }
 
     /// Returns a connection.
-    pub async fn get(&self) -> RedisResult<Conn<'_>> {
+    pub async fn get(&self) -> RedisResult<Conn> {
         match self {
-            Self::Single(pool) => Ok(Conn::Pooled(pool.get().await.map_err(super::pool_error)?)),
+            Self::Single(pool) => {
+                let pooled = pool.get().await.map_err(super::pool_error)?;
+                Ok(Conn::Single(pooled.share()))
+            }
             Self::Cluster(cluster) => Ok(Conn::Cluster(cluster.get().await?)),
         }
     }
@@ -102,17 +106,17 @@ impl Redis {
 }
 
 /// One connection from [`Redis::get`].
-pub enum Conn<'a> {
-    /// Checked out of the pool (returned on drop).
-    Pooled(bb8::PooledConnection<'a, super::pool::Manager>),
+pub enum Conn {
+    /// A handle on a connection of the pool (which is back in the pool already).
+    Single(super::pool::Shared),
     /// A clone of the shared cluster connection.
     Cluster(ClusterConnection),
 }
 
-impl ConnectionLike for Conn<'_> {
+impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Self::Pooled(conn) => conn.req_packed_command(cmd),
+            Self::Single(conn) => conn.req_packed_command(cmd),
             Self::Cluster(conn) => conn.req_packed_command(cmd),
         }
     }
@@ -124,14 +128,14 @@ impl ConnectionLike for Conn<'_> {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Self::Pooled(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
             Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Self::Pooled(conn) => conn.get_db(),
+            Self::Single(conn) => conn.get_db(),
             Self::Cluster(conn) => conn.get_db(),
         }
     }

@@ -1,13 +1,17 @@
-//! The pool of multiplexed connections to one Redis primary. bb8-redis's manager can
-//! only tell a dead connection by a PING at every check-out, which doubled the round
-//! trips of every session call. This one PINGs a connection at check-out only while
-//! it may be stale: after any connection of the pool saw a connection error (a Redis
-//! restart kills them all at once), each is tested once at its next check-out, and a
-//! connection that failed is dropped when it goes back.
+//! The pool of multiplexed connections to one Redis primary. A call checks a
+//! connection out only to take a [`Shared`] handle on it and hands it straight back,
+//! so every call in flight shares the few connections of the pool and Redis reads
+//! them pipelined (one read, many commands) instead of one round trip per pooled
+//! connection; calls never queue for a free connection. bb8-redis's manager can only
+//! tell a dead connection by a PING at every check-out, which doubled the round trips
+//! of every session call. This one PINGs a connection at check-out only while it may
+//! be stale: after any connection of the pool saw a connection error (a Redis restart
+//! kills them all at once), each is tested once at its next check-out, and a
+//! connection that failed is replaced at its next check-out.
 
 use std::sync::{
     Arc,
-    atomic::{AtomicU64, Ordering},
+    atomic::{AtomicBool, AtomicU64, Ordering},
 };
 
 use bb8_redis::RedisConnectionManager;
@@ -35,14 +39,14 @@ impl Manager {
     }
 }
 
-/// A multiplexed connection that remembers whether it failed.
+/// A multiplexed connection of the pool that remembers whether it failed.
 pub struct Tracked {
     /// The connection.
     conn: MultiplexedConnection,
     /// The pool generation it was last known good at.
     generation: u64,
-    /// Set by a connection error; the pool drops it on return.
-    broken: bool,
+    /// Set by a connection error on any of its [`Shared`] handles.
+    broken: Arc<AtomicBool>,
     /// The pool's generation, moved on a connection error.
     pool_generation: Arc<AtomicU64>,
 }
@@ -56,14 +60,18 @@ impl bb8::ManageConnection for Manager {
         Ok(Tracked {
             conn: self.inner.connect().await?,
             generation,
-            broken: false,
+            broken: Arc::default(),
             pool_generation: self.generation.clone(),
         })
     }
 
     async fn is_valid(&self, conn: &mut Tracked) -> Result<(), RedisError> {
+        if conn.broken.load(Ordering::Acquire) {
+            // Replaced rather than tested: its calls may still be failing.
+            return Err(super::unavailable("the connection failed"));
+        }
         let current = self.generation.load(Ordering::Acquire);
-        if conn.generation == current && !conn.broken {
+        if conn.generation == current {
             return Ok(());
         }
         self.inner.is_valid(&mut conn.conn).await?;
@@ -72,18 +80,42 @@ impl bb8::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut Tracked) -> bool {
-        conn.broken
+        conn.broken.load(Ordering::Acquire)
     }
 }
 
 impl Tracked {
+    /// Returns a handle on this connection that outlives the check-out.
+    pub fn share(&self) -> Shared {
+        Shared {
+            conn: self.conn.clone(),
+            broken: self.broken.clone(),
+            pool_generation: self.pool_generation.clone(),
+        }
+    }
+}
+
+/// A handle on a pooled connection, used after the connection went back to the
+/// pool: its calls are pipelined with every other call on that connection, and a
+/// connection error marks the connection broken and the rest of the pool suspect.
+#[derive(Clone)]
+pub struct Shared {
+    /// The connection (a clone shares its socket).
+    conn: MultiplexedConnection,
+    /// The pooled connection's broken flag.
+    broken: Arc<AtomicBool>,
+    /// The pool's generation, moved on a connection error.
+    pool_generation: Arc<AtomicU64>,
+}
+
+impl Shared {
     /// Records the outcome of a call: a connection error marks this connection
     /// broken and makes every other one of the pool suspect.
-    fn saw<T>(&mut self, result: RedisResult<T>) -> RedisResult<T> {
+    fn saw<T>(&self, result: RedisResult<T>) -> RedisResult<T> {
         if let Err(err) = &result
             && is_connection_error(err)
         {
-            self.broken = true;
+            self.broken.store(true, Ordering::Release);
             self.pool_generation.fetch_add(1, Ordering::AcqRel);
         }
         result
@@ -99,7 +131,7 @@ fn is_connection_error(err: &RedisError) -> bool {
         || err.is_unrecoverable_error()
 }
 
-impl ConnectionLike for Tracked {
+impl ConnectionLike for Shared {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             let result = self.conn.req_packed_command(cmd).await;

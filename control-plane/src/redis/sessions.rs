@@ -341,7 +341,7 @@ impl SessionStore {
     /// returned: the session change is made, and a caller told otherwise would retry
     /// a join and count a viewer twice; the stream is indexed again at its next join
     /// or heartbeat, and read calls drop its expired sessions meanwhile.
-    async fn index(&self, conn: &mut crate::redis::Conn<'_>, now: i64, streams: &[&str]) {
+    async fn index(&self, conn: &mut crate::redis::Conn, now: i64, streams: &[&str]) {
         let mut cmd = redis::cmd("ZADD");
         cmd.arg(self.keys.index()).arg("GT");
         for stream in streams {

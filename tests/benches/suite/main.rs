@@ -24,6 +24,12 @@
     unreachable_pub
 )]
 
+/// The services' allocator (see their `main.rs`), for the control plane this
+/// process hosts and the client crowds it runs; the baseline server is a binary of
+/// its own on the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod fanout;
 mod latency;
 mod memory;
@@ -48,7 +54,6 @@ fn main() {
         .unwrap();
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
     match arg(1).as_str() {
-        "--baseline-server" => runtime.block_on(memory::baseline_server(arg(2).parse().unwrap())),
         "--ws-clients" => runtime.block_on(sockets::client_process(
             arg(2),
             arg(3).parse().unwrap(),

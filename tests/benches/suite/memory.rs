@@ -5,11 +5,7 @@
 //! 20,000-descriptor limit but the edge); with `NOVA_BENCH_SOCKETS_TOTAL`, that many
 //! across several edge processes.
 
-use std::{
-    net::{Ipv4Addr, SocketAddr},
-    process::Stdio,
-    time::Duration,
-};
+use std::{net::Ipv4Addr, process::Stdio, time::Duration};
 
 use futures::StreamExt;
 use nova_proto::v1::{CreateStreamRequest, Stream};
@@ -281,10 +277,10 @@ pub async fn hold(url: &str, n: usize, first_address: u8) -> Vec<Client> {
     clients
 }
 
-/// Starts this binary as the baseline server; returns it and its WebSocket URL.
+/// Starts the baseline server (`nova-bench-baseline`, a bare axum server with
+/// default buffers and the system allocator); returns it and its WebSocket URL.
 pub async fn spawn_baseline(frame_bytes: usize) -> (Child, String) {
-    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .arg("--baseline-server")
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_nova-bench-baseline"))
         .arg(frame_bytes.to_string())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -297,36 +293,4 @@ pub async fn spawn_baseline(frame_bytes: usize) -> (Child, String) {
         .unwrap()
         .expect("an address line");
     (child, format!("ws://{addr}/ws"))
-}
-
-/// A bare axum WebSocket server with default buffers: sends one frame of
-/// `frame_bytes` (the size of the edge's snapshot), then reads until the client leaves.
-pub async fn baseline_server(frame_bytes: usize) {
-    use axum::{
-        Router,
-        extract::ws::{Message as AxumMessage, WebSocketUpgrade},
-        routing::get,
-    };
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    println!("{}", listener.local_addr().unwrap());
-    let frame = format!(
-        "{{\"type\":\"snapshot\",\"padding\":\"{}\"}}",
-        "x".repeat(frame_bytes.saturating_sub(32))
-    );
-    let app = Router::new().route(
-        "/ws",
-        get(move |ws: WebSocketUpgrade| {
-            let frame = frame.clone();
-            async move {
-                ws.on_upgrade(move |mut socket| async move {
-                    if socket.send(AxumMessage::text(frame)).await.is_ok() {
-                        while let Some(Ok(_)) = socket.recv().await {}
-                    }
-                })
-            }
-        }),
-    );
-    axum::serve(listener, app).await.unwrap();
 }

@@ -4,10 +4,6 @@ use std::process::ExitCode;
 
 use nova_edge::{Config, shutdown, start, telemetry};
 
-/// mimalloc: glibc's malloc serialises this many-threaded server on its arena locks.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = match Config::load() {

@@ -98,7 +98,13 @@ impl Drop for WsViewers {
 /// One viewer: connect, read frames into `view`, connect again when the socket ends.
 async fn watch(url: String, view: Arc<Mutex<Shown>>) {
     loop {
-        if let Ok((mut socket, _)) = tokio_tungstenite::connect_async(url.as_str()).await {
+        if let Ok((mut socket, _)) = tokio_tungstenite::connect_async_with_config(
+            url.as_str(),
+            Some(crate::edge::client_config()),
+            true,
+        )
+        .await
+        {
             view.lock().unwrap().connects += 1;
             while let Some(Ok(message)) = socket.next().await {
                 let Message::Text(text) = message else {

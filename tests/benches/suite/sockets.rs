@@ -96,7 +96,11 @@ pub async fn open(url: &str, n: usize, concurrency: usize, sources: &[Ipv4Addr])
                 let _ = tcp.set_nodelay(true);
                 let (ws, _) = tokio::time::timeout(
                     Duration::from_secs(30),
-                    tokio_tungstenite::client_async(url, tcp),
+                    tokio_tungstenite::client_async_with_config(
+                        url,
+                        tcp,
+                        Some(nova_tests::edge::client_config()),
+                    ),
                 )
                 .await
                 .map_err(|_| "handshake timed out (30 s)".to_owned())?

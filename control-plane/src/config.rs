@@ -6,7 +6,7 @@
 //! | `NOVA_TLS_CERT` / `NOVA_TLS_KEY` | (none: plaintext) | PEM certificate chain and key: gRPC is served over TLS |
 //! | `NOVA_METRICS_ADDR` | `127.0.0.1:9464` | Prometheus `/metrics` listen address |
 //! | `NOVA_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/nova` | PostgreSQL; TLS by `sslmode` / `sslrootcert` as in libpq (see `db::tls`) |
-//! | `NOVA_DB_POOL_SIZE` | `16` | PostgreSQL connections per process |
+//! | `NOVA_DB_POOL_SIZE` | `16` | PostgreSQL connections per process, and the most connections to a single Redis primary (shared by the calls in flight) |
 //! | `NOVA_SERVICE_TOKEN` | (required) | admin token(s) callers send as `authorization: Bearer …`: every method, may act for users; several may be given comma-separated, for rotation |
 //! | `NOVA_EDGE_SERVICE_TOKEN` | (none) | token(s) of the edge role: streams for users, sessions, analytics, events; not IngestService |
 //! | `NOVA_INGEST_SERVICE_TOKEN` | (none) | token(s) of the ingest role (ingest-hooks): IngestService and RTMP players' sessions only, never a principal |
@@ -85,7 +85,8 @@ pub struct Config {
         hide_env_values = true
     )]
     pub database_url: Secret,
-    /// PostgreSQL connections per process.
+    /// PostgreSQL connections per process, and the most connections to a single
+    /// Redis primary (shared by the calls in flight).
     #[arg(long, env = "NOVA_DB_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_pool_size: u32,
     /// Redis: `redis://host:port/` (one primary; `rediss://` for TLS) or

@@ -51,8 +51,8 @@ where
     }
 }
 
-/// Calls per second of `call` run by `workers` tasks at once for 3 s.
-async fn throughput<F, Fut>(workers: usize, call: F) -> f64
+/// Calls per second of `call` run by `workers` tasks at once for `window`.
+async fn throughput<F, Fut>(workers: usize, window: Duration, call: F) -> f64
 where
     F: Fn() -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send,
@@ -63,7 +63,7 @@ where
             let call = call.clone();
             tokio::spawn(async move {
                 let mut n = 0u64;
-                while started.elapsed() < Duration::from_secs(3) {
+                while started.elapsed() < window {
                     call().await;
                     n += 1;
                 }
@@ -76,6 +76,24 @@ where
         total += task.await.unwrap();
     }
     total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Calls per second of `base` and of `call`, `workers` at once, each for 3 s in all,
+/// in four alternating 1.5 s windows (base, call, call, base), so that a burst of
+/// load from outside the suite falls on both sides alike.
+async fn throughput_pair<B, BFut, F, Fut>(workers: usize, base: B, call: F) -> (f64, f64)
+where
+    B: Fn() -> BFut + Clone + Send + 'static,
+    BFut: Future<Output = ()> + Send,
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let window = Duration::from_millis(1500);
+    let b1 = throughput(workers, window, base.clone()).await;
+    let c1 = throughput(workers, window, call.clone()).await;
+    let c2 = throughput(workers, window, call).await;
+    let b2 = throughput(workers, window, base).await;
+    ((b1 + b2) / 2.0, (c1 + c2) / 2.0)
 }
 
 fn latency_row(
@@ -174,9 +192,9 @@ pub async fn run(rows: &Rows) {
             "≤ 1 ms, live and pending alike",
         ));
     }
-    let health_rate = throughput(16, check).await;
     let client = clients::streams(&ctx.url(), Some(&ctx.token), None).await;
-    let live_rate = throughput(16, get_stream(live.name.clone(), client)).await;
+    let (health_rate, live_rate) =
+        throughput_pair(16, check, get_stream(live.name.clone(), client)).await;
     rows.push(
         Row::new(
             "G4.grpc_get.throughput",
@@ -235,9 +253,13 @@ pub async fn run(rows: &Rows) {
             }
         }
     };
-    let healthz_rate = throughput(16, rest(format!("{base_url}/healthz"), None)).await;
     let live_url = format!("{base_url}/api/v1/streams/{}", live.stream_id);
-    let live_rate = throughput(16, rest(live_url, None)).await;
+    let (healthz_rate, live_rate) = throughput_pair(
+        16,
+        rest(format!("{base_url}/healthz"), None),
+        rest(live_url, None),
+    )
+    .await;
     rows.push(
         Row::new(
             "G4.rest_get.throughput",

@@ -1,6 +1,7 @@
 //! Faults of the engines under a live control plane (issue 10): Redis restarted
 //! empty, Redis flushed, the control plane partitioned from PostgreSQL and from Redis
-//! by a TCP proxy, and a control plane started before Redis exists. Each test has a
+//! by a TCP proxy, a control plane started before Redis exists, and the edge's REST
+//! read of a stream while Redis is down and after it returns. Each test has a
 //! Redis of its own (the shared one serves other tests in parallel). Publish
 //! decisions go on from PostgreSQL alone, a WatchEvents call held open on another
 //! replica receives every lifecycle event exactly once and in order, viewer counts
@@ -21,7 +22,7 @@ use nova_proto::v1::{
 use nova_tests::{
     TestContext,
     audience::{Audience, join},
-    clients,
+    clients, edge,
     figures::{active_streams, persisted, redis_up, summary},
     live::{LiveOptions, LiveStack},
     on_air::{end_and_cut, on_air, still_on_air},
@@ -392,5 +393,82 @@ async fn a_control_plane_started_before_redis_becomes_ready_when_it_appears() {
     watcher
         .assert_exactly_the_log(&mut world.ctx.db().await, Duration::from_secs(5))
         .await;
+    world.shutdown().await;
+}
+
+/// `GET /api/v1/streams/{id}` asks for the stream and its count at once: while Redis
+/// is down it still answers 200 with the stream and a `null` count, and once Redis is
+/// back (empty) the single-primary connections that broke are replaced and the count
+/// is read again.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rest_read_of_a_stream_answers_while_redis_is_down_and_counts_again_after() {
+    let redis = PrivateRedis::started();
+    let mut world = World::start(&redis).await;
+    let e = edge::start(&world.ctx, "edge-redis-down").await;
+    let (name, _) = world.go_live("rest-read").await;
+    let id = name
+        .trim_start_matches(nova_proto::STREAM_NAME_PREFIX)
+        .to_owned();
+    let url = format!("http://{}/api/v1/streams/{id}", e.addr);
+    let owner = edge::jwt("alice");
+    // The owner's read is never served from the edge's anonymous cache.
+    let read = || {
+        let (url, owner) = (url.clone(), owner.clone());
+        async move {
+            let got = edge::call("GET", &url, Some(&owner), None).await;
+            assert_eq!(
+                got.status, 200,
+                "the stream is read from PostgreSQL: {:?}",
+                got.json
+            );
+            assert_eq!(got.json["stream"]["title"], "rest-read");
+            got.json["stream"]["viewer_count"].clone()
+        }
+    };
+    join(&mut world.sessions, &name, "v1")
+        .await
+        .expect("JoinSession");
+    assert_eq!(read().await, 1);
+
+    redis.stop();
+    wait::until(
+        "the count to read null while Redis is down",
+        Duration::from_secs(10),
+        || async {
+            match read().await {
+                serde_json::Value::Null => Ok(()),
+                other => Err(other),
+            }
+        },
+    )
+    .await;
+
+    redis.start();
+    wait::until(
+        "JoinSession once Redis is back",
+        Duration::from_secs(10),
+        || {
+            let mut sessions = world.sessions.clone();
+            let name = name.clone();
+            async move {
+                join(&mut sessions, &name, "v2")
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        },
+    )
+    .await;
+    wait::until(
+        "the count to read 1 again",
+        Duration::from_secs(10),
+        || async {
+            match read().await {
+                serde_json::Value::Number(n) if n.as_i64() == Some(1) => Ok(()),
+                other => Err(other),
+            }
+        },
+    )
+    .await;
+    e.shutdown().await.expect("stop the edge");
     world.shutdown().await;
 }

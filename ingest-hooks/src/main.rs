@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use nova_ingest_hooks::{Config, shutdown, start, telemetry};
 
-/// mimalloc: glibc's malloc serialises this many-threaded server on its arena locks.
+/// mimalloc, as the control plane (whose profile showed glibc's arena locks).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,8 +1,8 @@
 //! Which Redis the control plane talks to, chosen by `NOVA_REDIS_URL`: one primary
 //! (`redis://`, `rediss://`) through a bb8 pool of multiplexed connections shared
-//! by the calls in flight (see [`super::pool`]), or a
-//! Redis Cluster (`redis+cluster://`, `rediss+cluster://`) through one multiplexed
-//! cluster connection that routes each command to the node owning its key's slot.
+//! by the calls in flight (see [`super::pool`]), or a Redis Cluster
+//! (`redis+cluster://`, `rediss+cluster://`) through one multiplexed cluster
+//! connection that routes each command to the node owning its key's slot.
 //! [`Redis::get`] hands out a [`Conn`] that is a [`ConnectionLike`] either way, so
 //! scripts, pipelines and commands do not care which one they run on.
 

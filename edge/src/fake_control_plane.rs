@@ -1,18 +1,24 @@
 //! A control plane inside the test process, for unit tests of routes and sockets:
 //! StreamService and SessionService on `127.0.0.1:0`, answering from a few streams
 //! it is given and recording the sessions it was asked to leave. Every method a
-//! test does not need answers UNIMPLEMENTED (the generated default stubs).
+//! test does not need answers UNIMPLEMENTED (the generated default stubs), and so
+//! does BatchJoinSessions until [`FakeControlPlane::answer_batches`] (a control
+//! plane from before it).
 
 use std::{
     collections::HashMap,
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
 use nova_proto::v1::{
-    BatchGetViewerCountsRequest, BatchGetViewerCountsResponse, GetStreamRequest, GetStreamResponse,
-    GetViewerCountRequest, GetViewerCountResponse, JoinSessionRequest, JoinSessionResponse,
+    BatchGetViewerCountsRequest, BatchGetViewerCountsResponse, BatchJoinSessionsRequest,
+    BatchJoinSessionsResponse, GetStreamRequest, GetStreamResponse, GetViewerCountRequest,
+    GetViewerCountResponse, JoinResult, JoinSessionRequest, JoinSessionResponse,
     LeaveSessionRequest, LeaveSessionResponse, ListStreamsRequest, ListStreamsResponse, Stream,
     StreamStatus, ViewerCount,
     session_service_server::{SessionService, SessionServiceServer},
@@ -49,6 +55,36 @@ struct Books {
     joined: Arc<Mutex<Vec<String>>>,
     /// Session ids left, in order.
     left: Arc<Mutex<Vec<String>>>,
+    /// The viewer each session was joined for.
+    viewers: Arc<Mutex<HashMap<String, String>>>,
+    /// The size of every join call, in order (1 for JoinSession).
+    calls: Arc<Mutex<Vec<usize>>>,
+    /// Whether BatchJoinSessions answers.
+    batches: Arc<AtomicBool>,
+    /// Notified when a BatchJoinSessions call arrives, before it is answered.
+    batch_arrived: Arc<tokio::sync::Notify>,
+}
+
+impl Books {
+    /// Joins `request` (NOT_FOUND for a stream it does not know).
+    fn join(&self, request: &JoinSessionRequest) -> Result<JoinSessionResponse, Status> {
+        if !lock(&self.streams).contains_key(&request.name) {
+            return Err(Status::not_found(format!(
+                "stream {} not found",
+                request.name
+            )));
+        }
+        let mut joined = lock(&self.joined);
+        let session_id = format!("session-{}", joined.len() + 1);
+        joined.push(session_id.clone());
+        lock(&self.viewers).insert(session_id.clone(), request.viewer_id.clone());
+        Ok(JoinSessionResponse {
+            session_id,
+            expire_time: None,
+            viewer_count: VIEWERS,
+            peak_viewers: PEAK,
+        })
+    }
 }
 
 /// A running fake control plane; stops when dropped.
@@ -100,6 +136,27 @@ impl FakeControlPlane {
     /// Returns the session ids handed out so far.
     pub(crate) fn joined(&self) -> Vec<String> {
         lock(&self.books.joined).clone()
+    }
+
+    /// Returns the viewer `session` was joined for.
+    pub(crate) fn viewer_of(&self, session: &str) -> Option<String> {
+        lock(&self.books.viewers).get(session).cloned()
+    }
+
+    /// Returns how many joins each join call carried, in order (1 for JoinSession).
+    pub(crate) fn join_calls(&self) -> Vec<usize> {
+        lock(&self.books.calls).clone()
+    }
+
+    /// Notified (one permit kept) when a BatchJoinSessions call arrives, before it
+    /// is answered.
+    pub(crate) fn batch_arrived(&self) -> Arc<tokio::sync::Notify> {
+        self.books.batch_arrived.clone()
+    }
+
+    /// Makes BatchJoinSessions answer from now on.
+    pub(crate) fn answer_batches(&self) {
+        self.books.batches.store(true, Ordering::Relaxed);
     }
 
     /// Waits (at most five seconds) until `session` was left; panics otherwise.
@@ -187,17 +244,38 @@ impl StreamService for Books {
 impl SessionService for Books {
     async fn join_session(
         &self,
-        _: Request<JoinSessionRequest>,
+        request: Request<JoinSessionRequest>,
     ) -> Result<Response<JoinSessionResponse>, Status> {
-        let mut joined = lock(&self.joined);
-        let session_id = format!("session-{}", joined.len() + 1);
-        joined.push(session_id.clone());
-        Ok(Response::new(JoinSessionResponse {
-            session_id,
-            expire_time: None,
-            viewer_count: VIEWERS,
-            peak_viewers: PEAK,
-        }))
+        lock(&self.calls).push(1);
+        self.join(request.get_ref()).map(Response::new)
+    }
+
+    async fn batch_join_sessions(
+        &self,
+        request: Request<BatchJoinSessionsRequest>,
+    ) -> Result<Response<BatchJoinSessionsResponse>, Status> {
+        if !self.batches.load(Ordering::Relaxed) {
+            return Err(Status::unimplemented("BatchJoinSessions"));
+        }
+        self.batch_arrived.notify_one();
+        let joins = request.into_inner().joins;
+        lock(&self.calls).push(joins.len());
+        let results = joins
+            .iter()
+            .map(|join| match self.join(join) {
+                Ok(joined) => JoinResult {
+                    joined: Some(joined),
+                    code: 0,
+                    message: String::new(),
+                },
+                Err(status) => JoinResult {
+                    joined: None,
+                    code: status.code() as i32,
+                    message: status.message().to_owned(),
+                },
+            })
+            .collect();
+        Ok(Response::new(BatchJoinSessionsResponse { results }))
     }
 
     async fn leave_session(

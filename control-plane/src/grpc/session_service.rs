@@ -75,7 +75,7 @@ impl SessionService for SessionApi {
                 "joins: must hold 1 to {MAX_BATCH_JOINS} entries"
             )));
         }
-        let results = futures::stream::iter(joins)
+        let results: Vec<JoinResult> = futures::stream::iter(joins)
             .map(|join| async move {
                 match self.join(join).await {
                     Ok(joined) => JoinResult {
@@ -93,6 +93,15 @@ impl SessionService for SessionApi {
             .buffered(BATCH_JOIN_CONCURRENCY)
             .collect()
             .await;
+        // Every join unavailable is the service unavailable (Redis away): the call
+        // fails as a whole, so callers and the gRPC error counters see an outage.
+        if let Some(first) = results.first()
+            && results
+                .iter()
+                .all(|r| r.code == tonic::Code::Unavailable as i32)
+        {
+            return Err(Status::unavailable(first.message.clone()));
+        }
         Ok(Response::new(BatchJoinSessionsResponse { results }))
     }
 

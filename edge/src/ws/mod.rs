@@ -4,13 +4,14 @@
 //! by every socket of its stream; `queue` is the bounded per-socket queue (stale
 //! counts are dropped, lifecycle events never; too far behind closes the socket);
 //! `sessions` joins, heartbeats (one batched call per edge) and leaves viewer
-//! sessions; `slots` caps the sockets of one edge and of one client; `origin` is the
+//! sessions, the joins of sockets opening together sent together (`joins`); `slots` caps the sockets of one edge and of one client; `origin` is the
 //! optional Origin allowlist; `setup` opens a socket (one JoinSession, the stream
 //! read shared with the sockets opening on it, a bounded number of sockets at once,
 //! transient failures retried); `socket`
 //! serves one WebSocket.
 
 pub mod hub;
+pub mod joins;
 pub mod origin;
 pub mod queue;
 pub mod resume;

@@ -26,7 +26,7 @@ use nova_runtime::shutdown;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Code, Status};
 
-use crate::{cache::AnswerCache, ratelimit::client_key, upstream::Upstream};
+use crate::{cache::AnswerCache, ratelimit::client_key, upstream::Upstream, ws::joins::Joins};
 
 /// Sessions per Heartbeat call (the control plane's cap).
 const HEARTBEAT_BATCH: usize = 10_000;
@@ -55,6 +55,8 @@ struct Entry {
 pub struct ViewerSessions {
     /// Control plane.
     upstream: Upstream,
+    /// The sockets' joins, coalesced.
+    joins: Joins,
     /// This edge's id.
     node: String,
     /// Socket handle → its session.
@@ -82,6 +84,7 @@ impl ViewerSessions {
             .finalize()
             .into();
         Self {
+            joins: Joins::new(upstream.clone()),
             upstream,
             node,
             entries: Arc::default(),
@@ -124,14 +127,15 @@ impl ViewerSessions {
         &self.streams
     }
 
-    /// Joins `stream` as `viewer`; returns the socket's handle and the control
-    /// plane's answer (the new count and peak).
+    /// Joins `stream` as `viewer` (in one call with the sockets opening meanwhile,
+    /// see [`Joins`]); returns the socket's handle and the control plane's answer
+    /// (the new count and peak).
     pub async fn join(
         &self,
         stream: &str,
         viewer: &str,
     ) -> Result<(u64, JoinSessionResponse), Status> {
-        let answer = self.join_upstream(stream, viewer).await?;
+        let answer = self.joins.join(self.join_request(stream, viewer)).await?;
         let session_id = answer.session_id.clone();
         let handle = self.next.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(

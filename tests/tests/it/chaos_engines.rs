@@ -17,7 +17,8 @@
 use std::{sync::Arc, time::Duration};
 
 use nova_proto::v1::{
-    AuthorizePublishRequest, EndStreamRequest, GetViewerCountRequest, StreamStatus,
+    AuthorizePublishRequest, BatchJoinSessionsRequest, EndStreamRequest, GetViewerCountRequest,
+    JoinSessionRequest, StreamStatus, ViewerKind,
 };
 use nova_tests::{
     TestContext,
@@ -356,6 +357,22 @@ async fn a_control_plane_started_before_redis_becomes_ready_when_it_appears() {
     let watcher = Watcher::start(&world.ctx.url(), &world.ctx.token).await;
     let (a, _) = world.go_live("a").await;
     let refused = join(&mut world.sessions, &a, "v1").await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    // A batch of joins (an edge's crowd or rejoin) fails as a whole, so callers and
+    // the gRPC error counters see the outage.
+    let joins = ["v2", "v3"]
+        .map(|viewer| JoinSessionRequest {
+            name: a.clone(),
+            viewer_id: viewer.into(),
+            kind: ViewerKind::Web.into(),
+            node: "edge-test".into(),
+        })
+        .to_vec();
+    let refused = world
+        .sessions
+        .batch_join_sessions(BatchJoinSessionsRequest { joins })
+        .await
+        .unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
 
     redis.start();

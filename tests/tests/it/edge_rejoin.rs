@@ -2,7 +2,8 @@
 //! in order, and an edge whose sessions the control plane lost (Redis flushed) joins
 //! its sockets again with one BatchJoinSessions call per batch, not one JoinSession
 //! per socket, proven by the control plane's per-method gRPC counters; the counts
-//! converge within two heartbeat intervals.
+//! converge within two heartbeat intervals. A crowd of sockets opening at once
+//! (their joins coalesced into BatchJoinSessions calls) is counted once each.
 
 #![allow(
     clippy::unwrap_used,
@@ -163,6 +164,56 @@ async fn an_edge_rejoins_its_sockets_in_one_batched_call_after_redis_is_flushed(
     for viewer in viewers {
         viewer.close().await;
     }
+    probe.wait_for_count(0, wait).await;
+    e.shutdown().await.unwrap();
+}
+
+/// Sockets of the crowd test.
+const CROWD: usize = 200;
+
+/// Sockets that open at once have their joins coalesced by the edge (BatchJoinSessions
+/// while other join calls are out): every socket still gets a join of its own, so the
+/// snapshots' counts are exactly 1 to 200, each once, and closing every socket leaves
+/// every session (the count falls back to 0).
+#[tokio::test]
+async fn a_crowd_opening_at_once_is_counted_once_each_and_left_exactly() {
+    let ctx = TestContext::start().await;
+    let name = create(&ctx).await;
+    let id = name.trim_start_matches("streams/").to_owned();
+    let e = edge::start(&ctx, "edge-crowd").await;
+    let base = format!("http://{}", e.addr);
+    let (joins, batches) = (
+        figures::grpc_calls(&ctx, JOIN).await,
+        figures::grpc_calls(&ctx, BATCH_JOIN).await,
+    );
+
+    let mut viewers =
+        futures::future::join_all((0..CROWD).map(|_| Viewer::connect(&base, &id))).await;
+    let mut counts = Vec::new();
+    for viewer in &mut viewers {
+        let snapshot = viewer.next_of("snapshot", Duration::from_secs(20)).await;
+        counts.push(snapshot["viewer_count"].as_i64().expect("a count"));
+    }
+    counts.sort_unstable();
+    let expected: Vec<i64> = (1..=CROWD as i64).collect();
+    assert_eq!(
+        counts, expected,
+        "each socket's snapshot carries the count its own join made"
+    );
+    let probe = Probe {
+        streams: clients::streams(&ctx.url(), Some(&ctx.token), Some("alice")).await,
+        sessions: clients::sessions(&ctx.url(), &ctx.edge_token).await,
+        name: name.clone(),
+    };
+    let wait = Duration::from_secs(15);
+    probe.wait_for_count(CROWD as i64, wait).await;
+    println!(
+        "{CROWD} sockets joined with {} JoinSession and {} BatchJoinSessions call(s)",
+        figures::grpc_calls(&ctx, JOIN).await - joins,
+        figures::grpc_calls(&ctx, BATCH_JOIN).await - batches
+    );
+
+    futures::future::join_all(viewers.into_iter().map(Viewer::close)).await;
     probe.wait_for_count(0, wait).await;
     e.shutdown().await.unwrap();
 }

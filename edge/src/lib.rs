@@ -13,6 +13,7 @@ pub mod extract;
 #[cfg(test)]
 mod fake_control_plane;
 pub mod json;
+pub mod malloc;
 pub mod metrics;
 pub mod ratelimit;
 pub mod routes;

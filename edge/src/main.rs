@@ -2,10 +2,23 @@
 
 use std::process::ExitCode;
 
-use nova_edge::{Config, shutdown, start, telemetry};
+use nova_edge::{Config, malloc, shutdown, start, telemetry};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    malloc::one_arena();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(err) => {
+            eprintln!("nova-edge: cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let config = match Config::load() {
         Ok(config) => config,
         Err(message) => {

@@ -34,7 +34,7 @@ pub fn accepts(addr: SocketAddr) -> bool {
 /// run lost an nginx start to `Address already in use` that way). So the port is
 /// drawn outside the kernel's ephemeral range (`ip_local_port_range`), where neither
 /// hands out ports, and is reserved across processes by an exclusive `flock` on
-/// `$TMPDIR/nova-ports/<port>`, held until this process exits (the descriptor is
+/// `$TMPDIR/nova-ports-<uid>/<port>`, held until this process exits (the descriptor is
 /// close-on-exec, so a child never keeps it). A port some other program listens on
 /// fails the bind check and is skipped.
 pub fn free_port() -> anyhow::Result<u16> {
@@ -65,7 +65,8 @@ mod ports {
     /// Reserves one port; see [`super::free_port`].
     pub(super) fn reserve() -> anyhow::Result<u16> {
         let range = candidates(ephemeral_range());
-        let dir = std::env::temp_dir().join("nova-ports");
+        // Per user: another user's lock files could not be opened for writing.
+        let dir = std::env::temp_dir().join(format!("nova-ports-{}", nix::unistd::getuid()));
         fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         let mut rng = rand::rng();
         for _ in 0..ATTEMPTS {

@@ -262,18 +262,7 @@ impl SessionService for Books {
         lock(&self.calls).push(joins.len());
         let results = joins
             .iter()
-            .map(|join| match self.join(join) {
-                Ok(joined) => JoinResult {
-                    joined: Some(joined),
-                    code: 0,
-                    message: String::new(),
-                },
-                Err(status) => JoinResult {
-                    joined: None,
-                    code: status.code() as i32,
-                    message: status.message().to_owned(),
-                },
-            })
+            .map(|join| JoinResult::of(self.join(join)))
             .collect();
         Ok(Response::new(BatchJoinSessionsResponse { results }))
     }

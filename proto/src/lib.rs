@@ -18,3 +18,33 @@ pub const STREAM_NAME_PREFIX: &str = "streams/";
 
 /// Resource name prefix of assets (`assets/{asset_id}`).
 pub const ASSET_NAME_PREFIX: &str = "assets/";
+
+impl v1::JoinResult {
+    /// The result of one join of a BatchJoinSessions call: its session, or the
+    /// status JoinSession would have failed with.
+    pub fn of(answer: Result<v1::JoinSessionResponse, tonic::Status>) -> Self {
+        match answer {
+            Ok(joined) => Self {
+                joined: Some(joined),
+                code: 0,
+                message: String::new(),
+            },
+            Err(status) => Self {
+                joined: None,
+                code: status.code() as i32,
+                message: status.message().to_owned(),
+            },
+        }
+    }
+
+    /// The answer JoinSession would have given for this join.
+    pub fn into_answer(self) -> Result<v1::JoinSessionResponse, tonic::Status> {
+        match self.joined {
+            Some(joined) if self.code == 0 => Ok(joined),
+            _ => Err(tonic::Status::new(
+                tonic::Code::from(self.code),
+                self.message,
+            )),
+        }
+    }
+}

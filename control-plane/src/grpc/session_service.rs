@@ -76,20 +76,7 @@ impl SessionService for SessionApi {
             )));
         }
         let results: Vec<JoinResult> = futures::stream::iter(joins)
-            .map(|join| async move {
-                match self.join(join).await {
-                    Ok(joined) => JoinResult {
-                        joined: Some(joined),
-                        code: 0,
-                        message: String::new(),
-                    },
-                    Err(status) => JoinResult {
-                        joined: None,
-                        code: status.code() as i32,
-                        message: status.message().to_owned(),
-                    },
-                }
-            })
+            .map(|join| async move { JoinResult::of(self.join(join).await) })
             .buffered(BATCH_JOIN_CONCURRENCY)
             .collect()
             .await;

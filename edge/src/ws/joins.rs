@@ -11,7 +11,9 @@
 use std::sync::{Arc, Mutex};
 
 use futures::future::join_all;
-use nova_proto::v1::{BatchJoinSessionsRequest, JoinSessionRequest, JoinSessionResponse};
+use nova_proto::v1::{
+    BatchJoinSessionsRequest, JoinResult, JoinSessionRequest, JoinSessionResponse,
+};
 use tokio::sync::{Semaphore, oneshot};
 use tonic::{Code, Status};
 
@@ -126,13 +128,7 @@ async fn ask(upstream: &Upstream, mut requests: Vec<JoinSessionRequest>) -> Vec<
                 ));
                 return vec![Err(status); n];
             }
-            results
-                .into_iter()
-                .map(|result| match result.joined {
-                    Some(joined) if result.code == 0 => Ok(joined),
-                    _ => Err(Status::new(Code::from(result.code), result.message)),
-                })
-                .collect()
+            results.into_iter().map(JoinResult::into_answer).collect()
         }
         // A control plane from before BatchJoinSessions (a rolling update).
         Err(status) if status.code() == Code::Unimplemented => {

@@ -289,10 +289,7 @@ impl ViewerSessions {
         }
         Ok(results
             .into_iter()
-            .map(|result| match result.joined {
-                Some(joined) if result.code == 0 => Ok(joined.session_id),
-                _ => Err(Status::new(Code::from(result.code), result.message)),
-            })
+            .map(|result| result.into_answer().map(|joined| joined.session_id))
             .collect())
     }
 

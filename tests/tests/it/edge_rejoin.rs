@@ -50,6 +50,15 @@ async fn create(ctx: &TestContext) -> String {
         .name
 }
 
+/// A probe of the viewer count of stream `name`, as its owner alice.
+async fn probe(ctx: &TestContext, name: &str) -> Probe {
+    Probe {
+        streams: clients::streams(&ctx.url(), Some(&ctx.token), Some("alice")).await,
+        sessions: clients::sessions(&ctx.url(), &ctx.edge_token).await,
+        name: name.to_owned(),
+    }
+}
+
 fn join(name: &str, viewer: &str) -> JoinSessionRequest {
     JoinSessionRequest {
         name: name.into(),
@@ -130,11 +139,7 @@ async fn an_edge_rejoins_its_sockets_in_one_batched_call_after_redis_is_flushed(
     for _ in 0..SOCKETS {
         viewers.push(Viewer::connect(&base, &id).await);
     }
-    let probe = Probe {
-        streams: clients::streams(&ctx.url(), Some(&ctx.token), Some("alice")).await,
-        sessions: clients::sessions(&ctx.url(), &ctx.edge_token).await,
-        name: name.clone(),
-    };
+    let probe = probe(&ctx, &name).await;
     let wait = Duration::from_secs(15);
     probe.wait_for_count(SOCKETS as i64, wait).await;
     let joins = figures::grpc_calls(&ctx, JOIN).await;
@@ -200,11 +205,7 @@ async fn a_crowd_opening_at_once_is_counted_once_each_and_left_exactly() {
         counts, expected,
         "each socket's snapshot carries the count its own join made"
     );
-    let probe = Probe {
-        streams: clients::streams(&ctx.url(), Some(&ctx.token), Some("alice")).await,
-        sessions: clients::sessions(&ctx.url(), &ctx.edge_token).await,
-        name: name.clone(),
-    };
+    let probe = probe(&ctx, &name).await;
     let wait = Duration::from_secs(15);
     probe.wait_for_count(CROWD as i64, wait).await;
     println!(

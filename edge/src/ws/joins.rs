@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use futures::future::join_all;
+use futures::StreamExt;
 use nova_proto::v1::{
     BatchJoinSessionsRequest, JoinResult, JoinSessionRequest, JoinSessionResponse,
 };
@@ -23,6 +23,8 @@ use crate::upstream::Upstream;
 pub const IN_FLIGHT: usize = 4;
 /// Joins per BatchJoinSessions call (the control plane's cap).
 pub const MAX_BATCH: usize = 1000;
+/// JoinSession calls in flight at once when the control plane has no batches.
+const FALLBACK_CONCURRENCY: usize = 64;
 
 /// The answer a socket waits for.
 type Answer = Result<JoinSessionResponse, Status>;
@@ -104,8 +106,9 @@ async fn send(upstream: &Upstream, batch: Vec<Waiting>) {
     }
 }
 
-/// Asks the control plane for `requests`; returns one answer per request, in order.
-async fn ask(upstream: &Upstream, mut requests: Vec<JoinSessionRequest>) -> Vec<Answer> {
+/// Asks the control plane for `requests` (at most [`MAX_BATCH`]) in one call;
+/// returns one answer per request, in order. Also the edge's bulk rejoin.
+pub async fn ask(upstream: &Upstream, mut requests: Vec<JoinSessionRequest>) -> Vec<Answer> {
     if requests.len() == 1 {
         let request = requests.swap_remove(0);
         return vec![one(upstream, request).await];
@@ -132,7 +135,11 @@ async fn ask(upstream: &Upstream, mut requests: Vec<JoinSessionRequest>) -> Vec<
         }
         // A control plane from before BatchJoinSessions (a rolling update).
         Err(status) if status.code() == Code::Unimplemented => {
-            join_all(requests.into_iter().map(|r| one(upstream, r))).await
+            futures::stream::iter(requests)
+                .map(|r| one(upstream, r))
+                .buffered(FALLBACK_CONCURRENCY)
+                .collect()
+                .await
         }
         Err(status) => vec![Err(status); n],
     }

@@ -1,5 +1,6 @@
 //! Tests of join coalescing over a control plane in the test process.
 
+use futures::future::join_all;
 use nova_proto::v1::ViewerKind;
 
 use super::*;

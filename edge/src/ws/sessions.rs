@@ -2,7 +2,7 @@
 //! renewed together in one batched Heartbeat call per interval. If the control plane
 //! reports sessions gone (say Redis was flushed), they are all rejoined within that
 //! interval in bulk: found in one pass under the lock, then one BatchJoinSessions
-//! call per [`REJOIN_BATCH`] sockets.
+//! call per [`joins::MAX_BATCH`] sockets (see [`joins::ask`]).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -19,21 +19,24 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use nova_proto::v1::{
-    BatchJoinSessionsRequest, HeartbeatRequest, JoinSessionRequest, JoinSessionResponse,
-    LeaveSessionRequest, Stream, ViewerKind,
+    HeartbeatRequest, JoinSessionRequest, JoinSessionResponse, LeaveSessionRequest, Stream,
+    ViewerKind,
 };
 use nova_runtime::shutdown;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tonic::{Code, Status};
+use tonic::Status;
 
-use crate::{cache::AnswerCache, ratelimit::client_key, upstream::Upstream, ws::joins::Joins};
+use crate::{
+    cache::AnswerCache,
+    ratelimit::client_key,
+    upstream::Upstream,
+    ws::joins::{self, Joins},
+};
 
 /// Sessions per Heartbeat call (the control plane's cap).
 const HEARTBEAT_BATCH: usize = 10_000;
-/// Sessions per BatchJoinSessions call (the control plane's cap).
-pub const REJOIN_BATCH: usize = 1000;
-/// JoinSession (or retried LeaveSession) calls in flight at once.
-const REJOIN_CONCURRENCY: usize = 64;
+/// Retried LeaveSession calls in flight at once.
+const LEAVE_CONCURRENCY: usize = 64;
 /// Failed leaves kept for retrying; beyond that, sessions are left to expire.
 const MAX_UNLEFT: usize = 100_000;
 /// Most streams whose read the sockets share at once (see [`ViewerSessions::streams`]).
@@ -179,7 +182,7 @@ impl ViewerSessions {
     async fn retry_leaves(&self) {
         let unleft = std::mem::take(&mut *self.unleft.lock().unwrap_or_else(|p| p.into_inner()));
         futures::stream::iter(unleft)
-            .for_each_concurrent(REJOIN_CONCURRENCY, |id| self.leave_upstream(id))
+            .for_each_concurrent(LEAVE_CONCURRENCY, |id| self.leave_upstream(id))
             .await;
     }
 
@@ -220,7 +223,7 @@ impl ViewerSessions {
     /// Rejoins the sessions the control plane reported gone (Redis flushed, or the
     /// control plane lost them), all of them in this interval: the sockets are found
     /// in one pass under the lock, then rejoined with one BatchJoinSessions call per
-    /// [`REJOIN_BATCH`] outside it.
+    /// [`joins::MAX_BATCH`] outside it.
     async fn rejoin(&self, gone: Vec<String>) {
         if gone.is_empty() {
             return;
@@ -237,80 +240,24 @@ impl ViewerSessions {
             sessions.rejoining = found.len(),
             "rejoining viewer sessions the control plane lost"
         );
-        for batch in found.chunks(REJOIN_BATCH) {
-            match self.join_batch(batch).await {
-                Ok(joined) => {
-                    for ((handle, _), result) in batch.iter().zip(joined) {
-                        match result {
-                            Ok(session_id) => self.replace_session(*handle, session_id).await,
-                            Err(status) => {
-                                tracing::warn!(grpc.code = ?status.code(), "rejoining an expired session failed; retrying next interval")
-                            }
-                        }
-                    }
-                }
-                // A control plane from before BatchJoinSessions (a rolling update).
-                Err(status) if status.code() == Code::Unimplemented => {
-                    self.rejoin_one_by_one(batch.to_vec()).await;
-                }
-                Err(status) => {
-                    tracing::warn!(grpc.code = ?status.code(), sessions = batch.len(), "rejoining expired sessions failed; retrying next interval")
-                }
-            }
-        }
-    }
-
-    /// Joins `batch`'s sockets again in one BatchJoinSessions call; returns each
-    /// socket's new session id or why its join failed, in `batch`'s order.
-    async fn join_batch(
-        &self,
-        batch: &[(u64, Entry)],
-    ) -> Result<Vec<Result<String, Status>>, Status> {
-        let request = BatchJoinSessionsRequest {
-            joins: batch
+        for batch in found.chunks(joins::MAX_BATCH) {
+            let requests = batch
                 .iter()
                 .map(|(_, entry)| self.join_request(&entry.stream, &entry.viewer))
-                .collect(),
-        };
-        let results = self
-            .upstream
-            .sessions
-            .clone()
-            .batch_join_sessions(request)
-            .await?
-            .into_inner()
-            .results;
-        if results.len() != batch.len() {
-            return Err(Status::internal(format!(
-                "BatchJoinSessions answered {} results for {} joins",
-                results.len(),
-                batch.len()
-            )));
-        }
-        Ok(results
-            .into_iter()
-            .map(|result| result.into_answer().map(|joined| joined.session_id))
-            .collect())
-    }
-
-    /// Rejoins `found` with one JoinSession call per socket, a bounded number at a
-    /// time (for a control plane without BatchJoinSessions).
-    async fn rejoin_one_by_one(&self, found: Vec<(u64, Entry)>) {
-        let joins = futures::stream::iter(found)
-            .map(|(handle, entry)| async move {
-                (
-                    handle,
-                    self.join_upstream(&entry.stream, &entry.viewer).await,
-                )
-            })
-            .buffer_unordered(REJOIN_CONCURRENCY);
-        tokio::pin!(joins);
-        while let Some((handle, joined)) = joins.next().await {
-            match joined {
-                Ok(answer) => self.replace_session(handle, answer.session_id).await,
-                Err(status) => {
-                    tracing::warn!(grpc.code = ?status.code(), "rejoining an expired session failed; retrying next interval")
+                .collect();
+            let mut failed = None;
+            for ((handle, _), answer) in
+                batch.iter().zip(joins::ask(&self.upstream, requests).await)
+            {
+                match answer {
+                    Ok(joined) => self.replace_session(*handle, joined.session_id).await,
+                    Err(status) => {
+                        failed.get_or_insert((0, status)).0 += 1;
+                    }
                 }
+            }
+            if let Some((n, status)) = failed {
+                tracing::warn!(grpc.code = ?status.code(), sessions = n, "rejoining expired sessions failed; retrying next interval");
             }
         }
     }
@@ -329,20 +276,6 @@ impl ViewerSessions {
             let request = LeaveSessionRequest { session_id };
             let _ = self.upstream.sessions.clone().leave_session(request).await;
         }
-    }
-
-    async fn join_upstream(
-        &self,
-        stream: &str,
-        viewer: &str,
-    ) -> Result<JoinSessionResponse, Status> {
-        Ok(self
-            .upstream
-            .sessions
-            .clone()
-            .join_session(self.join_request(stream, viewer))
-            .await?
-            .into_inner())
     }
 
     /// The JoinSession request of a socket of this edge on `stream` as `viewer`.
